@@ -1,0 +1,111 @@
+# ds — distill DeepSeek-R1's reasoning into small Qwen2 models.
+#
+#   make              build the seven programs into bin/
+#   make test         run every test; ends with "N passed, N failed"
+#   make test SAN=1   the same, built with ASan + UBSan
+#   make demo         install missing Debian packages, build, run the chain
+#   make install PREFIX=/usr/local
+#   make CUDA=0       never build the CUDA parts (default: when nvcc is found)
+
+VERSION  := 0.1.0
+PREFIX   ?= /usr/local
+DESTDIR  ?=
+SHAREDIR  = $(PREFIX)/share/ds
+MANDIR    = $(PREFIX)/share/man
+
+CC       ?= cc
+SAN      ?= 0
+OPT      ?= -O2
+CFLAGS   ?= $(OPT) -g
+WARN      = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wno-unused-parameter
+CPPFLAGS += -D_GNU_SOURCE -DDS_SHARE_DIR='"$(SHAREDIR)"'
+ALL_CFLAGS = -std=c11 $(WARN) $(CFLAGS) $(SANFLAGS) $(CPPFLAGS)
+LDLIBS   += -ljq -lzstd -lm
+
+ifeq ($(SAN),1)
+SANFLAGS  = -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+LDFLAGS  += $(SANFLAGS)
+endif
+
+# CUDA: only when nvcc is there, for Ampere (sm_80) and Hopper (sm_90).
+NVCC     ?= $(shell command -v nvcc 2>/dev/null)
+ifeq ($(origin CUDA),undefined)
+CUDA     := $(if $(NVCC),1,0)
+endif
+NVFLAGS   = -O2 -std=c++17 -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90
+CUDA_SRC  = $(if $(filter 1,$(CUDA)),$(wildcard kernels/*.cu))
+CUDA_OBJ  = $(patsubst kernels/%.cu,build/kernels/%.o,$(CUDA_SRC))
+ifneq ($(CUDA_OBJ),)
+CPPFLAGS += -DDS_CUDA=1
+LDLIBS   += -L$(dir $(NVCC))../lib64 -lcudart -lcublas -lcublasLt
+endif
+
+PROGS    = ds-fetch ds-teacher ds-judge ds-sharegpt ds-tokenize ds-train ds-infer
+BINS     = $(addprefix bin/,$(PROGS))
+LIB_SRC  = $(wildcard lib/*.c)
+LIB_OBJ  = $(patsubst lib/%.c,build/lib/%.o,$(LIB_SRC))
+UNIT_SRC = $(wildcard tests/unit/test_*.c)
+UNITS    = $(patsubst tests/unit/%.c,build/tests/%,$(UNIT_SRC))
+
+# Objects depend on build/flags, which changes only when the flags do, so
+# `make SAN=1` after `make` rebuilds everything and a second `make` nothing.
+FLAGS_LINE := $(CC) $(ALL_CFLAGS) $(LDFLAGS) $(LDLIBS) CUDA=$(CUDA)
+$(shell mkdir -p build && (printf '%s\n' '$(FLAGS_LINE)' | cmp -s - build/flags || printf '%s\n' '$(FLAGS_LINE)' > build/flags))
+
+.PHONY: all test check demo install uninstall clean bench deps
+all: $(BINS)
+
+build/lib/%.o: lib/%.c build/flags
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
+
+build/bin/%.o: bin/%.c build/flags
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
+
+build/kernels/%.o: kernels/%.cu build/flags
+	@mkdir -p $(@D)
+	$(NVCC) $(NVFLAGS) -c -o $@ $<
+
+build/libds.a: $(LIB_OBJ) $(CUDA_OBJ)
+	rm -f $@ && ar rcs $@ $^
+
+bin/%: build/bin/%.o build/libds.a
+	$(CC) $(LDFLAGS) -o $@ $< build/libds.a $(LDLIBS)
+
+build/tests/%: tests/unit/%.c build/libds.a build/flags
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -MMD -MP -o $@ $< build/libds.a $(LDLIBS)
+
+# The Python references the tests compare against (Hugging Face
+# tokenizers, LLaMA-Factory, ...) live in tests/.venv, made on first use.
+deps: tests/.venv/done
+tests/.venv/done: tests/requirements.txt
+	tests/setup-venv.sh
+
+test: all $(UNITS)
+	@SAN=$(SAN) tests/run.sh
+
+check: test
+
+demo:
+	@examples/demo.sh
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(SHAREDIR) \
+		$(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man7
+	install -m 755 $(BINS) $(DESTDIR)$(PREFIX)/bin/
+	cp -R share/. $(DESTDIR)$(SHAREDIR)/
+	install -m 644 man/man1/*.1 $(DESTDIR)$(MANDIR)/man1/
+	install -m 644 man/man7/*.7 $(DESTDIR)$(MANDIR)/man7/
+	if ls man/man5/*.5 >/dev/null 2>&1; then install -m 644 man/man5/*.5 $(DESTDIR)$(MANDIR)/man5/; fi
+
+uninstall:
+	rm -f $(addprefix $(DESTDIR)$(PREFIX)/bin/,$(PROGS))
+	rm -rf $(DESTDIR)$(SHAREDIR)
+	cd man && for f in man*/*.[157]; do rm -f $(DESTDIR)$(MANDIR)/$$f; done
+
+clean:
+	rm -rf build $(BINS) tests/tmp
+
+-include $(wildcard build/*/*.d)

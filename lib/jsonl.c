@@ -1,0 +1,194 @@
+/* jsonl.c — JSON Lines reading and writing. */
+#include "jsonl.h"
+#include "check.h"
+#include "cli.h"
+#include "utf8.h"
+#include "zstdio.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct jsonl_reader {
+	zreader *z;
+	char *name;     /* NULL for stdin */
+	char *buf;      /* buf[start..end) holds unread bytes */
+	size_t cap, start, end, scan;
+	int eof, fatal;
+	long line;
+	char err[512];
+	char where[64 + PATH_MAX];
+};
+
+jsonl_reader *jsonl_reader_open(const char *path, char **err)
+{
+	zreader *z = zreader_open(path, err);
+	if (!z) return NULL;
+	jsonl_reader *r = xcalloc(1, sizeof *r);
+	r->z = z;
+	r->name = strcmp(path, "-") == 0 ? NULL : xstrdup(path);
+	r->cap = 1 << 16;
+	r->buf = xmalloc(r->cap);
+	return r;
+}
+
+/* Find the next line: sets *len to its length without the newline and
+ * returns a pointer into buf (valid until the next call), or NULL at the
+ * end. Returns NULL with r->fatal set on an error. */
+static char *next_line(jsonl_reader *r, size_t *len, int *had_newline)
+{
+	for (;;) {
+		char *nl = memchr(r->buf + r->scan, '\n', r->end - r->scan);
+		if (nl) {
+			char *s = r->buf + r->start;
+			*len = (size_t)(nl - s);
+			*had_newline = 1;
+			r->start = r->scan = (size_t)(nl - r->buf) + 1;
+			return s;
+		}
+		r->scan = r->end;
+		if (r->eof) {
+			if (r->start == r->end) return NULL;
+			char *s = r->buf + r->start;
+			*len = r->end - r->start;
+			*had_newline = 0;
+			r->start = r->scan = r->end;
+			return s;
+		}
+		/* Make room: slide the partial line to the front, grow if full. */
+		if (r->start > 0) {
+			memmove(r->buf, r->buf + r->start, r->end - r->start);
+			r->end -= r->start;
+			r->scan -= r->start;
+			r->start = 0;
+		}
+		if (r->end == r->cap) {
+			if (r->cap > (size_t)INT_MAX) {
+				snprintf(r->err, sizeof r->err,
+					 "line longer than 2 GiB (libjq's limit)");
+				r->fatal = 1;
+				return NULL;
+			}
+			r->cap *= 2;
+			r->buf = xrealloc(r->buf, r->cap);
+		}
+		ssize_t k = zreader_read(r->z, r->buf + r->end, r->cap - r->end);
+		if (k < 0) {
+			snprintf(r->err, sizeof r->err, "%s", zreader_error(r->z));
+			r->fatal = 1;
+			return NULL;
+		}
+		if (k == 0) r->eof = 1;
+		r->end += (size_t)k;
+	}
+}
+
+static int blank(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r') return 0;
+	return 1;
+}
+
+int jsonl_reader_next(jsonl_reader *r, jv *out)
+{
+	if (r->fatal) return -1;
+	for (;;) {
+		size_t n;
+		int nl;
+		char *s = next_line(r, &n, &nl);
+		if (!s) return r->fatal ? -1 : 0;
+		r->line++;
+		if (blank(s, n)) continue;
+		if (n > (size_t)INT_MAX) {
+			snprintf(r->err, sizeof r->err, "line longer than 2 GiB (libjq's limit)");
+			return -1;
+		}
+		size_t bad = utf8_check(s, n);
+		if (bad < n) {
+			snprintf(r->err, sizeof r->err,
+				 "invalid UTF-8 at byte %zu of the line (0x%02x)", bad + 1,
+				 (unsigned char)s[bad]);
+			return -1;
+		}
+		jv v = jv_parse_sized(s, (int)n);
+		if (!jv_is_valid(v)) {
+			jv msg = jv_invalid_get_msg(v);
+			const char *m = jv_get_kind(msg) == JV_KIND_STRING
+						? jv_string_value(msg) : "parse error";
+			/* libjq appends the whole line; a message is no place for it. */
+			const char *tail = strstr(m, " (while parsing");
+			int mlen = tail ? (int)(tail - m) : (int)strlen(m);
+			snprintf(r->err, sizeof r->err, "malformed JSON%s: %.*s",
+				 nl ? "" : " (last line has no newline: cut short?)", mlen, m);
+			jv_free(msg);
+			return -1;
+		}
+		if (jv_get_kind(v) != JV_KIND_OBJECT) {
+			snprintf(r->err, sizeof r->err, "not a JSON object (a %s)",
+				 jv_kind_name(jv_get_kind(v)));
+			jv_free(v);
+			return -1;
+		}
+		*out = v;
+		return 1;
+	}
+}
+
+const char *jsonl_reader_error(const jsonl_reader *r) { return r->err; }
+int jsonl_reader_fatal(const jsonl_reader *r) { return r->fatal; }
+long jsonl_reader_line(const jsonl_reader *r) { return r->line; }
+uint64_t jsonl_reader_bytes_in(const jsonl_reader *r) { return zreader_bytes_in(r->z); }
+int64_t jsonl_reader_size(const jsonl_reader *r) { return zreader_size(r->z); }
+
+const char *jsonl_reader_where(jsonl_reader *r)
+{
+	if (r->name)
+		snprintf(r->where, sizeof r->where, "%s:%ld", r->name, r->line);
+	else
+		snprintf(r->where, sizeof r->where, "%ld", r->line);
+	return r->where;
+}
+
+void jsonl_reader_report(jsonl_reader *r, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fprintf(stderr, "%s:%s: ", cli_prog, jsonl_reader_where(r));
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+}
+
+void jsonl_reader_close(jsonl_reader *r)
+{
+	if (!r) return;
+	zreader_close(r->z);
+	free(r->name);
+	free(r->buf);
+	free(r);
+}
+
+int jsonl_write(FILE *f, jv rec)
+{
+	jv s = jv_dump_string(rec, 0);
+	const char *p = jv_string_value(s);
+	size_t n = (size_t)jv_string_length_bytes(jv_copy(s));
+	int rc = 0;
+	if (fwrite(p, 1, n, f) != n || putc('\n', f) == EOF) rc = -1;
+	jv_free(s);
+	return rc;
+}
+
+const char *jsonl_get_string(jv rec, const char *key)
+{
+	if (jv_get_kind(rec) != JV_KIND_OBJECT) return NULL;
+	jv v = jv_object_get(jv_copy(rec), jv_string(key));
+	const char *s = NULL;
+	/* The object holds a reference, so the string outlives v. */
+	if (jv_get_kind(v) == JV_KIND_STRING) s = jv_string_value(v);
+	jv_free(v);
+	return s;
+}
