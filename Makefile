@@ -20,7 +20,7 @@ CFLAGS   ?= $(OPT) -g
 WARN      = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wno-unused-parameter
 CPPFLAGS += -D_GNU_SOURCE -DDS_SHARE_DIR='"$(SHAREDIR)"'
 ALL_CFLAGS = -std=c11 $(WARN) $(CFLAGS) $(SANFLAGS) $(CPPFLAGS)
-LDLIBS   += -ljq -lzstd -lm
+LDLIBS   += -ljq -lzstd -lm -lutf8proc
 
 ifeq ($(SAN),1)
 SANFLAGS  = -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
@@ -46,13 +46,16 @@ LIB_SRC  = $(wildcard lib/*.c)
 LIB_OBJ  = $(patsubst lib/%.c,build/lib/%.o,$(LIB_SRC))
 UNIT_SRC = $(wildcard tests/unit/test_*.c)
 UNITS    = $(patsubst tests/unit/%.c,build/tests/%,$(UNIT_SRC))
+FUZZ_SRC = $(wildcard tests/fuzz/fuzz_*.c)
+FUZZERS  = $(patsubst tests/fuzz/%.c,build/tests/%,$(FUZZ_SRC))
+FUZZ_SECONDS ?= 60
 
 # Objects depend on build/flags, which changes only when the flags do, so
 # `make SAN=1` after `make` rebuilds everything and a second `make` nothing.
 FLAGS_LINE := $(CC) $(ALL_CFLAGS) $(LDFLAGS) $(LDLIBS) CUDA=$(CUDA)
 $(shell mkdir -p build && (printf '%s\n' '$(FLAGS_LINE)' | cmp -s - build/flags || printf '%s\n' '$(FLAGS_LINE)' > build/flags))
 
-.PHONY: all test units check demo install uninstall clean deps
+.PHONY: all test units check demo install uninstall clean deps fuzz bench
 all: $(BINS)
 
 build/lib/%.o: lib/%.c build/flags
@@ -90,7 +93,27 @@ test:
 	@tests/setup-venv.sh || echo "make: tests/.venv could not be made; tests that need it will be skipped" >&2
 	@SAN=$(SAN) tests/run.sh
 
-units: $(UNITS)
+# Benchmarks: each prints medians side by side with its peer, as a ratio.
+bench: all
+	@tests/bench/sharegpt.sh
+
+units: $(UNITS) $(FUZZERS)
+
+build/tests/fuzz_%: tests/fuzz/fuzz_%.c build/libds.a build/flags
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -MMD -MP -o $@ $< build/libds.a $(LDLIBS)
+
+# libFuzzer on each target, FUZZ_SECONDS each, growing tests/fuzz/corpus/.
+# Needs clang (Debian: clang, libclang-rt-14-dev); not part of make test,
+# which replays the corpus instead.
+fuzz:
+	@mkdir -p build/fuzz
+	for f in $(FUZZ_SRC); do n=$$(basename $$f .c); \
+	  clang -g -O1 -DFUZZING -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
+	    -o build/fuzz/$$n $$f $(LIB_SRC) $(LDLIBS) && \
+	  mkdir -p tests/fuzz/corpus/$${n#fuzz_} && \
+	  build/fuzz/$$n -max_total_time=$(FUZZ_SECONDS) -max_len=65536 tests/fuzz/corpus/$${n#fuzz_} || exit 1; \
+	done
 
 check: test
 

@@ -2,6 +2,7 @@
 #include "jsonl.h"
 #include "check.h"
 #include "cli.h"
+#include "jsoncheck.h"
 #include "utf8.h"
 #include "zstdio.h"
 
@@ -102,34 +103,11 @@ int jsonl_reader_next(jsonl_reader *r, jv *out)
 		if (!s) return r->fatal ? -1 : 0;
 		r->line++;
 		if (blank(s, n)) continue;
-		if (n > (size_t)INT_MAX) {
-			snprintf(r->err, sizeof r->err, "line longer than 2 GiB (libjq's limit)");
-			return -1;
-		}
-		size_t bad = utf8_check(s, n);
-		if (bad < n) {
-			snprintf(r->err, sizeof r->err,
-				 "invalid UTF-8 at byte %zu of the line (0x%02x)", bad + 1,
-				 (unsigned char)s[bad]);
-			return -1;
-		}
-		jv v = jv_parse_sized(s, (int)n);
+		jv v = jsonl_parse(s, n, r->err, sizeof r->err);
 		if (!jv_is_valid(v)) {
-			jv msg = jv_invalid_get_msg(v);
-			const char *m = jv_get_kind(msg) == JV_KIND_STRING
-						? jv_string_value(msg) : "parse error";
-			/* libjq appends the whole line; a message is no place for it. */
-			const char *tail = strstr(m, " (while parsing");
-			int mlen = tail ? (int)(tail - m) : (int)strlen(m);
-			snprintf(r->err, sizeof r->err, "malformed JSON%s: %.*s",
-				 nl ? "" : " (last line has no newline: cut short?)", mlen, m);
-			jv_free(msg);
-			return -1;
-		}
-		if (jv_get_kind(v) != JV_KIND_OBJECT) {
-			snprintf(r->err, sizeof r->err, "not a JSON object (a %s)",
-				 jv_kind_name(jv_get_kind(v)));
-			jv_free(v);
+			if (!nl) /* a writer killed mid-line leaves this */
+				strncat(r->err, " (last line has no newline: cut short?)",
+					sizeof r->err - strlen(r->err) - 1);
 			return -1;
 		}
 		*out = v;
@@ -169,6 +147,44 @@ void jsonl_reader_close(jsonl_reader *r)
 	free(r->name);
 	free(r->buf);
 	free(r);
+}
+
+jv jsonl_parse(const char *s, size_t n, char *err, size_t errlen)
+{
+	if (n > (size_t)INT_MAX) {
+		snprintf(err, errlen, "line longer than 2 GiB (libjq's limit)");
+		return jv_invalid();
+	}
+	size_t bad = utf8_check(s, n);
+	if (bad < n) {
+		snprintf(err, errlen, "invalid UTF-8 at byte %zu of the line (0x%02x)", bad + 1,
+			 (unsigned char)s[bad]);
+		return jv_invalid();
+	}
+	const char *why = NULL;
+	bad = json_check(s, n, &why);
+	if (bad < n || why) {
+		snprintf(err, errlen, "malformed JSON at byte %zu: %s", bad + 1, why);
+		return jv_invalid();
+	}
+	jv v = jv_parse_sized(s, (int)n);
+	if (!jv_is_valid(v)) { /* checked above; libjq's own limits remain */
+		jv msg = jv_invalid_get_msg(v);
+		const char *m = jv_get_kind(msg) == JV_KIND_STRING ? jv_string_value(msg)
+								   : "parse error";
+		/* libjq appends the whole line; a message is no place for it. */
+		const char *tail = strstr(m, " (while parsing");
+		int mlen = tail ? (int)(tail - m) : (int)strlen(m);
+		snprintf(err, errlen, "malformed JSON: %.*s", mlen, m);
+		jv_free(msg);
+		return jv_invalid();
+	}
+	if (jv_get_kind(v) != JV_KIND_OBJECT) {
+		snprintf(err, errlen, "not a JSON object (a %s)", jv_kind_name(jv_get_kind(v)));
+		jv_free(v);
+		return jv_invalid();
+	}
+	return v;
 }
 
 int jsonl_write(FILE *f, jv rec)

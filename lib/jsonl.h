@@ -45,6 +45,11 @@ void jsonl_reader_close(jsonl_reader *r);
 void jsonl_reader_report(jsonl_reader *r, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
+/* Parse one line s[0..n) (borrowed) as a record: valid UTF-8, strict JSON
+ * (see jsoncheck.h), an object. Returns the owned object, or jv_invalid()
+ * with the reason written into err[0..errlen). */
+jv jsonl_parse(const char *s, size_t n, char *err, size_t errlen);
+
 /* Write rec (consumed) to f as one compact line. Returns 0, or -1 with
  * errno set. */
 int jsonl_write(FILE *f, jv rec);

@@ -2,7 +2,7 @@
 #include "resume.h"
 #include "check.h"
 #include "cli.h"
-#include "utf8.h"
+#include "jsonl.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -27,19 +27,14 @@ FILE *resume_open(const char *path, idset *done, resume_key_fn key_of, long *n_d
 			if (line[n - 1] != '\n') break; /* cut short by a kill */
 			good += n;
 			if (n == 1) continue;
-			const char *why = NULL;
-			jv rec = jv_invalid();
-			if (n - 1 > INT_MAX || utf8_check(line, (size_t)n - 1) < (size_t)n - 1)
-				why = "not valid UTF-8";
-			else if (rec = jv_parse_sized(line, (int)(n - 1)),
-				 jv_get_kind(rec) != JV_KIND_OBJECT)
-				why = "not a JSON object";
-			char *key = why ? NULL : key_of(rec);
-			if (!why && !key) why = "has no id";
+			char why[512];
+			jv rec = jsonl_parse(line, (size_t)n - 1, why, sizeof why);
+			char *key = jv_is_valid(rec) ? key_of(rec) : NULL;
+			if (jv_is_valid(rec) && !key) snprintf(why, sizeof why, "a record without an id");
 			jv_free(rec);
-			if (why)
+			if (!key)
 				cli_die(EXIT_RUNTIME,
-					"%s:%ld: output file holds a line that is %s; "
+					"%s:%ld: output file holds a bad line (%s); "
 					"not appending to it (move it away or fix it)",
 					path, lineno, why);
 			idset_add(done, key, strlen(key));

@@ -10,6 +10,13 @@ for t in build/tests/test_*; do
 	[ -x "$t" ] || continue
 	"$t" || { echo "FAIL $t exited $?"; echo "fail $t" >> "$DS_TEST_RESULTS"; }
 done
+# Each fuzz target replays its corpus: inputs that once crashed stay fixed.
+for t in build/tests/fuzz_*; do
+	[ -x "$t" ] || continue
+	n=$(basename "$t"); c=tests/fuzz/corpus/${n#fuzz_}
+	if "$t" "$c"/* > /dev/null; then echo "ok   $n: corpus replays clean"; echo "pass $n" >> "$DS_TEST_RESULTS"
+	else echo "FAIL $n: corpus replay exited $?"; echo "fail $n" >> "$DS_TEST_RESULTS"; fi
+done
 for t in tests/t-*.sh; do
 	sh "$t" "$@"
 done

@@ -198,7 +198,7 @@ ok 'repeated (id, sample) pairs in the input are written once' '
 ok 'an output file holding a non-record is left alone' '
 	echo "hello" > out.jsonl &&
 	expect_exit 1 ds-sharegpt -q -o out.jsonl "$IN" 2> err &&
-	grep -q "^ds-sharegpt: out.jsonl:1: output file holds a line that is not a JSON object" err &&
+	grep -q "^ds-sharegpt: out.jsonl:1: output file holds a bad line (malformed JSON at byte 1" err &&
 	test "$(cat out.jsonl)" = hello
 '
 
