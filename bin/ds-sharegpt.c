@@ -121,13 +121,39 @@ struct verdict {
 	const char *rejected;  /* valid, but must not be trained on */
 };
 
-/* Whitespace-trimmed copy of s as a jv string. */
-static jv trimmed(const char *s)
+/* s without surrounding white space, as a pointer into s and a length. */
+struct span {
+	const char *p;
+	size_t n;
+};
+
+static struct span trim(const char *s)
 {
 	size_t n = strlen(s);
 	while (n && strchr(" \t\r\n", s[n - 1])) n--;
 	while (n && strchr(" \t\r\n", *s)) s++, n--;
-	return jv_string_sized(s, (int)n);
+	return (struct span){s, n};
+}
+
+static int span_has(struct span s, const char *needle)
+{
+	return memmem(s.p, s.n, needle, strlen(needle)) != NULL;
+}
+
+/* "<think>\n{r}\n</think>\n\n{c}" as a jv string, built in one piece. */
+static jv think_answer(struct span r, struct span c)
+{
+	static const char open[] = "<think>\n", close[] = "\n</think>\n\n";
+	size_t n = sizeof open - 1 + r.n + sizeof close - 1 + c.n;
+	char *buf = malloc(n), *q = buf;
+	if (!buf) cli_die(EXIT_RUNTIME, "out of memory");
+	memcpy(q, open, sizeof open - 1), q += sizeof open - 1;
+	memcpy(q, r.p, r.n), q += r.n;
+	memcpy(q, close, sizeof close - 1), q += sizeof close - 1;
+	memcpy(q, c.p, c.n);
+	jv s = jv_string_sized(buf, (int)n);
+	free(buf);
+	return s;
 }
 
 /* A string field that may be absent or null (then ""). Sets *bad when the
@@ -168,8 +194,8 @@ static struct verdict convert(jv rec, const struct opts *o, jv *out)
 	else if (jv_get_kind(judge) != JV_KIND_NULL && jv_get_kind(judge) != JV_KIND_INVALID)
 		bad = 1;
 
-	jv r = trimmed(reasoning), c = trimmed(content);
-	jv p = trimmed(jsonl_get_string(rec, "problem"));
+	struct span r = trim(reasoning), c = trim(content);
+	struct span ps = trim(jsonl_get_string(rec, "problem"));
 	if (bad)
 		v.malformed = "teacher.reasoning/content/finish_reason or judge.verdict "
 			      "is not a string";
@@ -180,19 +206,18 @@ static struct verdict convert(jv rec, const struct opts *o, jv *out)
 		v.rejected = "judge verdict is not \"correct\"";
 	else if (strcmp(finish, "length") == 0)
 		v.rejected = "teacher output cut off (finish_reason \"length\")";
-	else if (jv_string_length_bytes(jv_copy(p)) == 0)
+	else if (ps.n == 0)
 		v.rejected = "empty problem";
-	else if (jv_string_length_bytes(jv_copy(r)) == 0)
+	else if (r.n == 0)
 		v.rejected = "empty reasoning";
-	else if (jv_string_length_bytes(jv_copy(c)) == 0)
+	else if (c.n == 0)
 		v.rejected = "empty content";
-	else if (strstr(jv_string_value(r), "<think>") || strstr(jv_string_value(r), "</think>") ||
-		 strstr(jv_string_value(c), "</think>"))
+	else if (span_has(r, "<think>") || span_has(r, "</think>") || span_has(c, "</think>"))
 		v.rejected = "a <think> tag inside reasoning or content";
 
 	if (!v.malformed && !v.rejected) {
-		jv answer = jv_string_fmt("<think>\n%s\n</think>\n\n%s", jv_string_value(r),
-					  jv_string_value(c));
+		jv answer = think_answer(r, c);
+		jv p = jv_string_sized(ps.p, (int)ps.n);
 		jv sys = jv_string(o->system ? o->system : "");
 		jv o_rec = jv_object_set(jv_object(), jv_string("id"), jv_string(id));
 		o_rec = jv_object_set(o_rec, jv_string("sample"),
@@ -230,10 +255,8 @@ static struct verdict convert(jv rec, const struct opts *o, jv *out)
 			break;
 		}
 		*out = o_rec;
+		jv_free(p);
 	}
-	jv_free(r);
-	jv_free(c);
-	jv_free(p);
 	jv_free(sample);
 	jv_free(judge);
 	jv_free(t);

@@ -2,8 +2,7 @@
 #include "jsonl.h"
 #include "check.h"
 #include "cli.h"
-#include "jsoncheck.h"
-#include "utf8.h"
+#include "json.h"
 #include "zstdio.h"
 
 #include <errno.h>
@@ -155,29 +154,16 @@ jv jsonl_parse(const char *s, size_t n, char *err, size_t errlen)
 		snprintf(err, errlen, "line longer than 2 GiB (libjq's limit)");
 		return jv_invalid();
 	}
-	size_t bad = utf8_check(s, n);
-	if (bad < n) {
-		snprintf(err, errlen, "invalid UTF-8 at byte %zu of the line (0x%02x)", bad + 1,
-			 (unsigned char)s[bad]);
-		return jv_invalid();
-	}
-	const char *why = NULL;
-	bad = json_check(s, n, &why);
-	if (bad < n || why) {
-		snprintf(err, errlen, "malformed JSON at byte %zu: %s", bad + 1, why);
-		return jv_invalid();
-	}
-	jv v = jv_parse_sized(s, (int)n);
-	if (!jv_is_valid(v)) { /* checked above; libjq's own limits remain */
-		jv msg = jv_invalid_get_msg(v);
-		const char *m = jv_get_kind(msg) == JV_KIND_STRING ? jv_string_value(msg)
-								   : "parse error";
-		/* libjq appends the whole line; a message is no place for it. */
-		const char *tail = strstr(m, " (while parsing");
-		int mlen = tail ? (int)(tail - m) : (int)strlen(m);
-		snprintf(err, errlen, "malformed JSON: %.*s", mlen, m);
-		jv_free(msg);
-		return jv_invalid();
+	size_t at;
+	const char *why;
+	jv v = json_parse(s, n, &at, &why);
+	if (!jv_is_valid(v)) {
+		if (strcmp(why, "invalid UTF-8") == 0 || (unsigned char)s[at] >= 0x80)
+			snprintf(err, errlen, "invalid UTF-8 at byte %zu of the line (0x%02x)",
+				 at + 1, (unsigned char)s[at]);
+		else
+			snprintf(err, errlen, "malformed JSON at byte %zu: %s", at + 1, why);
+		return v;
 	}
 	if (jv_get_kind(v) != JV_KIND_OBJECT) {
 		snprintf(err, errlen, "not a JSON object (a %s)", jv_kind_name(jv_get_kind(v)));
@@ -189,12 +175,15 @@ jv jsonl_parse(const char *s, size_t n, char *err, size_t errlen)
 
 int jsonl_write(FILE *f, jv rec)
 {
-	jv s = jv_dump_string(rec, 0);
-	const char *p = jv_string_value(s);
-	size_t n = (size_t)jv_string_length_bytes(jv_copy(s));
-	int rc = 0;
-	if (fwrite(p, 1, n, f) != n || putc('\n', f) == EOF) rc = -1;
-	jv_free(s);
+	/* One buffer for every line: a record is built whole, then written
+	 * with one fwrite. Programs write from one thread. */
+	static jbuf line;
+	line.n = 0;
+	json_dump(&line, rec);
+	jv_free(rec);
+	line.p[line.n++] = '\n'; /* json_dump leaves spare room: cap > n */
+	int rc = fwrite(line.p, 1, line.n, f) == line.n ? 0 : -1;
+	if (line.cap > (64u << 20)) jbuf_free(&line); /* after a huge line */
 	return rc;
 }
 

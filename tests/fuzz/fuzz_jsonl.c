@@ -1,9 +1,13 @@
-/* Fuzz target for the JSONL reader (plain and zstd input), the UTF-8 check
- * and the resume key: whatever the bytes, no crash, no leak, no hang.
+/* Fuzz target for the JSONL reader (plain and zstd input), the JSON parser
+ * and dumper, the UTF-8 check and the resume key: whatever the bytes, no
+ * crash, no leak, no hang; and differentially, whatever json_parse accepts
+ * libjq's parser reads as the same value, and json_dump writes it as
+ * libjq's dumper does.
  *
  *   make fuzz                      libFuzzer, for FUZZ_SECONDS (clang)
  *   build/tests/fuzz_jsonl FILE... replay a corpus (built by make test)
  */
+#include "../../lib/json.h"
 #include "../../lib/jsonl.h"
 #include "../../lib/resume.h"
 #include "../../lib/utf8.h"
@@ -11,6 +15,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -19,6 +24,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	utf8_check((const char *)data, size);
+	size_t at;
+	const char *why;
+	jv ours = json_parse((const char *)data, size, &at, &why);
+	if (jv_is_valid(ours) && size < (1u << 20)) {
+		jv theirs = jv_parse_sized((const char *)data, (int)size);
+		if (!jv_equal(jv_copy(ours), jv_copy(theirs))) abort();
+		jbuf b = {0};
+		json_dump(&b, ours);
+		jv ref = jv_dump_string(theirs, 0);
+		if (b.n != strlen(jv_string_value(ref)) || memcmp(b.p, jv_string_value(ref), b.n))
+			abort();
+		jv_free(ref);
+		jbuf_free(&b);
+	}
+	jv_free(ours);
 	int fd = memfd_create("fuzz", 0);
 	if (fd < 0) return 0;
 	if (size && write(fd, data, size) != (ssize_t)size) { close(fd); return 0; }
