@@ -1,10 +1,731 @@
-/* ds-fetch — placeholder until issue #3 lands: it says so and exits 2,
- * whatever it is asked, so that no pipeline mistakes it for the real
- * program. */
+/* ds-fetch — datasets (Hugging Face dataset viewer, the repo's own files,
+ * local files) to problem records (DESIGN.md §1).
+ *
+ * Every row goes through a preset: a jq program kept under share/presets/
+ * (or given with --map) that maps the dataset's columns to a record. The
+ * rows taken are decided before anything is fetched (offset, shuffle,
+ * limit, shard), so ids are known up front and a restart with -o fetches
+ * only what is missing.
+ */
+#include "../lib/check.h"
 #include "../lib/cli.h"
+#include "../lib/http.h"
+#include "../lib/idset.h"
+#include "../lib/jqprog.h"
+#include "../lib/json.h"
+#include "../lib/jsonl.h"
+#include "../lib/progress.h"
+#include "../lib/resume.h"
+#include "../lib/zstdio.h"
 
-int main(void)
+#include <getopt.h>
+#include <stdarg.h>
+#include <libgen.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* ---- options ---------------------------------------------------------- */
+
+static const char usage[] =
+	"usage: ds-fetch [-q] [--skip-bad] [--config C] [--split S] [--offset N] [--limit N]\n"
+	"                [--shuffle] [--seed N] [--shard I/N] [--preset NAME | --map JQ]\n"
+	"                [-P KEY=VALUE]... [--from-files] [-o OUT] DATASET|FILE|-\n"
+	"       ds-fetch model REPO -o DIR   (not built yet)\n";
+
+static const char help[] =
+	"Fetch a dataset's rows and map them to problem records (JSONL).\n"
+	"\n"
+	"  DATASET               a Hugging Face dataset id (OWNER/NAME), read through\n"
+	"                        the dataset viewer API, or with --from-files from the\n"
+	"                        repo's own JSON/JSONL files\n"
+	"  FILE, -               a local .jsonl, .json or .jsonl.zst file, or stdin\n"
+	"      --config C        dataset config (default: the one holding the split)\n"
+	"      --split S         split (default: train)\n"
+	"      --offset N        skip the first N rows\n"
+	"      --limit N         take at most N rows\n"
+	"      --shuffle         take rows in a random order (seeded: --seed N, default 0)\n"
+	"      --shard I/N       keep only every N-th row taken, starting at the I-th\n"
+	"      --preset NAME     map rows with share/presets/NAME.jq (default: the\n"
+	"                        dataset's own preset, else 'generic')\n"
+	"      --map JQ          map rows with a jq program: a file, or the program text\n"
+	"  -P, --param KEY=VALUE a preset parameter, seen as $params.KEY\n"
+	"      --from-files      read the repo's JSON/JSONL files, not the viewer API\n"
+	"  -o, --output OUT      append to OUT; a rerun fetches only what is missing\n"
+	"      --skip-bad        count and skip rows that fail instead of stopping\n"
+	"  -q, --quiet           no summary on stderr\n"
+	"  -h, --help            show this help and exit\n"
+	"  -V, --version         show the version and exit\n"
+	"\n"
+	"Environment: HF_ENDPOINT (hub or mirror), DS_VIEWER_ENDPOINT (dataset\n"
+	"viewer), HF_TOKEN (gated datasets; never printed). See ds-fetch(1).\n";
+
+struct opts {
+	const char *config, *split, *preset, *map, *output, *source;
+	long long offset, limit;
+	int shuffle, from_files, skip_bad, quiet;
+	unsigned long long seed;
+	long shard_i, shard_n;
+	jv params;
+	const char *hub, *viewer;
+	char *token; /* owned */
+};
+
+/* ---- the preset ------------------------------------------------------- */
+
+static char *slurp(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	if (!f) return NULL;
+	char *s = NULL;
+	size_t n = 0, cap = 0, k;
+	char buf[65536];
+	while ((k = fread(buf, 1, sizeof buf, f)) > 0) {
+		if (n + k + 1 > cap) s = xrealloc(s, cap = (n + k + 1) * 2);
+		memcpy(s + n, buf, k);
+		n += k;
+	}
+	fclose(f);
+	if (!s) s = xcalloc(1, 1);
+	s[n] = '\0';
+	return s;
+}
+
+static char *preset_text(const char *name)
+{
+	size_t n = strlen(name) + 16;
+	char *rel = xmalloc(n);
+	snprintf(rel, n, "presets/%s.jq", name);
+	char *path = cli_share_path(rel);
+	free(rel);
+	char *text = path ? slurp(path) : NULL;
+	free(path);
+	return text;
+}
+
+/* The whole program: the shared definitions, then the preset run on .row
+ * with $row_idx bound (the preset's own defs stay local to it). */
+static jqprog *preset_compile(const struct opts *o, const char *dataset, const char *config,
+			      const char *split)
+{
+	char *body = NULL;
+	const char *what;
+	if (o->map) {
+		struct stat st;
+		body = stat(o->map, &st) == 0 && S_ISREG(st.st_mode) ? slurp(o->map) : xstrdup(o->map);
+		what = o->map;
+	} else if (o->preset) {
+		body = preset_text(o->preset);
+		if (!body) cli_die(EXIT_USAGE, "no preset named '%s' (see share/presets/)", o->preset);
+		what = o->preset;
+	} else {
+		body = preset_text(dataset);
+		what = body ? dataset : "generic";
+		if (!body) body = preset_text("generic");
+		if (!body) cli_die(EXIT_RUNTIME, "share/presets/generic.jq not found (set DS_SHARE)");
+	}
+	char *lib = preset_text("lib");
+	if (!lib) cli_die(EXIT_RUNTIME, "share/presets/lib.jq not found (set DS_SHARE)");
+	size_t n = strlen(lib) + strlen(body) + 64;
+	char *prog = xmalloc(n);
+	snprintf(prog, n, "%s\n.row_idx as $row_idx | .row | (\n%s\n)", lib, body);
+	jv args = jv_object();
+	args = jv_object_set(args, jv_string("dataset"), jv_string(dataset));
+	args = jv_object_set(args, jv_string("config"), jv_string(config ? config : ""));
+	args = jv_object_set(args, jv_string("split"), jv_string(split ? split : ""));
+	args = jv_object_set(args, jv_string("params"), jv_copy(o->params));
+	char *err = NULL;
+	jqprog *p = jqprog_new(prog, args, &err);
+	if (!p) cli_die(EXIT_USAGE, "preset %s: %s", what, err);
+	free(prog);
+	free(lib);
+	free(body);
+	return p;
+}
+
+/* ---- records ----------------------------------------------------------- */
+
+struct run {
+	const struct opts *o;
+	jqprog *prog;
+	const char *source;  /* the record's source: dataset id or file name */
+	const char *id_base; /* ids are ID_BASE/ROW_IDX */
+	FILE *out;
+	idset *done;
+	long long rows, written, filtered, bad, skipped;
+	progress pg;
+};
+
+static char *row_id(const struct run *r, long long idx)
+{
+	size_t n = strlen(r->id_base) + 32;
+	char *id = xmalloc(n);
+	snprintf(id, n, "%s/%lld", r->id_base, idx);
+	return id;
+}
+
+/* The resume key for an id: as resume_key_id_sample makes it (sample 0). */
+static int is_done(const struct run *r, const char *id)
+{
+	size_t n = strlen(id) + 4;
+	char *k = xmalloc(n);
+	snprintf(k, n, "%s\x1f" "0", id);
+	int d = idset_has(r->done, k, strlen(k));
+	free(k);
+	return d;
+}
+
+/* Report a row that cannot become a record; exits unless --skip-bad. */
+static void bad_row(struct run *r, long long idx, const char *fmt, const char *why)
+{
+	fprintf(stderr, "%s:%s:%lld: ", cli_prog, r->source, idx);
+	fprintf(stderr, fmt, why);
+	fputc('\n', stderr);
+	if (!r->o->skip_bad) exit(EXIT_RUNTIME);
+	r->bad++;
+}
+
+/* Map one raw row (consumed) and write the record. */
+static void emit(struct run *r, long long idx, jv row)
+{
+	r->rows++;
+	jv in = jv_object_set(jv_object(), jv_string("row_idx"), jv_number((double)idx));
+	in = jv_object_set(in, jv_string("row"), row);
+	jv outs = jqprog_run(r->prog, in);
+	if (!jv_is_valid(outs)) {
+		jv msg = jv_invalid_get_msg(outs);
+		bad_row(r, idx, "preset failed: %s", jv_string_value(msg));
+		jv_free(msg);
+		return;
+	}
+	int n = jv_array_length(jv_copy(outs));
+	if (n == 0) {
+		r->filtered++;
+		jv_free(outs);
+		return;
+	}
+	jv rec = jv_array_get(outs, 0);
+	if (n > 1) {
+		jv_free(rec);
+		bad_row(r, idx, "%s", "preset gave more than one record for the row");
+		return;
+	}
+	jv problem = jv_get_kind(rec) == JV_KIND_OBJECT ? jv_object_get(jv_copy(rec), jv_string("problem"))
+							 : jv_invalid();
+	int ok = jv_get_kind(problem) == JV_KIND_STRING;
+	jv_free(problem);
+	if (!ok) {
+		jv_free(rec);
+		bad_row(r, idx, "%s", "preset output is not an object with a \"problem\" string");
+		return;
+	}
+	/* id and source first, then the preset's fields in its order. */
+	char *id = row_id(r, idx);
+	jv o = jv_object_set(jv_object(), jv_string("id"), jv_string(id));
+	jv src = jv_object_get(jv_copy(rec), jv_string("source"));
+	o = jv_object_set(o, jv_string("source"),
+			  jv_get_kind(src) == JV_KIND_STRING ? src : (jv_free(src), jv_string(r->source)));
+	/* Optional fields the preset left null are left out (DESIGN.md §1). */
+	jv_object_foreach(rec, k, v) {
+		if (strcmp(jv_string_value(k), "id") && strcmp(jv_string_value(k), "source") &&
+		    jv_get_kind(v) != JV_KIND_NULL)
+			o = jv_object_set(o, k, v);
+		else {
+			jv_free(k);
+			jv_free(v);
+		}
+	}
+	jv_free(rec);
+	if (!jv_object_has(jv_copy(o), jv_string("meta")))
+		o = jv_object_set(o, jv_string("meta"), jv_object());
+	if (jsonl_write(r->out, o))
+		cli_die(EXIT_RUNTIME, "%s: write error: %m", r->o->output ? r->o->output : "standard output");
+	/* Flush per record: a kill loses at most the record being written. */
+	fflush(r->out);
+	r->written++;
+	free(id);
+	progress_update(&r->pg, (uint64_t)r->written, 0);
+}
+
+/* ---- which rows ------------------------------------------------------- */
+
+/* splitmix64: a small, well-mixed, seedable generator (Steele et al.). */
+static uint64_t next_rand(uint64_t *s)
+{
+	uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+	z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+	return z ^ (z >> 31);
+}
+
+/* The row indices to emit, in order: [offset, total) shuffled or not, the
+ * first --limit of them, then every shard_n-th from shard_i; minus those
+ * already in the output. Returns owned; *n gets the count. */
+static long long *plan_rows(struct run *r, long long total, long long *n)
+{
+	const struct opts *o = r->o;
+	long long first = o->offset < total ? o->offset : total;
+	long long m = total - first;
+	long long *idx = xmalloc(sizeof *idx * (size_t)(m ? m : 1));
+	for (long long k = 0; k < m; k++) idx[k] = first + k;
+	if (o->shuffle) { /* Fisher-Yates */
+		uint64_t s = o->seed;
+		for (long long k = m - 1; k > 0; k--) {
+			long long j = (long long)(next_rand(&s) % (uint64_t)(k + 1));
+			long long t = idx[k];
+			idx[k] = idx[j];
+			idx[j] = t;
+		}
+	}
+	if (o->limit >= 0 && o->limit < m) m = o->limit;
+	long long w = 0;
+	for (long long k = 0; k < m; k++) {
+		if (k % o->shard_n != o->shard_i) continue;
+		char *id = row_id(r, idx[k]);
+		if (is_done(r, id)) r->skipped++;
+		else idx[w++] = idx[k];
+		free(id);
+	}
+	*n = w;
+	return idx;
+}
+
+/* ---- local files -------------------------------------------------------- */
+
+/* All rows of a local file: JSON Lines (plain or zstd), or one JSON array. */
+static jv read_rows(const char *path)
+{
+	char *err = NULL;
+	size_t plen = strlen(path);
+	int is_json = plen > 5 && strcmp(path + plen - 5, ".json") == 0;
+	if (is_json) {
+		zreader *z = zreader_open(path, &err);
+		if (!z) cli_die(EXIT_RUNTIME, "%s", err);
+		size_t n = 0, cap = 1 << 20;
+		char *buf = xmalloc(cap);
+		ssize_t k;
+		while ((k = zreader_read(z, buf + n, cap - n)) > 0)
+			if ((n += (size_t)k) == cap) buf = xrealloc(buf, cap *= 2);
+		if (k < 0) cli_die(EXIT_RUNTIME, "%s: %s", path, zreader_error(z));
+		zreader_close(z);
+		size_t at;
+		const char *why;
+		jv v = json_parse(buf, n, &at, &why);
+		free(buf);
+		if (!jv_is_valid(v))
+			cli_die(EXIT_RUNTIME, "%s: malformed JSON at byte %zu: %s", path, at + 1, why);
+		if (jv_get_kind(v) != JV_KIND_ARRAY)
+			cli_die(EXIT_RUNTIME, "%s: a .json file must hold an array of rows", path);
+		return v;
+	}
+	jsonl_reader *in = jsonl_reader_open(path, &err);
+	if (!in) cli_die(EXIT_RUNTIME, "%s", err);
+	jv rows = jv_array(), row;
+	int k;
+	while ((k = jsonl_reader_next(in, &row)) != 0) {
+		if (k < 0) {
+			/* A row we cannot read has no index we can trust to skip. */
+			jsonl_reader_report(in, "%s", jsonl_reader_error(in));
+			exit(EXIT_RUNTIME);
+		}
+		rows = jv_array_append(rows, row);
+	}
+	jsonl_reader_close(in);
+	return rows;
+}
+
+static void emit_from_array(struct run *r, jv rows)
+{
+	long long n;
+	long long *idx = plan_rows(r, jv_array_length(jv_copy(rows)), &n);
+	for (long long k = 0; k < n; k++) emit(r, idx[k], jv_array_get(jv_copy(rows), (int)idx[k]));
+	free(idx);
+	jv_free(rows);
+}
+
+/* ---- the hub: viewer API and the repo's files ------------------------- */
+
+static void die_http(const char *what, const http_reply *rep, const char *err)
+{
+	if (rep->status == 0) cli_die(EXIT_RUNTIME, "%s: %s", what, err);
+	const char *hint = rep->status == 401 || rep->status == 403
+				   ? " (gated or private? set HF_TOKEN)"
+				   : rep->status == 404 ? " (no such dataset, config or split)" : "";
+	size_t at;
+	const char *why;
+	jv body = json_parse(rep->body ? rep->body : "", rep->len, &at, &why);
+	jv msg = jv_get_kind(body) == JV_KIND_OBJECT ? jv_object_get(jv_copy(body), jv_string("error"))
+						     : jv_invalid();
+	cli_die(EXIT_RUNTIME, "%s: HTTP %ld%s%s%s", what, rep->status, hint,
+		jv_get_kind(msg) == JV_KIND_STRING ? ": " : "",
+		jv_get_kind(msg) == JV_KIND_STRING ? jv_string_value(msg) : "");
+}
+
+/* GET url and parse its JSON body; 2xx or exit with the server's message. */
+static jv get_json(const struct opts *o, const char *url, const char *what)
+{
+	http_opts ho = {.bearer = o->token, .follow = 1};
+	http_retry pol = http_retry_default();
+	http_reply rep;
+	char err[256];
+	if (http_get_retry(url, &ho, &pol, &rep, err, sizeof err, NULL) != 0 || rep.status / 100 != 2)
+		die_http(what, &rep, err);
+	size_t at;
+	const char *why;
+	jv v = json_parse(rep.body, rep.len, &at, &why);
+	if (!jv_is_valid(v)) cli_die(EXIT_RUNTIME, "%s: reply is not JSON (byte %zu: %s)", what, at + 1, why);
+	http_reply_free(&rep);
+	return v;
+}
+
+static char *fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
+static char *fmt(const char *f, ...)
+{
+	va_list ap;
+	va_start(ap, f);
+	char *s = NULL;
+	if (vasprintf(&s, f, ap) < 0) cli_die(EXIT_RUNTIME, "out of memory");
+	va_end(ap);
+	return s;
+}
+
+/* Choose the config holding the split when none was given (/splits). */
+static char *pick_config(const struct opts *o, const char *dataset, const char *split)
+{
+	char *q = http_escape(dataset);
+	char *url = fmt("%s/splits?dataset=%s", o->viewer, q);
+	jv v = get_json(o, url, dataset);
+	jv splits = jv_object_get(v, jv_string("splits"));
+	char *config = NULL, *any = NULL;
+	int n = jv_get_kind(splits) == JV_KIND_ARRAY ? jv_array_length(jv_copy(splits)) : 0;
+	for (int i = 0; i < n && !config; i++) {
+		jv s = jv_array_get(jv_copy(splits), i);
+		const char *c = jsonl_get_string(s, "config"), *sp = jsonl_get_string(s, "split");
+		if (c && sp && strcmp(sp, split) == 0) {
+			if (strcmp(c, "default") == 0 || !any) {
+				free(any);
+				any = xstrdup(c);
+			}
+			if (strcmp(c, "default") == 0) config = xstrdup(c);
+		}
+		jv_free(s);
+	}
+	jv_free(splits);
+	free(url);
+	free(q);
+	if (!config) config = any;
+	else free(any);
+	if (!config) cli_die(EXIT_RUNTIME, "%s: no config has a split '%s' (see /splits)", dataset, split);
+	return config;
+}
+
+struct viewer {
+	const struct opts *o;
+	char *base; /* .../rows?dataset=..&config=..&split=.. */
+	long long total;
+};
+
+/* One /rows page: offset, length. Returns the rows array (owned) or, when
+ * the page cannot be served whole (an error after retries, a truncated
+ * cell), jv_invalid with a message. 4xx other than 429 end the run. */
+static jv viewer_page(struct viewer *vw, long long offset, long long length)
+{
+	char *url = fmt("%s&offset=%lld&length=%lld", vw->base, offset, length);
+	http_opts ho = {.bearer = vw->o->token, .follow = 1};
+	http_retry pol = http_retry_default();
+	if (pol.attempts > 3) pol.attempts = 3; /* then shrink the page instead */
+	http_reply rep;
+	char err[256];
+	int rc = http_get_retry(url, &ho, &pol, &rep, err, sizeof err, NULL);
+	jv result;
+	if (rc == 0 && rep.status / 100 == 4 && rep.status != 429) die_http(vw->o->source, &rep, err);
+	if (rc != 0 || rep.status / 100 != 2) {
+		result = jv_invalid_with_msg(rc ? jv_string(err) : jv_string_fmt("HTTP %ld", rep.status));
+		goto out;
+	}
+	size_t at;
+	const char *why;
+	jv v = json_parse(rep.body, rep.len, &at, &why);
+	jv rows = jv_get_kind(v) == JV_KIND_OBJECT ? jv_object_get(jv_copy(v), jv_string("rows")) : jv_invalid();
+	if (jv_get_kind(rows) != JV_KIND_ARRAY) {
+		jv_free(rows);
+		jv_free(v);
+		result = jv_invalid_with_msg(jv_string("reply has no rows array"));
+		goto out;
+	}
+	jv total = jv_object_get(v, jv_string("num_rows_total"));
+	if (jv_get_kind(total) == JV_KIND_NUMBER) vw->total = (long long)jv_number_value(total);
+	jv_free(total);
+	result = rows;
+	int n = jv_array_length(jv_copy(rows));
+	for (int i = 0; i < n; i++) {
+		jv item = jv_array_get(jv_copy(rows), i);
+		jv tc = jv_object_get(jv_copy(item), jv_string("truncated_cells"));
+		jv idx = jv_object_get(item, jv_string("row_idx"));
+		int cut = jv_get_kind(tc) == JV_KIND_ARRAY && jv_array_length(jv_copy(tc)) > 0;
+		int misplaced = jv_get_kind(idx) != JV_KIND_NUMBER ||
+				(long long)jv_number_value(idx) != offset + i;
+		jv_free(tc);
+		jv_free(idx);
+		if (cut || misplaced) {
+			jv_free(result);
+			result = jv_invalid_with_msg(jv_string(cut ? "the server truncated a cell"
+								    : "rows out of order"));
+			break;
+		}
+	}
+out:
+	http_reply_free(&rep);
+	free(url);
+	return result;
+}
+
+static int cmp_ll(const void *a, const void *b)
+{
+	long long x = *(const long long *)a, y = *(const long long *)b;
+	return (x > y) - (x < y);
+}
+
+static void emit_from_viewer(struct run *r, const char *dataset, const char *config, const char *split)
+{
+	struct viewer vw = {.o = r->o, .total = -1};
+	char *qd = http_escape(dataset), *qc = http_escape(config), *qs = http_escape(split);
+	vw.base = fmt("%s/rows?dataset=%s&config=%s&split=%s", r->o->viewer, qd, qc, qs);
+	free(qd);
+	free(qc);
+	free(qs);
+	/* The total comes with any page: ask for one row. */
+	jv first = viewer_page(&vw, 0, 1);
+	jv_free(first);
+	if (vw.total < 0) cli_die(EXIT_RUNTIME, "%s: the viewer did not say how many rows %s/%s has",
+				  dataset, config, split);
+	long long n;
+	long long *want = plan_rows(r, vw.total, &n);
+	/* Fetch runs of consecutive wanted rows page by page, emitting in the
+	 * planned order: sorted plans stream; shuffled ones are gathered. */
+	int sorted = 1;
+	for (long long k = 1; k < n && sorted; k++) sorted = want[k] > want[k - 1];
+	long long *order = NULL;
+	jv got = jv_object(); /* row_idx -> row, for shuffled plans */
+	if (!sorted) {
+		order = xmalloc(sizeof *order * (size_t)(n ? n : 1));
+		memcpy(order, want, sizeof *order * (size_t)n);
+		qsort(want, (size_t)n, sizeof *want, cmp_ll);
+	}
+	long long page = 100, k = 0;
+	while (k < n) {
+		long long run = 1;
+		while (k + run < n && want[k + run] == want[k] + run && run < page) run++;
+		jv rows = viewer_page(&vw, want[k], run);
+		if (!jv_is_valid(rows)) {
+			jv msg = jv_invalid_get_msg(rows);
+			if (run > 1) { /* a row too big to serve in company: shrink */
+				page = run / 2;
+				jv_free(msg);
+				continue;
+			}
+			bad_row(r, want[k], "cannot be fetched whole: %s", jv_string_value(msg));
+			jv_free(msg);
+			k++;
+			continue;
+		}
+		int m = jv_array_length(jv_copy(rows));
+		for (int i = 0; i < m; i++) {
+			jv item = jv_array_get(jv_copy(rows), i);
+			jv row = jv_object_get(item, jv_string("row"));
+			if (sorted) emit(r, want[k + i], row);
+			else got = jv_object_set(got, jv_string_fmt("%lld", want[k + i]), row);
+		}
+		jv_free(rows);
+		if (m == 0) cli_die(EXIT_RUNTIME, "%s: the viewer returned no rows at %lld", dataset, want[k]);
+		k += m;
+		if (page < 100) page *= 2; /* past the big row: grow back */
+		if (page > 100) page = 100;
+	}
+	for (long long i = 0; !sorted && i < n; i++) {
+		jv key = jv_string_fmt("%lld", order[i]);
+		jv row = jv_object_get(jv_copy(got), key);
+		if (jv_is_valid(row)) emit(r, order[i], row); /* else: reported bad */
+	}
+	jv_free(got);
+	free(order);
+	free(want);
+	free(vw.base);
+}
+
+/* --from-files: the repo's JSON/JSONL files for the split, in name order. */
+static jv rows_from_files(const struct opts *o, const char *dataset, const char *split)
+{
+	char *url = fmt("%s/api/datasets/%s", o->hub, dataset);
+	jv info = get_json(o, url, dataset);
+	free(url);
+	jv sib = jv_object_get(info, jv_string("siblings"));
+	jv names = jv_array();
+	int n = jv_get_kind(sib) == JV_KIND_ARRAY ? jv_array_length(jv_copy(sib)) : 0;
+	for (int i = 0; i < n; i++) {
+		jv s = jv_array_get(jv_copy(sib), i);
+		const char *f = jsonl_get_string(s, "rfilename");
+		if (f) {
+			size_t fl = strlen(f);
+			int data = (fl > 6 && !strcmp(f + fl - 6, ".jsonl")) || (fl > 5 && !strcmp(f + fl - 5, ".json")) ||
+				   (fl > 10 && !strcmp(f + fl - 10, ".jsonl.zst"));
+			char *base = xstrdup(f);
+			int match = strstr(basename(base), split) != NULL;
+			free(base);
+			if (data && match) names = jv_array_append(names, jv_string(f));
+		}
+		jv_free(s);
+	}
+	jv_free(sib);
+	names = jv_sort(names, jv_copy(names));
+	if (jv_array_length(jv_copy(names)) == 0)
+		cli_die(EXIT_RUNTIME, "%s: no .json/.jsonl file named for split '%s' in the repo", dataset, split);
+	jv rows = jv_array();
+	jv_array_foreach(names, i, name) {
+		char *dir = xstrdup("/tmp/ds-fetch.XXXXXX");
+		if (!mkdtemp(dir)) cli_die(EXIT_RUNTIME, "mkdtemp: %m");
+		const char *fname = jv_string_value(name);
+		const char *slash = strrchr(fname, '/');
+		char *path = fmt("%s/%s", dir, slash ? slash + 1 : fname);
+		FILE *f = fopen(path, "w");
+		if (!f) cli_die(EXIT_RUNTIME, "%s: %m", path);
+		char *furl = fmt("%s/datasets/%s/resolve/main/%s", o->hub, dataset, fname);
+		http_opts ho = {.bearer = o->token, .follow = 1, .sink = f};
+		http_retry pol = http_retry_default();
+		http_reply rep;
+		char err[256];
+		if (http_get_retry(furl, &ho, &pol, &rep, err, sizeof err, NULL) != 0 || rep.status / 100 != 2)
+			die_http(fname, &rep, err);
+		http_reply_free(&rep);
+		if (fclose(f) != 0) cli_die(EXIT_RUNTIME, "%s: %m", path);
+		rows = jv_array_concat(rows, read_rows(path));
+		unlink(path);
+		rmdir(dir);
+		free(furl);
+		free(path);
+		free(dir);
+		jv_free(name);
+		(void)i;
+	}
+	jv_free(names);
+	return rows;
+}
+
+/* ---- the entry point ---------------------------------------------------- */
+
+static long long parse_count(const char *s, const char *opt)
+{
+	char *end;
+	long long v = strtoll(s, &end, 10);
+	if (*s == '\0' || *end != '\0' || v < 0) cli_usage_error(usage, "%s needs a count, not '%s'", opt, s);
+	return v;
+}
+
+int main(int argc, char **argv)
 {
 	cli_init("ds-fetch");
-	cli_placeholder(3, "downloading datasets and models");
+	struct opts o = {.split = "train", .limit = -1, .shard_n = 1, .params = jv_object()};
+	static const struct option longopts[] = {
+		{"config", 1, 0, 'c'},   {"split", 1, 0, 's'},    {"offset", 1, 0, 'O'},
+		{"limit", 1, 0, 'l'},    {"shuffle", 0, 0, 'S'},  {"seed", 1, 0, 'e'},
+		{"shard", 1, 0, 'H'},    {"preset", 1, 0, 'p'},   {"map", 1, 0, 'm'},
+		{"param", 1, 0, 'P'},    {"from-files", 0, 0, 'F'}, {"output", 1, 0, 'o'},
+		{"skip-bad", 0, 0, 'B'}, {"quiet", 0, 0, 'q'},    CLI_LONGOPTS_COMMON,
+		{0, 0, 0, 0}};
+	int c;
+	while ((c = getopt_long(argc, argv, "P:o:qhV", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'c': o.config = optarg; break;
+		case 's': o.split = optarg; break;
+		case 'O': o.offset = parse_count(optarg, "--offset"); break;
+		case 'l': o.limit = parse_count(optarg, "--limit"); break;
+		case 'S': o.shuffle = 1; break;
+		case 'e': o.seed = (unsigned long long)parse_count(optarg, "--seed"); break;
+		case 'H':
+			if (sscanf(optarg, "%ld/%ld", &o.shard_i, &o.shard_n) != 2 || o.shard_n < 1 ||
+			    o.shard_i < 0 || o.shard_i >= o.shard_n)
+				cli_usage_error(usage, "--shard wants I/N with 0 <= I < N, not '%s'", optarg);
+			break;
+		case 'p': o.preset = optarg; break;
+		case 'm': o.map = optarg; break;
+		case 'P': {
+			char *eq = strchr(optarg, '=');
+			if (!eq || eq == optarg) cli_usage_error(usage, "-P wants KEY=VALUE, not '%s'", optarg);
+			o.params = jv_object_set(o.params, jv_string_sized(optarg, (int)(eq - optarg)),
+						 jv_string(eq + 1));
+			break;
+		}
+		case 'F': o.from_files = 1; break;
+		case 'o': o.output = optarg; break;
+		case 'B': o.skip_bad = 1; break;
+		case 'q': o.quiet = 1; break;
+		case 'h': fputs(usage, stdout); fputs(help, stdout); cli_close_stdout(); return 0;
+		case 'V': cli_version(); cli_close_stdout(); return 0;
+		default: cli_usage_error(usage, "bad option");
+		}
+	}
+	if (optind < argc && strcmp(argv[optind], "model") == 0)
+		cli_placeholder(3, "'ds-fetch model' (model download)");
+	if (argc - optind != 1) cli_usage_error(usage, "name one dataset or file");
+	if (o.preset && o.map) cli_usage_error(usage, "--preset and --map are exclusive");
+	o.source = argv[optind];
+	o.hub = getenv("HF_ENDPOINT") && *getenv("HF_ENDPOINT") ? getenv("HF_ENDPOINT") : "https://huggingface.co";
+	o.viewer = getenv("DS_VIEWER_ENDPOINT") && *getenv("DS_VIEWER_ENDPOINT")
+			   ? getenv("DS_VIEWER_ENDPOINT") : "https://datasets-server.huggingface.co";
+	if (getenv("HF_TOKEN") && *getenv("HF_TOKEN")) o.token = xstrdup(getenv("HF_TOKEN"));
+
+	struct stat st;
+	int local = strcmp(o.source, "-") == 0 || stat(o.source, &st) == 0;
+	if (!local && !strchr(o.source, '/'))
+		cli_die(EXIT_USAGE, "%s: no such file, and not a dataset id (OWNER/NAME)", o.source);
+
+	idset *done = idset_new();
+	struct run r = {.o = &o, .done = done, .out = stdout};
+	long n_done = 0;
+	if (o.output) r.out = resume_open(o.output, done, resume_key_id_sample, &n_done);
+	progress_start(&r.pg, cli_prog, -1);
+
+	char *config = NULL, *id_base = NULL, *name = NULL;
+	if (local) {
+		name = xstrdup(strcmp(o.source, "-") == 0 ? "stdin" : o.source);
+		r.source = basename(name);
+		id_base = xstrdup(r.source);
+		r.id_base = id_base;
+		r.prog = preset_compile(&o, r.source, NULL, NULL);
+		emit_from_array(&r, read_rows(o.source));
+	} else if (o.from_files) {
+		r.source = o.source;
+		id_base = fmt("%s/%s", o.source, o.split);
+		r.id_base = id_base;
+		r.prog = preset_compile(&o, o.source, NULL, o.split);
+		emit_from_array(&r, rows_from_files(&o, o.source, o.split));
+	} else {
+		r.source = o.source;
+		config = o.config ? xstrdup(o.config) : pick_config(&o, o.source, o.split);
+		id_base = strcmp(config, "default") == 0 ? fmt("%s/%s", o.source, o.split)
+							  : fmt("%s/%s/%s", o.source, config, o.split);
+		r.id_base = id_base;
+		r.prog = preset_compile(&o, o.source, config, o.split);
+		emit_from_viewer(&r, o.source, config, o.split);
+	}
+	progress_finish(&r.pg);
+	if (o.output) resume_close(r.out, o.output);
+	else cli_close_stdout();
+	if (!o.quiet)
+		fprintf(stderr, "%s: %lld rows read, %lld records written, %lld filtered out by the preset, "
+				"%lld already done, %lld bad row%s skipped\n",
+			cli_prog, r.rows, r.written, r.filtered, r.skipped, r.bad, r.bad == 1 ? "" : "s");
+	jqprog_free(r.prog);
+	idset_free(done);
+	jv_free(o.params);
+	if (o.token) {
+		memset(o.token, 0, strlen(o.token));
+		free(o.token);
+	}
+	free(config);
+	free(id_base);
+	free(name);
+	return 0;
 }

@@ -1,0 +1,63 @@
+/* http.h — HTTP requests over libcurl, with the retry policy every ds
+ * program shares: exponential backoff with jitter on connection errors,
+ * 429 (honouring Retry-After) and 5xx; never on other 4xx.
+ *
+ * Secrets: a bearer token is passed in, put in one header, and never
+ * printed, logged or kept in a reply.
+ */
+#ifndef DS_HTTP_H
+#define DS_HTTP_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+typedef struct http_reply {
+	long status;       /* 0 when no reply came */
+	char *body;        /* owned; NUL-terminated; NULL when written to a file */
+	size_t len;
+	char *headers;     /* owned: the final response's header lines */
+	double retry_after; /* seconds from Retry-After, or -1 */
+} http_reply;
+
+typedef struct http_opts {
+	const char *bearer;  /* token for "Authorization: Bearer", or NULL; borrowed */
+	int follow;          /* follow redirects (auth is never sent along) */
+	int head;            /* HEAD instead of GET */
+	long connect_timeout_s; /* default 30 */
+	long stall_timeout_s;   /* abort when under 1 byte/s this long; default 60 */
+	long long range_from;   /* >0: ask for bytes from there on (Range) */
+	FILE *sink;          /* when set, a 2xx body is appended there, not kept */
+} http_opts;
+
+typedef struct http_retry {
+	int attempts;        /* total tries, at least 1; default 6 */
+	double base_s;       /* first backoff; doubles each time; default 1 */
+	double max_s;        /* cap on one wait (Retry-After is capped too); default 60 */
+} http_retry;
+
+/* The defaults, with DS_RETRY_BASE_MS / DS_RETRY_ATTEMPTS from the
+ * environment when set (tests make waits short). */
+http_retry http_retry_default(void);
+
+/* One request. Returns 0 when a reply came (any status), -1 on a transport
+ * error with the reason in err. r is filled either way; free it with
+ * http_reply_free. */
+int http_request(const char *url, const http_opts *o, http_reply *r, char *err, size_t errlen);
+
+/* http_request, retried per policy on transport errors, 429 and 5xx.
+ * Returns as http_request for the last try. *tries (may be NULL) gets how
+ * many were made. Progress of the retries goes to stderr as
+ * "prog: URL: retrying in Ns (reason)". */
+int http_get_retry(const char *url, const http_opts *o, const http_retry *p, http_reply *r,
+		   char *err, size_t errlen, int *tries);
+
+/* The value of header name (case-insensitive) in r's final response, as
+ * an owned string (free with free()), or NULL. */
+char *http_header(const http_reply *r, const char *name);
+
+void http_reply_free(http_reply *r);
+
+/* URL-escape s (borrowed) for a query value. Returns owned. */
+char *http_escape(const char *s);
+
+#endif
