@@ -433,9 +433,11 @@ struct viewer {
 static jv viewer_page(struct viewer *vw, long long offset, long long length)
 {
 	char *url = fmt("%s&offset=%lld&length=%lld", vw->base, offset, length);
-	http_opts ho = {.bearer = vw->o->token, .follow = 1};
+	/* The viewer says a page is too big to serve with X-Error-Code
+	 * TooBigContentError (a 500): retrying the same page cannot help, so
+	 * the caller shrinks it at once. Anything else gets the usual retries. */
+	http_opts ho = {.bearer = vw->o->token, .follow = 1, .final_error_code = "TooBigContentError"};
 	http_retry pol = http_retry_default();
-	if (pol.attempts > 3) pol.attempts = 3; /* then shrink the page instead */
 	http_reply rep;
 	char err[256];
 	int rc = http_get_retry(url, &ho, &pol, &rep, err, sizeof err, NULL);
@@ -482,6 +484,34 @@ out:
 	return result;
 }
 
+/* The number of rows of a split, from /size. */
+static long long viewer_size(const struct opts *o, const char *dataset, const char *config,
+			     const char *split)
+{
+	char *q = http_escape(dataset);
+	char *url = fmt("%s/size?dataset=%s", o->viewer, q);
+	jv v = get_json(o, url, dataset);
+	jv size = jv_get_kind(v) == JV_KIND_OBJECT ? jv_object_get(v, jv_string("size")) : (jv_free(v), jv_null());
+	jv splits = jv_get_kind(size) == JV_KIND_OBJECT ? jv_object_get(size, jv_string("splits")) : (jv_free(size), jv_null());
+	long long total = -1;
+	int n = jv_get_kind(splits) == JV_KIND_ARRAY ? jv_array_length(jv_copy(splits)) : 0;
+	for (int i = 0; i < n && total < 0; i++) {
+		jv s = jv_array_get(jv_copy(splits), i);
+		const char *c = jsonl_get_string(s, "config"), *sp = jsonl_get_string(s, "split");
+		jv rows = jv_object_get(jv_copy(s), jv_string("num_rows"));
+		if (c && sp && !strcmp(c, config) && !strcmp(sp, split) && jv_get_kind(rows) == JV_KIND_NUMBER)
+			total = (long long)jv_number_value(rows);
+		jv_free(rows);
+		jv_free(s);
+	}
+	jv_free(splits);
+	free(url);
+	free(q);
+	if (total < 0) cli_die(EXIT_RUNTIME, "%s: the viewer does not say how many rows %s/%s has",
+			       dataset, config, split);
+	return total;
+}
+
 static int cmp_ll(const void *a, const void *b)
 {
 	long long x = *(const long long *)a, y = *(const long long *)b;
@@ -496,11 +526,11 @@ static void emit_from_viewer(struct run *r, const char *dataset, const char *con
 	free(qd);
 	free(qc);
 	free(qs);
-	/* The total comes with any page: ask for one row. */
+	/* The total comes with any page: ask for one row; if that row cannot
+	 * be served, ask /size. */
 	jv first = viewer_page(&vw, 0, 1);
 	jv_free(first);
-	if (vw.total < 0) cli_die(EXIT_RUNTIME, "%s: the viewer did not say how many rows %s/%s has",
-				  dataset, config, split);
+	if (vw.total < 0) vw.total = viewer_size(r->o, dataset, config, split);
 	long long n;
 	long long *want = plan_rows(r, vw.total, &n);
 	/* Fetch runs of consecutive wanted rows page by page, emitting in the

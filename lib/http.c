@@ -191,6 +191,12 @@ int http_get_retry(const char *url, const http_opts *o, const http_retry *p, htt
 		rc = http_request(url, o, r, err, errlen);
 		if (tries) *tries = k + 1;
 		if (rc == 0 && !retryable(r->status)) return 0;
+		if (rc == 0 && o->final_error_code) {
+			char *code = http_header(r, "X-Error-Code");
+			int final = code && strcmp(code, o->final_error_code) == 0;
+			free(code);
+			if (final) return 0;
+		}
 		if (rc != 0 && o->sink) return rc; /* bytes may be on disk: the caller resumes with range_from */
 		if (k + 1 >= p->attempts) break;
 		/* Full jitter on an exponential base, so many clients that fail

@@ -62,3 +62,25 @@ qwen_tokenizer() {
 	zstd -q -d -f "$DATA/qwen/tokenizer.json.zst" -o "$1/tokenizer.json" &&
 	cp "$DATA/qwen/tokenizer_config.json" "$1/"
 }
+
+# Start the local hub / dataset viewer (tests/servers/hub.py) on a free
+# loopback port over fixture directory $1, extra options after it; sets
+# HUB (its base URL) and points ds at it. Stopped when the suite ends.
+hub_start() {
+	root=$1; shift
+	rm -f "$WORK/hub.port"
+	python3 "$TOP/tests/servers/hub.py" --root "$root" --port 0 --port-file "$WORK/hub.port" \
+		--max-seconds 300 --quiet "$@" 2>> "$WORK/hub.log" &
+	HUB_PID=$!
+	trap 'kill $HUB_PID 2>/dev/null; rm -rf "$WORK"' EXIT
+	i=0; while [ ! -s "$WORK/hub.port" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+	[ -s "$WORK/hub.port" ] || { echo "hub did not start:"; cat "$WORK/hub.log"; return 1; }
+	HUB=http://127.0.0.1:$(cat "$WORK/hub.port")
+	export HF_ENDPOINT=$HUB DS_VIEWER_ENDPOINT=$HUB DS_RETRY_BASE_MS=50
+}
+
+# Replace the hub's fault rules: hub_faults 'regex:kind[:arg][@count],...'
+hub_faults() {
+	curl -s -f -X POST -H 'Content-Type: application/json' \
+		-d "$(jq -n --arg s "$1" '{spec: $s}')" "$HUB/_faults" > /dev/null
+}
