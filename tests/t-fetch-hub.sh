@@ -108,3 +108,8 @@ ok 'killed with -9 while fetching, a rerun ends with every row once' '
 	jq -c "del(.id, .source)" out.jsonl | diff - "$WORK/want" &&
 	grep -q "$n already done" err && echo "killed after $n rows"
 '
+
+ok 'the test hub itself answers urllib, curl and the real huggingface_hub client as the hub does' '
+	python3 "$TOP/tests/servers/test_hub.py" > log 2>&1 || { tail -30 log; false; } &&
+	tail -1 log | grep -q " 0 failed"
+'

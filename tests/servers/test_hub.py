@@ -1,0 +1,837 @@
+#!/usr/bin/env python3
+"""Self-test of tests/servers/hub.py.
+
+Builds a fixture in a temp dir, starts the server on a free port, exercises
+every endpoint and fault kind with urllib (plus curl and the official
+huggingface_hub client when available), stops it, and prints
+`N passed, N failed` as its last line; exits non-zero on any failure.
+
+    python3 tests/servers/test_hub.py        # or: make-free, no network needed
+
+If huggingface_hub is not importable by this interpreter but the project
+venv (tests/.venv) has it, the script re-runs itself under that interpreter.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import importlib.util
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+import urllib.error
+import urllib.parse
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+HUB = os.path.join(HERE, "hub.py")
+VENV_PY = os.path.normpath(os.path.join(HERE, "..", ".venv", "bin", "python"))
+TOKEN = "hf_selftest_" + os.urandom(8).hex()     # unique, so grepping logs for it means something
+COMMIT = "0123456789abcdef0123456789abcdef01234567"
+
+# No test may reach the internet, and a proxy must not swallow 127.0.0.1.
+for _v in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
+    os.environ.pop(_v, None)
+os.environ["NO_PROXY"] = os.environ["no_proxy"] = "127.0.0.1,localhost"
+
+PASSED = FAILED = 0
+
+
+def check(name: str, cond, detail="") -> bool:
+    global PASSED, FAILED
+    if cond:
+        PASSED += 1
+        print(f"ok   - {name}")
+    else:
+        FAILED += 1
+        print(f"FAIL - {name}" + (f": {detail}" if detail != "" else ""))
+    sys.stdout.flush()
+    return bool(cond)
+
+
+def group(fn):
+    """Run a test group; an unexpected exception counts as one failure."""
+    try:
+        fn()
+    except Exception:                                           # noqa: BLE001
+        check(f"{fn.__name__} raised", False, traceback.format_exc())
+
+
+# --------------------------------------------------------------------------
+# HTTP helpers (urllib, never following redirects by itself)
+# --------------------------------------------------------------------------
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *a, **k):
+        return None
+
+
+OPENER = urllib.request.build_opener(_NoRedirect, urllib.request.ProxyHandler({}))
+
+
+def req(url, method="GET", headers=None, data=None, timeout=10):
+    """-> (status, headers, body).  4xx/5xx/3xx are returned, not raised."""
+    if isinstance(data, (dict, list, str)):
+        data = json.dumps(data).encode()
+    r = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+    try:
+        with OPENER.open(r, timeout=timeout) as resp:
+            return resp.status, resp.headers, resp.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers, e.read()
+
+
+def jreq(url, **kw):
+    st, h, body = req(url, **kw)
+    try:
+        return st, h, json.loads(body) if body else None
+    except ValueError:
+        return st, h, body
+
+
+def sha256(b: bytes) -> str:
+    return hashlib.sha256(b).hexdigest()
+
+
+def git_sha1(b: bytes) -> str:
+    return hashlib.sha1(b"blob %d\0" % len(b) + b).hexdigest()
+
+
+# --------------------------------------------------------------------------
+# Fixture and server process
+# --------------------------------------------------------------------------
+
+def build_fixture(root: str) -> dict:
+    rnd = random.Random(1)
+    files = {}
+
+    def put(rel: str, data: bytes) -> None:
+        p = os.path.join(root, *rel.split("/"))
+        os.makedirs(os.path.dirname(p), exist_ok=True)
+        with open(p, "wb") as f:
+            f.write(data)
+        files[rel] = data
+
+    put("models/acme/tiny/config.json", b'{"model_type": "qwen2", "hidden_size": 8}\n')
+    put("models/acme/tiny/tokenizer.json", json.dumps({"version": "1.0", "vocab": list(range(50))}).encode())
+    put("models/acme/tiny/model.safetensors", rnd.randbytes(200_000))     # > threshold: LFS
+    put("models/acme/tiny/sub/notes.txt", b"nested file\n")
+    put("models/acme/tiny/_commit", COMMIT.encode() + b"\n")
+    put("models/acme/locked/config.json", b'{"gated": true}\n')
+    put("models/acme/locked/weights.bin", rnd.randbytes(100_000))
+
+    rows = []
+    for i in range(250):
+        text = f"answer {i}" if i != 7 else "x" * 1000 + "é" * 500      # one long cell
+        rows.append({"id": i, "messages": [{"role": "user", "content": f"q{i}"}], "text": text})
+    jl = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode()
+    put("datasets/acme/chats/train.jsonl", jl)
+    put("datasets/acme/chats/README.md", b"# chats\n")
+    put("datasets/acme/chats/_viewer/default/train.jsonl", jl)
+    put("datasets/acme/chats/_viewer/default/test.jsonl",
+        b'{"id": 0, "text": "t0"}\n{"id": 1, "text": "t1"}\n\n{"id": 2, "text": "t2"}\n')
+    put("datasets/acme/chats/_viewer/extra/train.jsonl", b'{"a": 1}\n{"a": 2}\n')
+    put("datasets/acme/private/data.jsonl", b'{"s": 1}\n')
+    put("datasets/acme/private/_viewer/default/train.jsonl", b'{"s": 1}\n{"s": 2}\n')
+    return {"files": files, "rows": rows}
+
+
+class ServerProc:
+    def __init__(self, root: str, tmp: str, name: str, *extra: str) -> None:
+        self.port_file = os.path.join(tmp, f"{name}.port")
+        self.err_path = os.path.join(tmp, f"{name}.stderr")
+        self.err = open(self.err_path, "wb")     # noqa: SIM115 -- lives as long as the server
+        self.proc = subprocess.Popen(
+            [sys.executable, HUB, "--root", root, "--port", "0", "--port-file", self.port_file,
+             *extra], stdout=subprocess.DEVNULL, stderr=self.err)
+        deadline = time.time() + 10
+        while not os.path.exists(self.port_file):
+            if self.proc.poll() is not None or time.time() > deadline:
+                raise RuntimeError(f"{name} did not start:\n" + self.stderr())
+            time.sleep(0.02)
+        with open(self.port_file) as f:
+            self.port = int(f.read().strip())
+        self.base = f"http://127.0.0.1:{self.port}"
+
+    def stderr(self) -> str:
+        if not self.err.closed:
+            self.err.flush()
+        with open(self.err_path, encoding="utf-8", errors="replace") as f:
+            return f.read()
+
+    def stop(self) -> int | None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            return None
+        finally:
+            self.err.close()
+
+
+# --------------------------------------------------------------------------
+# Tests against the main server
+# --------------------------------------------------------------------------
+
+def run_urllib_tests(S: ServerProc, fx: dict) -> None:
+    B = S.base
+    F = fx["files"]
+    big = F["models/acme/tiny/model.safetensors"]
+    AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+    def set_faults(spec=None, **body):
+        if spec is not None:
+            body["spec"] = spec
+        st, _, js = jreq(f"{B}/_faults", method="POST", data=body,
+                         headers={"Content-Type": "application/json"})
+        assert st == 200, (st, js)
+        return js
+
+    def clear_log():
+        req(f"{B}/_debug/requests", method="DELETE")
+
+    def log_entries():
+        return jreq(f"{B}/_debug/requests")[2]
+
+    def t_health():
+        st, _, js = jreq(f"{B}/_debug/health")
+        check("health endpoint and --port-file port", st == 200 and js["port"] == S.port, js)
+        check("stderr has the start-up line", "listening on http://127.0.0.1:" in S.stderr())
+
+    def t_api_models():
+        st, h, js = jreq(f"{B}/api/models/acme/tiny")
+        names = sorted(s["rfilename"] for s in js["siblings"])
+        check("GET /api/models/O/N: 200 + id + sha from _commit",
+              st == 200 and js["id"] == "acme/tiny" and js["sha"] == COMMIT, js)
+        check("siblings list the repo files, not _commit",
+              names == ["config.json", "model.safetensors", "sub/notes.txt", "tokenizer.json"], names)
+        check("siblings without ?blobs carry no size", all("size" not in s for s in js["siblings"]))
+        st, _, js = jreq(f"{B}/api/models/acme/tiny?blobs=true")
+        sib = {s["rfilename"]: s for s in js["siblings"]}
+        m = sib["model.safetensors"]
+        c = sib["config.json"]
+        check("?blobs=true: LFS file has size + lfs.sha256/size/pointerSize",
+              m["size"] == len(big) and m["lfs"]["sha256"] == sha256(big)
+              and m["lfs"]["size"] == len(big) and m["lfs"]["pointerSize"] > 0, m)
+        check("?blobs=true: small file has size + git blobId, no lfs",
+              c["size"] == len(F["models/acme/tiny/config.json"]) and "lfs" not in c
+              and c["blobId"] == git_sha1(F["models/acme/tiny/config.json"]), c)
+        st1, _, a = jreq(f"{B}/api/models/acme/tiny/revision/main")
+        st2, _, b = jreq(f"{B}/api/models/acme/tiny/revision/{COMMIT}")
+        check("/revision/main and /revision/<sha> agree", st1 == st2 == 200 and a["sha"] == b["sha"] == COMMIT)
+        st, h, js = jreq(f"{B}/api/models/acme/tiny/revision/v9")
+        check("unknown revision -> 404 RevisionNotFound",
+              st == 404 and h["X-Error-Code"] == "RevisionNotFound" and "error" in js, (st, js))
+        st, h, js = jreq(f"{B}/api/models/acme/nope")
+        check("unknown repo -> 404 RepoNotFound + JSON error",
+              st == 404 and h["X-Error-Code"] == "RepoNotFound" and js["error"], (st, js))
+        st, _, js = jreq(f"{B}/api/datasets/acme/chats?blobs=true")
+        names = sorted(s["rfilename"] for s in js["siblings"])
+        check("GET /api/datasets/O/N lists raw files but not _viewer/",
+              st == 200 and names == ["README.md", "train.jsonl"] and len(js["sha"]) == 40, names)
+        st2, _, js2 = jreq(f"{B}/api/datasets/acme/chats")
+        check("derived commit sha is stable", js2["sha"] == js["sha"])
+
+    def t_tree():
+        url = f"{B}/api/models/acme/tiny/tree/main?recursive=true"
+        pages, entries = 0, []
+        while url:
+            st, h, js = jreq(url)
+            assert st == 200, (st, js)
+            pages += 1
+            check(f"tree page {pages} has <= --tree-page-size entries", len(js) <= 2, len(js))
+            entries += js
+            link = h.get("Link")
+            url = None
+            if link:
+                check("Link header is <url>; rel=\"next\" with a cursor",
+                      link.endswith('>; rel="next"') and "cursor=" in link, link)
+                url = link[1:link.index(">")]
+        paths = [e["path"] for e in entries]
+        check("recursive tree over 3 pages = all files + directory",
+              pages == 3 and sorted(paths) == ["config.json", "model.safetensors", "sub",
+                                               "sub/notes.txt", "tokenizer.json"], (pages, paths))
+        e = {x["path"]: x for x in entries}
+        check("tree entries: type/oid/size, lfs.oid = sha256",
+              e["sub"]["type"] == "directory" and e["config.json"]["type"] == "file"
+              and e["model.safetensors"]["lfs"]["oid"] == sha256(big)
+              and e["model.safetensors"]["size"] == len(big), e["model.safetensors"])
+        st, h, js = jreq(f"{B}/api/models/acme/tiny/tree/main")
+        allp = [x["path"] for x in js]
+        while h.get("Link"):
+            st, h, js = jreq(h["Link"][1:h["Link"].index(">")])
+            allp += [x["path"] for x in js]
+        check("non-recursive tree lists the top level only", "sub/notes.txt" not in allp and "sub" in allp, allp)
+        st, h, js = jreq(f"{B}/api/models/acme/tiny/tree/main/sub")
+        check("tree/REV/PATH lists that folder", st == 200 and [x["path"] for x in js] == ["sub/notes.txt"], js)
+        st, _, _ = jreq(f"{B}/api/models/acme/tiny/tree/main?cursor=garbage")
+        check("bad cursor -> 400", st == 400, st)
+        st, h, _ = jreq(f"{B}/api/models/acme/tiny/tree/nope?recursive=true")
+        check("tree of unknown revision -> 404", st == 404 and h["X-Error-Code"] == "RevisionNotFound")
+
+    def t_resolve_small():
+        data = F["models/acme/tiny/config.json"]
+        u = f"{B}/acme/tiny/resolve/main/config.json"
+        st, h, body = req(u, method="HEAD")
+        check("HEAD small file: 200, ETag = git sha1, X-Repo-Commit, Content-Length",
+              st == 200 and h["ETag"] == f'"{git_sha1(data)}"' and h["X-Repo-Commit"] == COMMIT
+              and int(h["Content-Length"]) == len(data) and body == b"", dict(h))
+        st, h, body = req(u)
+        check("GET small file: exact bytes, no redirect", st == 200 and body == data)
+        st, _, body = req(f"{B}/acme/tiny/resolve/{COMMIT}/sub/notes.txt")
+        check("resolve by commit sha + nested path", st == 200 and body == F["models/acme/tiny/sub/notes.txt"])
+        st, h, body = req(u, headers={"Range": "bytes=5-"})
+        check("Range on a direct file -> 206", st == 206 and body == data[5:]
+              and h["Content-Range"] == f"bytes 5-{len(data) - 1}/{len(data)}", (st, dict(h)))
+        st, h, body = req(f"{B}/datasets/acme/chats/resolve/main/train.jsonl")
+        check("dataset resolve /datasets/O/N/resolve/REV/PATH",
+              st == 200 and body == F["datasets/acme/chats/train.jsonl"] and "X-Repo-Commit" in h)
+        st, h, _ = jreq(f"{B}/acme/tiny/resolve/main/missing.bin")
+        check("missing file -> 404 EntryNotFound with X-Repo-Commit",
+              st == 404 and h["X-Error-Code"] == "EntryNotFound" and h["X-Repo-Commit"] == COMMIT, dict(h))
+        st, h, _ = jreq(f"{B}/acme/tiny/resolve/v2/config.json")
+        check("resolve unknown revision -> 404 RevisionNotFound", st == 404 and h["X-Error-Code"] == "RevisionNotFound")
+        st1, _, _ = req(f"{B}/acme/tiny/resolve/main/_commit")
+        st2, _, _ = req(f"{B}/acme/tiny/resolve/main/sub/..%2F..%2F..%2Flocked%2Fconfig.json")
+        st3, _, _ = req(f"{B}/datasets/acme/chats/resolve/main/_viewer/default/test.jsonl")
+        check("reserved names and ../ are not served", st1 == st2 == st3 == 404, (st1, st2, st3))
+        st, h, _ = jreq(f"{B}/acme/nope/resolve/main/x")
+        check("resolve unknown repo -> 404 RepoNotFound", st == 404 and h["X-Error-Code"] == "RepoNotFound")
+
+    def t_resolve_lfs():
+        u = f"{B}/acme/tiny/resolve/main/model.safetensors"
+        for method in ("HEAD", "GET"):
+            st, h, _ = req(u, method=method)
+            loc = h.get("Location", "")
+            check(f"{method} LFS file -> 302 + X-Linked-Etag/X-Linked-Size/ETag/X-Repo-Commit",
+                  st == 302 and h["X-Linked-Etag"] == f'"{sha256(big)}"'
+                  and int(h["X-Linked-Size"]) == len(big) and h["X-Repo-Commit"] == COMMIT
+                  and h.get("ETag") and loc, dict(h))
+        check("CDN Location is another host name of this server (auth must be dropped)",
+              urllib.parse.urlsplit(loc).hostname == "localhost" and f":{S.port}/cdn/" in loc, loc)
+        st, h, body = req(loc)
+        check("CDN GET serves the exact bytes (sha256 matches)",
+              st == 200 and sha256(body) == sha256(big) and int(h["Content-Length"]) == len(big))
+        check("CDN sends Content-Disposition with filename", 'filename="model.safetensors"' in
+              h.get("Content-Disposition", ""), h.get("Content-Disposition"))
+        st, h, body = req(loc, headers={"Range": "bytes=150000-"})
+        check("CDN Range bytes=N- -> 206 + Content-Range + tail",
+              st == 206 and body == big[150000:]
+              and h["Content-Range"] == f"bytes 150000-{len(big) - 1}/{len(big)}", (st, dict(h)))
+        st, h, body = req(loc, headers={"Range": "bytes=10-19"})
+        check("CDN Range bytes=N-M", st == 206 and body == big[10:20])
+        st, h, body = req(loc, headers={"Range": "bytes=-5"})
+        check("CDN Range suffix bytes=-N", st == 206 and body == big[-5:])
+        st, h, _ = req(loc, headers={"Range": f"bytes={len(big)}-"})
+        check("CDN Range past the end -> 416 with Content-Range */size",
+              st == 416 and h["Content-Range"] == f"bytes */{len(big)}", (st, dict(h)))
+        st, _, _ = req(loc.replace("Signature=", "Signature=00"))
+        check("CDN refuses a tampered signature (403)", st == 403, st)
+        st, h, _ = req(loc.replace("localhost", "127.0.0.1", 1), method="HEAD")
+        check("CDN HEAD", st == 200 and int(h["Content-Length"]) == len(big))
+        st, h, _ = req(f"{B}/acme/tiny/resolve/main/model.safetensors", method="HEAD",
+                       headers={"Host": f"localhost:{S.port}"})
+        check("auto CDN host flips to 127.0.0.1 when called as localhost",
+              urllib.parse.urlsplit(h["Location"]).hostname == "127.0.0.1", h.get("Location"))
+
+    def t_auth():
+        clear_log()
+        for path in ("api/models/acme/locked", "acme/locked/resolve/main/config.json",
+                     "api/models/acme/locked/tree/main"):
+            st, h, js = jreq(f"{B}/{path}")
+            check(f"gated {path}: no token -> 401 GatedRepo + JSON error",
+                  st == 401 and h["X-Error-Code"] == "GatedRepo" and js["error"], (st, js))
+            st, h, js = jreq(f"{B}/{path}", headers={"Authorization": "Bearer hf_wrong"})
+            check(f"gated {path}: wrong token -> 403", st == 403 and js["error"], (st, js))
+            st, h, _ = jreq(f"{B}/{path}", headers=AUTH)
+            check(f"gated {path}: right token -> 200", st == 200, st)
+        st, h, _ = req(f"{B}/acme/locked/resolve/main/weights.bin", headers=AUTH)
+        check("gated LFS with token -> 302", st == 302, st)
+        # What a correct client does: follow to the CDN without the token.
+        st, _, body = req(h["Location"])
+        check("gated LFS body via CDN without token", st == 200 and body == F["models/acme/locked/weights.bin"])
+        ents = log_entries()
+        cdn = [e for e in ents["requests"] if e["path"].startswith("/cdn/")]
+        res = [e for e in ents["requests"] if "/resolve/main/weights.bin" in e["path"]]
+        check("debug log: resolve saw the token, CDN did not",
+              res and res[-1]["auth"] == "token" and cdn and all(e["auth"] == "none" for e in cdn)
+              and ents["cdn_auth_leaks"] == 0, ents)
+        # And a buggy client that forwards the header is caught.
+        r = urllib.request.Request(h["Location"], headers=AUTH)
+        with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(r, timeout=10) as resp:
+            resp.read()
+        ents = log_entries()
+        check("debug log flags a token sent to the CDN (cdn_auth_leaks)",
+              ents["cdn_auth_leaks"] == 1 and ents["requests"][-1]["auth"] == "token", ents["cdn_auth_leaks"])
+        check("token never appears in the debug log", TOKEN not in json.dumps(ents))
+        st, _, _ = req(f"{B}/api/whoami-v2")
+        st2, _, js = jreq(f"{B}/api/whoami-v2", headers=AUTH)
+        check("whoami-v2: 401 without token, 200 with", st == 401 and st2 == 200 and js["name"], (st, st2))
+        clear_log()
+        check("DELETE /_debug/requests clears the log", log_entries()["requests"] == [])
+
+    def t_curl():
+        curl = shutil.which("curl")
+        if not curl:
+            print("skip - curl not installed")
+            return
+        clear_log()
+        out = os.path.join(S_tmp, "curl.bin")
+        url = f"{B}/acme/locked/resolve/main/weights.bin"
+        r = subprocess.run([curl, "-sSfL", "-H", f"Authorization: Bearer {TOKEN}", "-o", out, url],
+                           check=False, capture_output=True, timeout=20)
+        with open(out, "rb") as f:
+            got = f.read()
+        ents = log_entries()["requests"]
+        check("curl -L: gated LFS download matches", r.returncode == 0 and got == F["models/acme/locked/weights.bin"],
+              r.stderr)
+        check("curl (libcurl) drops Authorization on the CDN redirect",
+              [e["auth"] for e in ents] == ["token", "none"], [(e["path"][:40], e["auth"]) for e in ents])
+        # libcurl resume: a partial file continued with -C - sends Range.
+        with open(out, "wb") as f:
+            f.write(big[:30000])
+        clear_log()
+        r = subprocess.run([curl, "-sSfL", "-C", "-", "-o", out,
+                            f"{B}/acme/tiny/resolve/main/model.safetensors"], check=False, capture_output=True, timeout=20)
+        with open(out, "rb") as f:
+            got = f.read()
+        ents = log_entries()["requests"]
+        check("curl -C - resumes through the redirect with Range -> 206",
+              r.returncode == 0 and got == big and ents[-1]["status"] == 206
+              and ents[-1]["range"] == "bytes=30000-", (r.stderr, ents))
+
+    def t_viewer():
+        D = "dataset=acme/chats"
+        rows = fx["rows"]
+        st, _, js = jreq(f"{B}/splits?{D}")
+        check("/splits lists config/split pairs, train before test",
+              st == 200 and js["splits"] == [
+                  {"dataset": "acme/chats", "config": "default", "split": "train"},
+                  {"dataset": "acme/chats", "config": "default", "split": "test"},
+                  {"dataset": "acme/chats", "config": "extra", "split": "train"}]
+              and js["pending"] == [] and js["failed"] == [], js)
+        st, _, js2 = jreq(f"{B}/viewer/splits?{D}&config=extra")
+        check("/viewer prefix and ?config filter", st == 200 and len(js2["splits"]) == 1, js2)
+        st, _, js = jreq(f"{B}/is-valid?{D}")
+        check("/is-valid", st == 200 and js["viewer"] is True and js["preview"] is True)
+        st, _, js = jreq(f"{B}/rows?{D}&config=default&split=train&offset=0&length=100")
+        check("/rows page 1: 100 rows, num_rows_total, num_rows_per_page, partial",
+              st == 200 and len(js["rows"]) == 100 and js["num_rows_total"] == 250
+              and js["num_rows_per_page"] == 100 and js["partial"] is False, {k: js[k] for k in js if k != "rows"})
+        check("/rows features: feature_idx/name/type",
+              [(f["feature_idx"], f["name"]) for f in js["features"]] == [(0, "id"), (1, "messages"), (2, "text")]
+              and js["features"][0]["type"] == {"dtype": "int64", "_type": "Value"}, js["features"])
+        r7 = js["rows"][7]
+        check("/rows never truncates: long cell intact, truncated_cells []",
+              r7["row_idx"] == 7 and r7["row"] == rows[7] and r7["truncated_cells"] == [])
+        st, _, js = jreq(f"{B}/rows?{D}&config=default&split=train&offset=200&length=100")
+        check("/rows last page is short and row_idx is absolute",
+              len(js["rows"]) == 50 and js["rows"][0]["row_idx"] == 200 and js["rows"][0]["row"] == rows[200])
+        st, _, js = jreq(f"{B}/rows?{D}&config=default&split=train&offset=250&length=10")
+        check("/rows past the end -> 200 with no rows", st == 200 and js["rows"] == [])
+        st, _, js = jreq(f"{B}/rows?{D}&config=default&split=train")
+        check("/rows defaults offset=0 length=100", st == 200 and len(js["rows"]) == 100)
+        st, h, js = jreq(f"{B}/rows?{D}&config=default&split=train&offset=0&length=101")
+        check("/rows length > 100 -> 422 {error}",
+              st == 422 and "must not be greater than 100" in js["error"]
+              and h["X-Error-Code"] == "InvalidParameter", (st, js))
+        st, _, js = jreq(f"{B}/rows?{D}&config=default&split=train&offset=-1")
+        check("/rows negative offset -> 422", st == 422 and js["error"])
+        st, _, js = jreq(f"{B}/rows?{D}&config=default")
+        check("/rows without split -> 422 MissingRequiredParameter", st == 422 and "split" in js["error"])
+        st, _, js = jreq(f"{B}/rows?dataset=acme/nope&config=default&split=train")
+        check("/rows unknown dataset -> 404 {error}", st == 404 and js["error"], (st, js))
+        st, _, js = jreq(f"{B}/rows?{D}&config=nope&split=train")
+        check("/rows unknown config -> 404", st == 404 and js["error"])
+        st, _, js = jreq(f"{B}/rows?{D}&config=default&split=test")
+        check("/rows skips blank lines in the fixture", st == 200 and js["num_rows_total"] == 3)
+        st, _, js = jreq(f"{B}/first-rows?{D}&config=default&split=train")
+        r7 = js["rows"][7]
+        check("/first-rows: 100 rows, long cell truncated + listed",
+              st == 200 and len(js["rows"]) == 100 and r7["truncated_cells"] == ["text"]
+              and len(r7["row"]["text"].encode()) <= 100 and rows[7]["text"].startswith(r7["row"]["text"])
+              and js["rows"][0]["truncated_cells"] == [], r7)
+        st, _, js = jreq(f"{B}/size?{D}")
+        check("/size: totals per dataset/config/split",
+              st == 200 and js["size"]["dataset"]["num_rows"] == 255
+              and [s["num_rows"] for s in js["size"]["splits"]] == [250, 3, 2], js)
+        P = "dataset=acme/private&config=default&split=train"
+        st, h, js = jreq(f"{B}/rows?{P}")
+        st2, _, _ = jreq(f"{B}/rows?{P}", headers={"Authorization": "Bearer nope"})
+        st3, _, js3 = jreq(f"{B}/rows?{P}", headers=AUTH)
+        check("gated dataset on the viewer: 401 no token, 404 wrong token, 200 with token",
+              st == 401 and js["error"] and st2 == 404 and st3 == 200 and js3["num_rows_total"] == 2,
+              (st, st2, st3))
+
+    def t_faults():
+        R = f"{B}/api/models/acme/tiny"
+        js = set_faults("^/api/models/acme/tiny$:429:1@1")
+        st, h, body = jreq(R)
+        st2, _, _ = jreq(R)
+        check("429:SECONDS@1 -> 429 + Retry-After once, then 200",
+              st == 429 and h["Retry-After"] == "1" and body["error"] and st2 == 200, (st, dict(h), st2))
+        check("GET /_faults shows remaining/fired",
+              jreq(f"{B}/_faults")[2]["rules"][0] | {} == {"path": "^/api/models/acme/tiny$", "kind": "429",
+                                                          "args": ["1"], "remaining": 0, "fired": 1})
+        set_faults("acme/tiny$:500@2")
+        sts = [jreq(R)[0] for _ in range(3)]
+        check("500@2 -> two 500s then 200", sts == [500, 500, 200], sts)
+        set_faults("acme/tiny$:503@1")
+        sts = [jreq(R)[0] for _ in range(2)]
+        check("503@1", sts == [503, 200], sts)
+        set_faults("acme/tiny$:500")
+        check("rule without @count fires every time", [jreq(R)[0] for _ in range(3)] == [500] * 3)
+        st, _, js = jreq(f"{B}/_faults", method="DELETE")
+        check("DELETE /_faults clears", st == 200 and js["rules"] == [] and jreq(R)[0] == 200)
+
+        set_faults(".*:500")
+        check("control endpoints are immune to faults", jreq(f"{B}/_faults")[0] == 200
+              and jreq(f"{B}/_debug/requests")[0] == 200)
+        set_faults("")
+
+        loc = req(f"{B}/acme/tiny/resolve/main/model.safetensors")[1]["Location"]
+        set_faults("^/cdn/:cut:1000@1")
+        st, h, _ = req(loc, method="HEAD")
+        check("cut does not fire on HEAD (no body)", st == 200 and jreq(f"{B}/_faults")[2]["rules"][0]["remaining"] == 1)
+        r = OPENER.open(loc, timeout=10)
+        partial = b""
+        try:
+            partial = r.read()
+            got_short = False
+        except http.client.IncompleteRead as e:
+            partial = e.partial
+            got_short = True
+        check("cut:BYTES: full Content-Length, BYTES of body, then EOF",
+              got_short and int(r.headers["Content-Length"]) == len(big) and partial == big[:1000],
+              (got_short, len(partial)))
+        st, h, rest = req(loc, headers={"Range": f"bytes={len(partial)}-"})
+        check("resume after cut with Range -> 206, sha256 of joined file matches",
+              st == 206 and sha256(partial + rest) == sha256(big), st)
+
+        set_faults("^/cdn/:corrupt@1")
+        _, _, bad = req(loc)
+        _, _, good = req(loc)
+        check("corrupt@1: same length, wrong sha256; next one fine",
+              len(bad) == len(big) and sha256(bad) != sha256(big) and good == big)
+
+        set_faults("config.json$:slow:0.5@1")
+        t0 = time.monotonic()
+        req(f"{B}/acme/tiny/resolve/main/config.json")
+        t1 = time.monotonic()
+        req(f"{B}/acme/tiny/resolve/main/config.json")
+        t2 = time.monotonic()
+        check("slow:0.5@1 delays the first byte once", t1 - t0 >= 0.5 and t2 - t1 < 0.4, (t1 - t0, t2 - t1))
+
+        set_faults("^/splits:latency:150")
+        t0 = time.monotonic()
+        for _ in range(3):
+            jreq(f"{B}/splits?dataset=acme/chats")
+        t1 = time.monotonic()
+        jreq(f"{B}/is-valid?dataset=acme/chats")
+        t2 = time.monotonic()
+        check("latency:MS delays every matching request, not others",
+              t1 - t0 >= 0.45 and t2 - t1 < 0.14, (t1 - t0, t2 - t1))
+
+        RW = f"{B}/rows?dataset=acme/chats&config=default&split=train"
+        set_faults("^/rows:truncate-cell:50")
+        _, _, js = jreq(f"{RW}&offset=5&length=5")
+        r7 = js["rows"][2]
+        check("truncate-cell:50 on /rows cuts the long cell and lists it",
+              r7["row_idx"] == 7 and r7["truncated_cells"] == ["text"] and len(r7["row"]["text"].encode()) <= 50
+              and js["rows"][0]["truncated_cells"] == [], r7)
+        check("truncate-cell leaves short cells alone", js["rows"][0]["row"] == fx["rows"][5])
+
+        set_faults("^/rows:too-big:150")
+        st, h, js = jreq(f"{RW}&offset=100&length=100")
+        check("too-big:150: a page containing row 150 -> 500 TooBigContentError",
+              st == 500 and "exceeds the maximum supported size" in js["error"]
+              and h["X-Error-Code"] == "TooBigContentError", (st, js))
+        sts = {o_l: jreq(f"{RW}&offset={o_l[0]}&length={o_l[1]}")[0]
+               for o_l in [(0, 100), (140, 10), (149, 1), (151, 1), (151, 99), (150, 1), (145, 10)]}
+        check("too-big: pages without the row work, any page with it fails",
+              sts == {(0, 100): 200, (140, 10): 200, (149, 1): 200, (151, 1): 200, (151, 99): 200,
+                      (150, 1): 500, (145, 10): 500}, sts)
+        set_faults("^/rows:too-big:150:1")
+        sts = [jreq(f"{RW}&offset=150&length={n}")[0] for n in (2, 1)]
+        check("too-big:150:1: shrinking the page to 1 row gets row 150", sts == [500, 200], sts)
+
+        js = set_faults(rules=[{"path": "^/is-valid", "kind": "503", "count": 1}])
+        js = set_faults(rules=[{"path": "^/size", "kind": "429", "arg": 2}], append=True)
+        st1 = jreq(f"{B}/is-valid?dataset=acme/chats")[0]
+        st2, h2, _ = jreq(f"{B}/size?dataset=acme/chats")
+        check("POST /_faults JSON rules + append", len(js["rules"]) == 2 and st1 == 503 and st2 == 429
+              and h2["Retry-After"] == "2", js)
+        st, _, js = jreq(f"{B}/_faults", method="POST", data={"spec": "x:explode"})
+        check("bad fault spec -> 400", st == 400 and "explode" in js["error"], js)
+        set_faults("")
+
+        # Rule parsing, straight from the module: the regex may contain ':'.
+        spec = importlib.util.spec_from_file_location("hub", HUB)
+        hub = importlib.util.module_from_spec(spec)
+        sys.modules["hub"] = hub            # dataclasses look the module up
+        spec.loader.exec_module(hub)
+        r = hub.parse_rule(r"^/a:b(?:c):cut:10@2")
+        check("parse_rule keeps ':' inside the regex",
+              (r.pattern, r.kind, r.args, r.remaining) == ("^/a:b(?:c)", "cut", ["10"], 2), r)
+        r = hub.parse_rule("resolve:429")
+        check("parse_rule: optional arg and count", (r.pattern, r.kind, r.args, r.remaining) == ("resolve", "429", [], None))
+        r = hub.parse_rule(":500")
+        check("parse_rule: empty regex matches everything", r.regex.search("/anything") is not None)
+
+    def t_keepalive_and_concurrency():
+        # libcurl reuses connections: every answer (HEAD, 302, 404, 206) must
+        # be framed exactly so the next request on the socket still works.
+        conn = http.client.HTTPConnection("127.0.0.1", S.port, timeout=10)
+        seen = []
+        for method, path, hdr in [("HEAD", "/acme/tiny/resolve/main/config.json", {}),
+                                  ("GET", "/acme/tiny/resolve/main/model.safetensors", {}),
+                                  ("GET", "/acme/tiny/resolve/main/missing", {}),
+                                  ("GET", "/acme/tiny/resolve/main/config.json", {"Range": "bytes=0-3"}),
+                                  ("GET", "/api/models/acme/tiny", {})]:
+            conn.request(method, path, headers=hdr)
+            r = conn.getresponse()
+            r.read()
+            seen.append(r.status)
+        conn.close()
+        check("keep-alive: 5 requests on one connection", seen == [200, 302, 404, 206, 200], seen)
+        from concurrent.futures import ThreadPoolExecutor
+        loc = req(f"{B}/acme/tiny/resolve/main/model.safetensors")[1]["Location"]
+
+        def part(i):
+            a = i * 25_000
+            return req(loc, headers={"Range": f"bytes={a}-{a + 24_999}"})[2]
+        with ThreadPoolExecutor(8) as ex:
+            parts = list(ex.map(part, range(8)))
+        check("8 parallel ranged CDN requests reassemble the file", b"".join(parts) == big)
+
+    tests = [t_health, t_keepalive_and_concurrency, t_api_models, t_tree, t_resolve_small, t_resolve_lfs, t_auth, t_curl,
+             t_viewer, t_faults]
+    for t in tests:
+        group(t)
+
+
+# --------------------------------------------------------------------------
+# The official client against the server
+# --------------------------------------------------------------------------
+
+def run_hf_tests(S: ServerProc, fx: dict, tmp: str, root: str) -> None:
+    B = S.base
+    F = fx["files"]
+    os.environ["HF_HOME"] = os.path.join(tmp, "hf_home")
+    os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
+    os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+    os.environ["HF_HUB_ETAG_TIMEOUT"] = "10"
+    for v in ("HF_HUB_OFFLINE", "HF_TOKEN", "HF_ENDPOINT", "HUGGING_FACE_HUB_TOKEN"):
+        os.environ.pop(v, None)
+    import logging
+
+    import huggingface_hub as hf  # only now: it reads the environment on import
+    from huggingface_hub.errors import (
+        EntryNotFoundError,
+        GatedRepoError,
+        HfHubHTTPError,
+    )
+    logging.getLogger("huggingface_hub").setLevel(logging.ERROR)
+    print(f"# huggingface_hub {hf.__version__}")
+
+    def post_faults(spec):
+        req(f"{B}/_faults", method="POST", data={"spec": spec})
+
+    def log_entries():
+        return jreq(f"{B}/_debug/requests")[2]["requests"]
+
+    def read(p):
+        with open(p, "rb") as f:
+            return f.read()
+
+    cache = os.path.join(tmp, "hf_cache")
+
+    def t_hf_download():
+        p = hf.hf_hub_download("acme/tiny", "config.json", endpoint=B, cache_dir=cache, token=False)
+        check("hf_hub_download small file", read(p) == F["models/acme/tiny/config.json"])
+        check("hf cache uses X-Repo-Commit as the snapshot dir", f"/snapshots/{COMMIT}/" in p, p)
+        p = hf.hf_hub_download("acme/tiny", "model.safetensors", endpoint=B, cache_dir=cache, token=False)
+        check("hf_hub_download LFS file via 302 + CDN", read(p) == F["models/acme/tiny/model.safetensors"])
+        blob = os.path.realpath(p)
+        check("hf stores the blob under X-Linked-Etag (sha256)",
+              os.path.basename(blob) == sha256(F["models/acme/tiny/model.safetensors"]), blob)
+        p = hf.hf_hub_download("acme/chats", "train.jsonl", repo_type="dataset", endpoint=B,
+                               cache_dir=cache, token=False)
+        check("hf_hub_download dataset file", read(p) == F["datasets/acme/chats/train.jsonl"])
+        try:
+            hf.hf_hub_download("acme/tiny", "nope.bin", endpoint=B, cache_dir=cache, token=False)
+            check("hf: missing file -> EntryNotFoundError", False, "no error")
+        except EntryNotFoundError:
+            check("hf: missing file -> EntryNotFoundError", True)
+
+    def t_hf_snapshot():
+        req(f"{B}/_debug/requests", method="DELETE")
+        d = hf.snapshot_download("acme/tiny", endpoint=B, cache_dir=os.path.join(tmp, "snap"), token=False)
+        ok = all(read(os.path.join(d, *r.split("/"))) == F[f"models/acme/tiny/{r}"]
+                 for r in ("config.json", "tokenizer.json", "model.safetensors", "sub/notes.txt"))
+        check("snapshot_download gets every file", ok and not os.path.exists(os.path.join(d, "_commit")))
+        paths = [e["path"] for e in log_entries()]
+        check("snapshot_download walked the paginated tree (cursor=)",
+              sum("/tree/" in p for p in paths) == 3 and any("cursor=" in p for p in paths), paths)
+
+    def t_hf_api():
+        api = hf.HfApi(endpoint=B, token=False)
+        info = api.model_info("acme/tiny", files_metadata=True)
+        sib = {s.rfilename: s for s in info.siblings}
+        check("HfApi.model_info(files_metadata=True) parses siblings + lfs",
+              info.sha == COMMIT and sib["model.safetensors"].lfs.sha256 ==
+              sha256(F["models/acme/tiny/model.safetensors"]) and sib["config.json"].lfs is None, info)
+        files = sorted(f.path for f in api.list_repo_tree("acme/tiny", recursive=True)
+                       if isinstance(f, hf.hf_api.RepoFile))
+        check("HfApi.list_repo_tree(recursive=True) across pages",
+              files == ["config.json", "model.safetensors", "sub/notes.txt", "tokenizer.json"], files)
+        dinfo = api.dataset_info("acme/chats")
+        check("HfApi.dataset_info", dinfo.id == "acme/chats" and len(dinfo.sha) == 40)
+
+    def t_hf_gated():
+        req(f"{B}/_debug/requests", method="DELETE")
+        c = os.path.join(tmp, "gated_cache")
+        p = hf.hf_hub_download("acme/locked", "weights.bin", endpoint=B, cache_dir=c, token=TOKEN)
+        check("hf gated LFS download with token", read(p) == F["models/acme/locked/weights.bin"])
+        ents = log_entries()
+        cdn = [e for e in ents if e["path"].startswith("/cdn/")]
+        res = [e for e in ents if "/resolve/" in e["path"]]
+        check("hf sent the token to resolve but not to the CDN",
+              res and all(e["auth"] == "token" for e in res) and cdn and all(e["auth"] == "none" for e in cdn),
+              [(e["method"], e["path"][:30], e["auth"]) for e in ents])
+        for tok, what in ((False, "no token"), ("hf_wrong", "wrong token")):
+            try:
+                hf.hf_hub_download("acme/locked", "config.json", endpoint=B,
+                                   cache_dir=os.path.join(tmp, "c2"), token=tok)
+                check(f"hf gated with {what} -> error", False, "no error")
+            except (GatedRepoError, HfHubHTTPError) as e:
+                st = getattr(getattr(e, "response", None), "status_code", None)
+                check(f"hf gated with {what} -> {type(e).__name__} {st}",
+                      st == (401 if tok is False else 403), repr(e)[:200])
+
+    def t_hf_resume():
+        # httpx hands huggingface_hub the body in DOWNLOAD_CHUNK_SIZE pieces
+        # (10 MiB), and a cut inside the first piece loses it all: the client
+        # then starts over without Range.  So cut *after* one full piece.
+        chunk = hf.constants.DOWNLOAD_CHUNK_SIZE
+        data = random.Random(2).randbytes(chunk + 100_000)
+        p = os.path.join(root, "models", "acme", "big", "model.safetensors")
+        os.makedirs(os.path.dirname(p), exist_ok=True)
+        with open(p, "wb") as f:
+            f.write(data)                       # fixtures are read per request
+        req(f"{B}/_debug/requests", method="DELETE")
+        post_faults(f"^/cdn/:cut:{chunk + 50_000}@1")
+        c = os.path.join(tmp, "resume_cache")
+        p = hf.hf_hub_download("acme/big", "model.safetensors", endpoint=B, cache_dir=c, token=False)
+        ents = [e for e in log_entries() if e["path"].startswith("/cdn/")]
+        check(f"hf resumes a cut CDN download with Range bytes={chunk}- (206)",
+              read(p) == data and len(ents) == 2
+              and ents[0]["faults"] == [f"cut:{chunk + 50_000}"] and ents[1]["range"] == f"bytes={chunk}-"
+              and ents[1]["status"] == 206, [(e["status"], e["range"], e["faults"]) for e in ents])
+        post_faults("^/cdn/:429:1@1")
+        c = os.path.join(tmp, "retry_cache")
+        t0 = time.monotonic()
+        p = hf.hf_hub_download("acme/tiny", "model.safetensors", endpoint=B, cache_dir=c, token=False)
+        check("hf waits out a CDN 429 (Retry-After) and retries",
+              read(p) == F["models/acme/tiny/model.safetensors"] and time.monotonic() - t0 >= 1.0)
+        post_faults("")
+
+    for t in (t_hf_download, t_hf_snapshot, t_hf_api, t_hf_gated, t_hf_resume):
+        group(t)
+
+
+# --------------------------------------------------------------------------
+# Start-up options, self-exit, signals
+# --------------------------------------------------------------------------
+
+def run_lifecycle_tests(root: str, tmp: str) -> None:
+    # A second server: --faults at start-up, --cdn-reject-auth, --cdn-ttl 0,
+    # and --max-seconds making it exit on its own.
+    s = ServerProc(root, tmp, "b", "--faults", "^/api/:503@1,^/splits:latency:1", "--cdn-reject-auth",
+                   "--cdn-ttl", "0", "--lfs-threshold", "1000", "--max-seconds", "2.5")
+    try:
+        sts = [jreq(f"{s.base}/api/models/acme/tiny")[0] for _ in range(2)]
+        check("--faults at start-up", sts == [503, 200], sts)
+        loc = req(f"{s.base}/acme/tiny/resolve/main/model.safetensors")[1]["Location"]
+        time.sleep(1.05)
+        st, _, body = req(loc)
+        check("--cdn-ttl: an expired CDN link -> 403 AccessDenied", st == 403 and b"expired" in body, (st, body))
+        loc = req(f"{s.base}/acme/tiny/resolve/main/model.safetensors")[1]["Location"]
+        st, _, body = req(loc, headers={"Authorization": "Bearer x"})
+        check("--cdn-reject-auth: CDN answers 400 like S3", st == 400 and b"InvalidArgument" in body, (st, body))
+        try:
+            rc = s.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            rc = "still running"
+        check("--max-seconds: exits by itself with status 0", rc == 0, rc)
+        check("port file removed on exit", not os.path.exists(s.port_file))
+        check("--max-seconds logged", "max-seconds reached" in s.stderr())
+    finally:
+        s.stop()
+    r = subprocess.run([sys.executable, HUB, "--root", root, "--faults", "x:nope"],
+                       check=False, capture_output=True, text=True, timeout=10)
+    check("a bad --faults spec is refused at start-up", r.returncode == 2 and "--faults" in r.stderr, r.stderr)
+
+
+def main() -> int:
+    try:
+        import huggingface_hub  # noqa: F401
+        have_hf = True
+    except ImportError:
+        have_hf = False
+        if os.access(VENV_PY, os.X_OK) and not os.environ.get("DS_HUB_TEST_REEXEC"):
+            print(f"# huggingface_hub not importable here; re-running under {VENV_PY}", flush=True)
+            env = dict(os.environ, DS_HUB_TEST_REEXEC="1")
+            os.execve(VENV_PY, [VENV_PY, os.path.abspath(__file__), *sys.argv[1:]], env)
+    t0 = time.monotonic()
+    global S_tmp
+    tmp = S_tmp = tempfile.mkdtemp(prefix="ds-hub-test-")
+    root = os.path.join(tmp, "fixture")
+    S = None
+    try:
+        fx = build_fixture(root)
+        S = ServerProc(root, tmp, "a", "--lfs-threshold", "65536", "--tree-page-size", "2",
+                       "--token", TOKEN, "--gated", "acme/locked", "--gated", "datasets/acme/private",
+                       "--max-seconds", "120")
+        run_urllib_tests(S, fx)
+        if have_hf:
+            run_hf_tests(S, fx, tmp, root)
+        else:
+            print("skip - huggingface_hub client tests (not importable)")
+        n_logged = len(jreq(f"{S.base}/_debug/requests")[2]["requests"])
+        rc = S.stop()
+        err = S.stderr()
+        check("SIGTERM: clean exit 0", rc == 0, rc)
+        check("SIGTERM: port file removed", not os.path.exists(S.port_file))
+        lines = [ln for ln in err.splitlines() if ln.startswith('hub: 127.0.0.1 "')]
+        check("one stderr line per request", len(lines) >= n_logged > 0, (len(lines), n_logged))
+        check("the token never appears in the stderr log", TOKEN not in err)
+        check("no internal errors logged", "internal error" not in err, err[-2000:])
+        S = None
+        run_lifecycle_tests(root, tmp)
+    except Exception:                                           # noqa: BLE001
+        check("test harness", False, traceback.format_exc())
+    finally:
+        if S is not None:
+            S.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(f"# {time.monotonic() - t0:.1f}s")
+    print(f"{PASSED} passed, {FAILED} failed")
+    return 1 if FAILED else 0
+
+
+S_tmp = ""
+
+if __name__ == "__main__":
+    sys.exit(main())
