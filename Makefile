@@ -20,7 +20,7 @@ CFLAGS   ?= $(OPT) -g
 WARN      = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wno-unused-parameter
 CPPFLAGS += -D_GNU_SOURCE -DDS_SHARE_DIR='"$(SHAREDIR)"'
 ALL_CFLAGS = -std=c11 $(WARN) $(CFLAGS) $(SANFLAGS) $(CPPFLAGS)
-LDLIBS   += -ljq -lzstd -lcurl -lm -lutf8proc
+LDLIBS   += -ljq -lzstd -lcurl -lcrypto -lpthread -lm -lutf8proc
 
 ifeq ($(SAN),1)
 SANFLAGS  = -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer

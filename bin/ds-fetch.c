@@ -8,6 +8,7 @@
  * only what is missing.
  */
 #include "../lib/check.h"
+#include "../lib/download.h"
 #include "../lib/cli.h"
 #include "../lib/http.h"
 #include "../lib/idset.h"
@@ -18,13 +19,17 @@
 #include "../lib/resume.h"
 #include "../lib/zstdio.h"
 
+#include <fnmatch.h>
+#include <ftw.h>
 #include <getopt.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <libgen.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 /* ---- options ---------------------------------------------------------- */
@@ -33,7 +38,7 @@ static const char usage[] =
 	"usage: ds-fetch [-q] [--skip-bad] [--config C] [--split S] [--offset N] [--limit N]\n"
 	"                [--shuffle] [--seed N] [--shard I/N] [--preset NAME | --map JQ]\n"
 	"                [-P KEY=VALUE]... [--from-files] [-o OUT] DATASET|FILE|-\n"
-	"       ds-fetch model REPO -o DIR   (not built yet)\n";
+	"       ds-fetch model [-q] [--revision R] [--include GLOB]... [-j N] -o DIR REPO\n";
 
 static const char help[] =
 	"Fetch a dataset's rows and map them to problem records (JSONL).\n"
@@ -56,6 +61,12 @@ static const char help[] =
 	"  -o, --output OUT      append to OUT; a rerun fetches only what is missing\n"
 	"      --skip-bad        count and skip rows that fail instead of stopping\n"
 	"  -q, --quiet           no summary on stderr\n"
+	"\n"
+	"  model REPO -o DIR     download a model repo's files into DIR (resumed,\n"
+	"                        verified against the hub's hashes)\n"
+	"      --revision R      branch, tag or commit (default: main)\n"
+	"      --include GLOB    only files matching GLOB (repeatable)\n"
+	"  -j, --jobs N          files downloaded at once (default 4)\n"
 	"  -h, --help            show this help and exit\n"
 	"  -V, --version         show the version and exit\n"
 	"\n"
@@ -71,6 +82,9 @@ struct opts {
 	jv params;
 	const char *hub, *viewer;
 	char *token; /* owned */
+	const char *revision;
+	const char **include; /* owned array of borrowed strings */
+	int n_include, jobs;
 };
 
 /* ---- the preset ------------------------------------------------------- */
@@ -183,7 +197,7 @@ static void bad_row(struct run *r, long long idx, const char *fmt, const char *w
 	fprintf(stderr, "%s:%s:%lld: ", cli_prog, r->source, idx);
 	fprintf(stderr, fmt, why);
 	fputc('\n', stderr);
-	if (!r->o->skip_bad) exit(EXIT_RUNTIME);
+	if (!r->o->skip_bad) cli_exit(EXIT_RUNTIME);
 	r->bad++;
 }
 
@@ -328,7 +342,7 @@ static jv read_rows(const char *path)
 		if (k < 0) {
 			/* A row we cannot read has no index we can trust to skip. */
 			jsonl_reader_report(in, "%s", jsonl_reader_error(in));
-			exit(EXIT_RUNTIME);
+			cli_exit(EXIT_RUNTIME);
 		}
 		rows = jv_array_append(rows, row);
 	}
@@ -643,6 +657,193 @@ static jv rows_from_files(const struct opts *o, const char *dataset, const char 
 	return rows;
 }
 
+/* ---- models: a repo's files into a folder ------------------------------- */
+
+struct mfile {
+	char *path, *sha256, *oid; /* owned */
+	long long size;
+	int lfs, ok, skip;
+	char err[256];
+};
+
+struct mjob {
+	const struct opts *o;
+	const char *repo, *dir;
+	struct mfile *files;
+	int n;
+	_Atomic int next, done;
+	_Atomic long long bytes;
+};
+
+/* A path with each segment URL-escaped, slashes kept. Returns owned. */
+static char *escape_path(const char *path)
+{
+	char *out = xstrdup(""), *seg = xstrdup(path), *save = NULL;
+	for (char *t = strtok_r(seg, "/", &save); t; t = strtok_r(NULL, "/", &save)) {
+		char *e = http_escape(t);
+		char *joined = fmt("%s%s%s", out, *out ? "/" : "", e);
+		free(out);
+		free(e);
+		out = joined;
+	}
+	free(seg);
+	return out;
+}
+
+static void *model_worker(void *arg)
+{
+	struct mjob *j = arg;
+	http_retry pol = http_retry_default();
+	int i;
+	while ((i = atomic_fetch_add(&j->next, 1)) < j->n) {
+		struct mfile *f = &j->files[i];
+		if (f->skip) {
+			atomic_fetch_add(&j->done, 1);
+			continue;
+		}
+		char *ep = escape_path(f->path), *er = http_escape(j->o->revision);
+		char *url = fmt("%s/%s/resolve/%s/%s", j->o->hub, j->repo, er, ep);
+		char *dest = fmt("%s/%s", j->dir, f->path);
+		char *part = fmt("%s/.ds-fetch/%s.part", j->dir, f->path);
+		download_req q = {.url = url, .bearer = j->o->token, .dest = dest, .part = part,
+				  .sha256 = f->lfs ? f->sha256 : NULL, .git_sha1 = f->lfs ? NULL : f->oid,
+				  .size = f->size};
+		f->ok = download_file(&q, &pol, &j->bytes, f->err, sizeof f->err) == 0;
+		free(url), free(dest), free(part), free(ep), free(er);
+		atomic_fetch_add(&j->done, 1);
+	}
+	return NULL;
+}
+
+/* The repo's files at the revision, from the paginated tree listing
+ * (Link: <next>; rel="next"), which also carries sizes and hashes. */
+static struct mfile *list_model(const struct opts *o, const char *repo, int *n)
+{
+	char *er = http_escape(o->revision);
+	char *url = fmt("%s/api/models/%s/tree/%s?recursive=true", o->hub, repo, er);
+	free(er);
+	struct mfile *files = NULL;
+	*n = 0;
+	while (url) {
+		http_opts ho = {.bearer = o->token, .follow = 1};
+		http_retry pol = http_retry_default();
+		http_reply rep;
+		char err[256];
+		if (http_get_retry(url, &ho, &pol, &rep, err, sizeof err, NULL) != 0 || rep.status / 100 != 2)
+			die_http(repo, &rep, err);
+		size_t at;
+		const char *why;
+		jv list = json_parse(rep.body, rep.len, &at, &why);
+		if (jv_get_kind(list) != JV_KIND_ARRAY) cli_die(EXIT_RUNTIME, "%s: the tree listing is not a JSON array", repo);
+		jv_array_foreach(list, i, e) {
+			const char *type = jsonl_get_string(e, "type"), *path = jsonl_get_string(e, "path");
+			if (type && path && !strcmp(type, "file")) {
+				files = xrealloc(files, sizeof *files * (size_t)(*n + 1));
+				struct mfile *f = &files[(*n)++];
+				memset(f, 0, sizeof *f);
+				f->path = xstrdup(path);
+				const char *oid = jsonl_get_string(e, "oid");
+				f->oid = oid ? xstrdup(oid) : NULL;
+				jv size = jv_object_get(jv_copy(e), jv_string("size"));
+				f->size = jv_get_kind(size) == JV_KIND_NUMBER ? (long long)jv_number_value(size) : -1;
+				jv_free(size);
+				jv lfs = jv_object_get(jv_copy(e), jv_string("lfs"));
+				if (jv_get_kind(lfs) == JV_KIND_OBJECT) {
+					const char *sha = jsonl_get_string(lfs, "oid");
+					f->lfs = 1;
+					f->sha256 = sha ? xstrdup(sha) : NULL;
+				}
+				jv_free(lfs);
+			}
+			jv_free(e);
+			(void)i;
+		}
+		jv_free(list);
+		char *link = http_header(&rep, "Link");
+		http_reply_free(&rep);
+		free(url);
+		url = NULL;
+		if (link && strstr(link, "rel=\"next\"")) {
+			char *lt = strchr(link, '<'), *gt = lt ? strchr(lt, '>') : NULL;
+			if (lt && gt) url = fmt("%.*s", (int)(gt - lt - 1), lt + 1);
+		}
+		free(link);
+	}
+	return files;
+}
+
+static int rmdir_empty(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st, (void)ftw;
+	if (flag == FTW_DP) rmdir(path); /* fails, harmlessly, where parts remain */
+	return 0;
+}
+
+static int fetch_model(const struct opts *o, const char *repo)
+{
+	if (!o->output) cli_usage_error(usage, "ds-fetch model needs -o DIR");
+	int n;
+	struct mfile *files = list_model(o, repo, &n);
+	int kept = 0, there = 0;
+	long long total = 0;
+	for (int i = 0; i < n; i++) {
+		struct mfile *f = &files[i];
+		int want = o->n_include == 0;
+		for (int k = 0; k < o->n_include && !want; k++) want = fnmatch(o->include[k], f->path, 0) == 0;
+		if (!want) {
+			f->skip = 2;
+			continue;
+		}
+		kept++;
+		/* Files are renamed into place only once verified: one there with
+		 * the right size is done. */
+		char *dest = fmt("%s/%s", o->output, f->path);
+		struct stat st;
+		if (stat(dest, &st) == 0 && (f->size < 0 || st.st_size == f->size)) {
+			f->skip = 1;
+			f->ok = 1;
+			there++;
+		} else if (f->size > 0) {
+			total += f->size;
+		}
+		free(dest);
+	}
+	if (kept == 0) cli_die(EXIT_RUNTIME, "%s: no file matches --include", repo);
+	struct mjob j = {.o = o, .repo = repo, .dir = o->output, .files = files, .n = n};
+	int nt = o->jobs > 0 ? o->jobs : 4;
+	pthread_t th[64];
+	if (nt > 64) nt = 64;
+	for (int t = 0; t < nt; t++) pthread_create(&th[t], NULL, model_worker, &j);
+	progress pg;
+	progress_start(&pg, cli_prog, total);
+	struct timespec tick = {0, 200 * 1000 * 1000};
+	while (atomic_load(&j.done) < n) {
+		nanosleep(&tick, NULL);
+		progress_update(&pg, (uint64_t)atomic_load(&j.done), (uint64_t)atomic_load(&j.bytes));
+	}
+	for (int t = 0; t < nt; t++) pthread_join(th[t], NULL);
+	progress_finish(&pg);
+	int failed = 0, got = 0;
+	for (int i = 0; i < n; i++) {
+		struct mfile *f = &files[i];
+		if (!f->skip && !f->ok) {
+			fprintf(stderr, "%s: %s: %s: %s\n", cli_prog, repo, f->path, f->err);
+			failed++;
+		} else if (!f->skip) {
+			got++;
+		}
+		free(f->path), free(f->sha256), free(f->oid);
+	}
+	free(files);
+	char *parts = fmt("%s/.ds-fetch", o->output);
+	nftw(parts, rmdir_empty, 16, FTW_DEPTH | FTW_PHYS);
+	free(parts);
+	if (!o->quiet)
+		fprintf(stderr, "%s: %s@%s: %d files downloaded and verified (%.1f MB), %d already there, %d failed\n",
+			cli_prog, repo, o->revision, got, (double)atomic_load(&j.bytes) / 1e6, there, failed);
+	return failed ? EXIT_RUNTIME : 0;
+}
+
 /* ---- the entry point ---------------------------------------------------- */
 
 static long long parse_count(const char *s, const char *opt)
@@ -662,10 +863,13 @@ int main(int argc, char **argv)
 		{"limit", 1, 0, 'l'},    {"shuffle", 0, 0, 'S'},  {"seed", 1, 0, 'e'},
 		{"shard", 1, 0, 'H'},    {"preset", 1, 0, 'p'},   {"map", 1, 0, 'm'},
 		{"param", 1, 0, 'P'},    {"from-files", 0, 0, 'F'}, {"output", 1, 0, 'o'},
-		{"skip-bad", 0, 0, 'B'}, {"quiet", 0, 0, 'q'},    CLI_LONGOPTS_COMMON,
+		{"skip-bad", 0, 0, 'B'}, {"quiet", 0, 0, 'q'},    {"revision", 1, 0, 'R'},
+		{"include", 1, 0, 'I'},  {"jobs", 1, 0, 'j'},     CLI_LONGOPTS_COMMON,
 		{0, 0, 0, 0}};
 	int c;
-	while ((c = getopt_long(argc, argv, "P:o:qhV", longopts, NULL)) != -1) {
+	o.revision = "main";
+	o.include = xcalloc((size_t)argc, sizeof *o.include);
+	while ((c = getopt_long(argc, argv, "P:o:j:qhV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'c': o.config = optarg; break;
 		case 's': o.split = optarg; break;
@@ -690,21 +894,31 @@ int main(int argc, char **argv)
 		case 'F': o.from_files = 1; break;
 		case 'o': o.output = optarg; break;
 		case 'B': o.skip_bad = 1; break;
+		case 'R': o.revision = optarg; break;
+		case 'I': o.include[o.n_include++] = optarg; break;
+		case 'j': o.jobs = (int)parse_count(optarg, "--jobs"); break;
 		case 'q': o.quiet = 1; break;
-		case 'h': fputs(usage, stdout); fputs(help, stdout); cli_close_stdout(); return 0;
-		case 'V': cli_version(); cli_close_stdout(); return 0;
+		case 'h': fputs(usage, stdout); fputs(help, stdout); cli_close_stdout(); cli_exit(0);
+		case 'V': cli_version(); cli_close_stdout(); cli_exit(0);
 		default: cli_usage_error(usage, "bad option");
 		}
 	}
-	if (optind < argc && strcmp(argv[optind], "model") == 0)
-		cli_placeholder(3, "'ds-fetch model' (model download)");
+	o.hub = getenv("HF_ENDPOINT") && *getenv("HF_ENDPOINT") ? getenv("HF_ENDPOINT") : "https://huggingface.co";
+	if (getenv("HF_TOKEN") && *getenv("HF_TOKEN")) o.token = xstrdup(getenv("HF_TOKEN"));
+	if (optind < argc && strcmp(argv[optind], "model") == 0) {
+		if (argc - optind != 2 || !strchr(argv[optind + 1], '/'))
+			cli_usage_error(usage, "ds-fetch model wants one repo id (OWNER/NAME)");
+		int rc = fetch_model(&o, argv[optind + 1]);
+		free(o.include);
+		jv_free(o.params);
+		free(o.token);
+		return rc;
+	}
 	if (argc - optind != 1) cli_usage_error(usage, "name one dataset or file");
 	if (o.preset && o.map) cli_usage_error(usage, "--preset and --map are exclusive");
 	o.source = argv[optind];
-	o.hub = getenv("HF_ENDPOINT") && *getenv("HF_ENDPOINT") ? getenv("HF_ENDPOINT") : "https://huggingface.co";
 	o.viewer = getenv("DS_VIEWER_ENDPOINT") && *getenv("DS_VIEWER_ENDPOINT")
 			   ? getenv("DS_VIEWER_ENDPOINT") : "https://datasets-server.huggingface.co";
-	if (getenv("HF_TOKEN") && *getenv("HF_TOKEN")) o.token = xstrdup(getenv("HF_TOKEN"));
 
 	struct stat st;
 	int local = strcmp(o.source, "-") == 0 || stat(o.source, &st) == 0;
@@ -757,5 +971,6 @@ int main(int argc, char **argv)
 	free(config);
 	free(id_base);
 	free(name);
+	free(o.include);
 	return 0;
 }

@@ -11,13 +11,13 @@ void check_fail_errno(const char *file, int line, const char *what)
 {
 	int e = errno;
 	fprintf(stderr, "%s: %s:%d: %s: %s\n", cli_prog, file, line, what, strerror(e));
-	exit(1);
+	cli_exit(1);
 }
 
 static void *oom(size_t n)
 {
 	fprintf(stderr, "%s: out of memory (asked for %zu bytes)\n", cli_prog, n);
-	exit(1);
+	cli_exit(1);
 }
 
 void *xmalloc(size_t n)

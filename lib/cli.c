@@ -43,13 +43,19 @@ void cli_warn(const char *fmt, ...)
 	va_end(ap);
 }
 
+void cli_exit(int status)
+{
+	fflush(NULL);
+	_exit(status);
+}
+
 void cli_die(int status, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
 	cli_vwarn(fmt, ap);
 	va_end(ap);
-	exit(status);
+	cli_exit(status);
 }
 
 void cli_usage_error(const char *usage, const char *fmt, ...)
@@ -60,7 +66,7 @@ void cli_usage_error(const char *usage, const char *fmt, ...)
 	va_end(ap);
 	fputs(usage, stderr);
 	fprintf(stderr, "Try '%s --help' for more information.\n", cli_prog);
-	exit(EXIT_USAGE);
+	cli_exit(EXIT_USAGE);
 }
 
 void cli_close_stdout(void)

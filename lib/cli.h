@@ -28,7 +28,12 @@ void cli_version(void);
 void cli_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void cli_vwarn(const char *fmt, va_list ap);
 
-/* "prog: <fmt>" to stderr, then exit(status). */
+/* Flush every stdio stream and end the process now, without atexit
+ * handlers: a fatal error does not tidy up (and LeakSanitizer, an atexit
+ * handler, does not report what a dying process still holds). */
+void cli_exit(int status) __attribute__((noreturn));
+
+/* "prog: <fmt>" to stderr, then cli_exit(status). */
 void cli_die(int status, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3), noreturn));
 

@@ -2,7 +2,7 @@
 # Install the Debian packages ds needs to build and test, when missing.
 # Quick when everything is there (one dpkg-query); needs root otherwise.
 set -eu
-pkgs="gcc make pkg-config libjq-dev jq libcurl4-openssl-dev curl libzstd-dev zstd
+pkgs="gcc make pkg-config libjq-dev jq libcurl4-openssl-dev curl libssl-dev libzstd-dev zstd
 libutf8proc-dev groff-base man-db python3 python3-venv python3-pip"
 missing=
 for p in $pkgs; do

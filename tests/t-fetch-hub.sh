@@ -16,7 +16,15 @@ echo '{"x":1}' > "$N/README.md"
 cp "$F/apps.jsonl" "$R/datasets/codeparrot/apps/_viewer/default/train.jsonl"
 cp "$F/apps.jsonl" "$R/datasets/codeparrot/apps/train.jsonl"
 echo '{"problem":"secret"}' > "$R/datasets/acme/gated/_viewer/default/train.jsonl"
-hub_start "$R" --token hf_TESTTOKEN123 --gated datasets/acme/gated || exit 1
+# A small model: two small files and one "LFS" file (over 1 MiB), and a
+# gated copy of it. The tree lists two entries a page, to cross pages.
+M=$R/models/Qwen/Tiny
+mkdir -p "$M/sub"
+echo '{"model_type":"qwen2","hidden_size":8}' > "$M/config.json"
+echo 'hello' > "$M/sub/notes.txt"
+awk 'BEGIN { srand(1); for (i = 0; i < 300000; i++) printf "%08x\n", int(rand() * 4294967295) }' > "$M/model.safetensors"
+mkdir -p "$R/models/acme" && cp -r "$M" "$R/models/acme/Secret"
+hub_start "$R" --token hf_TESTTOKEN123 --gated datasets/acme/gated --gated acme/Secret --tree-page-size 2 || exit 1
 ROWS=$N/_viewer/default/train.jsonl
 
 # What the records must be: the same preset over the same rows, read locally.
@@ -107,6 +115,71 @@ ok 'killed with -9 while fetching, a rerun ends with every row once' '
 	ds-fetch -o out.jsonl AI-MO/NuminaMath-CoT 2> err &&
 	jq -c "del(.id, .source)" out.jsonl | diff - "$WORK/want" &&
 	grep -q "$n already done" err && echo "killed after $n rows"
+'
+
+same_model() { # $1: downloaded folder; the fixture's three files, byte for byte
+	cmp "$1/config.json" "$M/config.json" && cmp "$1/sub/notes.txt" "$M/sub/notes.txt" &&
+	cmp "$1/model.safetensors" "$M/model.safetensors" && test ! -e "$1/.ds-fetch"
+}
+
+ok 'model: every file of the repo (tree listed across pages) arrives verified' '
+	hub_faults "" &&
+	ds-fetch model Qwen/Tiny -o m 2> err && same_model m &&
+	grep -q "Qwen/Tiny@main: 3 files downloaded and verified (2.7 MB), 0 already there, 0 failed" err
+'
+
+ok 'model: a rerun finds the files there and fetches nothing' '
+	ds-fetch -q model Qwen/Tiny -o m && ds-fetch model Qwen/Tiny -o m 2> err &&
+	grep -q "0 files downloaded and verified (0.0 MB), 3 already there" err
+'
+
+ok 'model: a connection cut mid-file is resumed with Range, not restarted' '
+	hub_faults "^/cdn/:cut:1000000@1" &&
+	ds-fetch model Qwen/Tiny -o m 2> err && same_model m &&
+	grep -q "model.safetensors: .*resuming" err &&
+	curl -s "$HUB/_debug/requests" | grep -q "bytes=1000000-"
+'
+
+ok 'model: a file corrupted on the way fails its sha256 and is fetched again' '
+	hub_faults "^/cdn/:corrupt@1" &&
+	ds-fetch model Qwen/Tiny -o m 2> err && same_model m &&
+	grep -q "sha256 mismatch" err
+'
+
+ok 'model: a small file that arrives wrong fails its git sha1' '
+	hub_faults "resolve/main/config.json:corrupt@1" &&
+	ds-fetch model Qwen/Tiny -o m 2> err && same_model m &&
+	grep -q "config.json: sha1 mismatch" err
+'
+
+ok 'model: --include picks files by glob' '
+	hub_faults "" &&
+	ds-fetch -q model Qwen/Tiny --include "*.json" --include "sub/*" -o m &&
+	test -f m/config.json && test -f m/sub/notes.txt && test ! -e m/model.safetensors
+'
+
+ok 'model: gated repo: 401 without HF_TOKEN; with it, the CDN never sees the token' '
+	expect_exit 1 env -u HF_TOKEN ds-fetch model acme/Secret -o m 2> err && grep -q "HTTP 401" err &&
+	curl -s -X DELETE "$HUB/_debug/requests" > /dev/null;
+	HF_TOKEN=hf_TESTTOKEN123 ds-fetch model acme/Secret -o m > out 2> err && same_model m &&
+	curl -s "$HUB/_debug/requests" > log.json &&
+	test "$(jq "[.requests[] | select(.path | startswith(\"/cdn/\")) | select(.auth != \"none\")] | length" log.json)" = 0 &&
+	test "$(jq "[.requests[] | select(.path | startswith(\"/cdn/\"))] | length" log.json)" -ge 1 &&
+	! grep -q hf_TESTTOKEN123 out err log.json
+'
+
+ok 'model: an unknown revision or repo is a clear error' '
+	expect_exit 1 ds-fetch model Qwen/Tiny --revision nope -o m 2> err && grep -q "Qwen/Tiny: HTTP 404" err &&
+	expect_exit 1 ds-fetch model nobody/none -o m 2> err && grep -q "nobody/none: HTTP 404" err &&
+	expect_exit 2 ds-fetch model Qwen/Tiny 2> err && grep -q "needs -o DIR" err
+'
+
+ok 'model: killed with -9 mid-download, a rerun resumes the part file and verifies' '
+	hub_faults "^/cdn/:latency:300,^/cdn/:slow:1" &&
+	{ ds-fetch -q model Qwen/Tiny -o m & pid=$!; } &&
+	sleep 1.5; kill -9 $pid 2>/dev/null || :; wait $pid 2>/dev/null || :;
+	hub_faults "" &&
+	ds-fetch -q model Qwen/Tiny -o m && same_model m
 '
 
 ok 'the test hub itself answers urllib, curl and the real huggingface_hub client as the hub does' '

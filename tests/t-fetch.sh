@@ -103,12 +103,12 @@ ok 'a preset output without a problem string is a bad row' '
 	grep -q "3 bad rows skipped" err
 '
 
-ok 'usage: unknown option, bad --shard, two sources; model download says it is not built' '
+ok 'usage: unknown option, bad --shard, two sources, model without a repo' '
 	expect_exit 2 ds-fetch --bogus x 2> err && grep -q "^usage: ds-fetch" err &&
 	expect_exit 2 ds-fetch --shard 3/3 x 2> err && grep -q "0 <= I < N" err &&
 	expect_exit 2 ds-fetch a.jsonl b.jsonl 2> err &&
 	expect_exit 2 ds-fetch nosuchfile 2> err && grep -q "not a dataset id" err &&
-	expect_exit 2 ds-fetch model Qwen/Qwen2.5-0.5B-Instruct -o m 2> err && grep -q "placeholder" err
+	expect_exit 2 ds-fetch model 2> err && grep -q "one repo id" err
 '
 
 ok 'ds-fetch --help lists every option of the man page' '

@@ -1,0 +1,190 @@
+/* download.c — resumable, verified downloads from the hub. */
+#include "download.h"
+#include "check.h"
+#include "cli.h"
+
+#include <errno.h>
+#include <math.h>
+#include <openssl/evp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+int download_digest(const char *path, const char *kind, char hex[65])
+{
+	FILE *f = fopen(path, "rb");
+	if (!f) return -1;
+	int git = strcmp(kind, "gitsha1") == 0;
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	EVP_DigestInit_ex(ctx, git ? EVP_sha1() : EVP_sha256(), NULL);
+	if (git) {
+		struct stat st;
+		fstat(fileno(f), &st);
+		char head[64];
+		int n = snprintf(head, sizeof head, "blob %lld", (long long)st.st_size);
+		EVP_DigestUpdate(ctx, head, (size_t)n + 1); /* with its NUL */
+	}
+	static _Thread_local unsigned char buf[1 << 20];
+	size_t k;
+	while ((k = fread(buf, 1, sizeof buf, f)) > 0) EVP_DigestUpdate(ctx, buf, k);
+	int bad = ferror(f);
+	fclose(f);
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int len = 0;
+	EVP_DigestFinal_ex(ctx, md, &len);
+	EVP_MD_CTX_free(ctx);
+	if (bad) return -1;
+	for (unsigned i = 0; i < len; i++) snprintf(hex + 2 * i, 3, "%02x", md[i]);
+	return 0;
+}
+
+static int mkdirs_for(const char *path)
+{
+	char *p = xstrdup(path);
+	for (char *s = p + 1; *s; s++) {
+		if (*s != '/') continue;
+		*s = '\0';
+		if (mkdir(p, 0777) != 0 && errno != EEXIST) {
+			free(p);
+			return -1;
+		}
+		*s = '/';
+	}
+	free(p);
+	return 0;
+}
+
+static long long file_size(const char *path)
+{
+	struct stat st;
+	return stat(path, &st) == 0 ? (long long)st.st_size : -1;
+}
+
+static void pause_s(double s)
+{
+	struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
+	nanosleep(&ts, NULL);
+}
+
+/* Where the bytes really are: the resolve URL answers a HEAD with 200 (a
+ * small file, served there) or a redirect to the CDN (an LFS file). Only
+ * the hub sees the token. Returns 0 with *target owned, or -1. */
+static int locate(const download_req *q, const http_retry *pol, char **target, char *err, size_t errlen)
+{
+	http_opts ho = {.bearer = q->bearer, .head = 1, .follow = 0};
+	http_reply r;
+	int rc = http_get_retry(q->url, &ho, pol, &r, err, errlen, NULL);
+	if (rc != 0) return -1;
+	if (r.status >= 300 && r.status < 400) {
+		*target = http_header(&r, "Location");
+		if (!*target) snprintf(err, errlen, "HTTP %ld without a Location", r.status);
+	} else if (r.status / 100 == 2) {
+		*target = xstrdup(q->url);
+	} else {
+		snprintf(err, errlen, "HTTP %ld%s", r.status,
+			 r.status == 401 || r.status == 403 ? " (gated or private? set HF_TOKEN)"
+			 : r.status == 404 ? " (no such file or revision)" : "");
+		*target = NULL;
+	}
+	http_reply_free(&r);
+	return *target ? 0 : -1;
+}
+
+/* Progress: a FILE whose writes also count bytes. */
+struct counting {
+	FILE *f;
+	_Atomic long long *progress;
+};
+
+static ssize_t count_write(void *c, const char *buf, size_t n)
+{
+	struct counting *k = c;
+	size_t w = fwrite(buf, 1, n, k->f);
+	if (k->progress) atomic_fetch_add(k->progress, (long long)w);
+	return w == n ? (ssize_t)n : -1;
+}
+
+int download_file(const download_req *q, const http_retry *pol, _Atomic long long *progress,
+		  char *err, size_t errlen)
+{
+	if (mkdirs_for(q->part) || mkdirs_for(q->dest)) {
+		snprintf(err, errlen, "cannot make folders for %s: %s", q->dest, strerror(errno));
+		return -1;
+	}
+	char *target = NULL;
+	if (locate(q, pol, &target, err, errlen)) return -1;
+	int redirected = strcmp(target, q->url) != 0;
+	int rc = -1;
+	for (int attempt = 0; attempt < pol->attempts; attempt++) {
+		long long have = file_size(q->part);
+		if (have < 0) have = 0;
+		if (q->size >= 0 && have > q->size) { /* longer than the file: start over */
+			unlink(q->part);
+			have = 0;
+		}
+		if (q->size < 0 || have < q->size) {
+			FILE *raw = fopen(q->part, "ab");
+			if (!raw) {
+				snprintf(err, errlen, "%s: %s", q->part, strerror(errno));
+				break;
+			}
+			struct counting c = {raw, progress};
+			cookie_io_functions_t io = {.write = count_write};
+			FILE *f = fopencookie(&c, "a", io);
+			http_opts ho = {.bearer = redirected ? NULL : q->bearer, .follow = 0,
+					.range_from = have, .sink = f};
+			http_reply r;
+			int got = http_request(target, &ho, &r, err, errlen);
+			fclose(f);
+			int closed = fclose(raw);
+			long status = r.status;
+			http_reply_free(&r);
+			if (got == 0 && status == 200 && have > 0) {
+				/* The server ignored the Range and sent it all: keep only that. */
+				snprintf(err, errlen, "server ignored Range; starting over");
+				unlink(q->part);
+				continue;
+			}
+			if (closed != 0) {
+				snprintf(err, errlen, "%s: %s", q->part, strerror(errno));
+				break;
+			}
+			if (got != 0 || (status != 200 && status != 206 && status != 416)) {
+				if (got == 0) snprintf(err, errlen, "HTTP %ld", status);
+				if (got == 0 && status / 100 == 4 && status != 429 && status != 416) break;
+				double wait = pol->base_s * pow(2, attempt);
+				if (wait > pol->max_s) wait = pol->max_s;
+				fprintf(stderr, "%s: %s: %s; resuming in %.1fs\n", cli_prog, q->dest, err, wait);
+				pause_s(wait);
+				continue;
+			}
+		}
+		long long size = file_size(q->part);
+		if (q->size >= 0 && size != q->size) {
+			snprintf(err, errlen, "size %lld, expected %lld", size, q->size);
+			unlink(q->part);
+			continue;
+		}
+		char hex[65] = "";
+		const char *want = q->sha256 ? q->sha256 : q->git_sha1;
+		if (want && (download_digest(q->part, q->sha256 ? "sha256" : "gitsha1", hex) != 0 ||
+			     strcmp(hex, want) != 0)) {
+			/* Corrupted on the way: fetch it again, whole. */
+			snprintf(err, errlen, "%s mismatch (got %s, want %s)", q->sha256 ? "sha256" : "sha1",
+				 hex, want);
+			fprintf(stderr, "%s: %s: %s; fetching it again\n", cli_prog, q->dest, err);
+			unlink(q->part);
+			continue;
+		}
+		if (rename(q->part, q->dest) != 0) {
+			snprintf(err, errlen, "rename to %s: %s", q->dest, strerror(errno));
+			break;
+		}
+		rc = 0;
+		break;
+	}
+	free(target);
+	return rc;
+}
