@@ -96,6 +96,7 @@ test:
 # Benchmarks: each prints medians side by side with its peer, as a ratio.
 bench: all
 	@tests/bench/sharegpt.sh
+	@tests/bench/fetch.sh
 
 units: $(UNITS) $(FUZZERS)
 

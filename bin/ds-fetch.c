@@ -816,8 +816,10 @@ static int fetch_model(const struct opts *o, const char *repo)
 	for (int t = 0; t < nt; t++) pthread_create(&th[t], NULL, model_worker, &j);
 	progress pg;
 	progress_start(&pg, cli_prog, total);
-	struct timespec tick = {0, 200 * 1000 * 1000};
-	while (atomic_load(&j.done) < n) {
+	/* Redraw the bar while the workers run; without a terminal there is
+	 * nothing to draw, so no polling delays the end. */
+	struct timespec tick = {0, 100 * 1000 * 1000};
+	while (pg.on && atomic_load(&j.done) < n) {
 		nanosleep(&tick, NULL);
 		progress_update(&pg, (uint64_t)atomic_load(&j.done), (uint64_t)atomic_load(&j.bytes));
 	}

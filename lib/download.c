@@ -4,6 +4,7 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <openssl/evp.h>
 #include <stdlib.h>
@@ -38,6 +39,40 @@ int download_digest(const char *path, const char *kind, char hex[65])
 	if (bad) return -1;
 	for (unsigned i = 0; i < len; i++) snprintf(hex + 2 * i, 3, "%02x", md[i]);
 	return 0;
+}
+
+/* A digest being computed as the bytes arrive, so a finished download needs
+ * no second pass over the file. */
+static EVP_MD_CTX *hash_begin(const download_req *q)
+{
+	int git = q->sha256 == NULL;
+	if (!q->sha256 && !q->git_sha1) return NULL;
+	if (git && q->size < 0) return NULL; /* git's header needs the size */
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	EVP_DigestInit_ex(ctx, git ? EVP_sha1() : EVP_sha256(), NULL);
+	if (git) {
+		char head[64];
+		int n = snprintf(head, sizeof head, "blob %lld", q->size);
+		EVP_DigestUpdate(ctx, head, (size_t)n + 1);
+	}
+	/* What an earlier run left in the part file counts too. */
+	FILE *f = fopen(q->part, "rb");
+	if (f) {
+		static _Thread_local unsigned char buf[1 << 20];
+		size_t k;
+		while ((k = fread(buf, 1, sizeof buf, f)) > 0) EVP_DigestUpdate(ctx, buf, k);
+		fclose(f);
+	}
+	return ctx;
+}
+
+static void hash_end(EVP_MD_CTX *ctx, char hex[65])
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int len = 0;
+	EVP_DigestFinal_ex(ctx, md, &len);
+	EVP_MD_CTX_free(ctx);
+	for (unsigned i = 0; i < len; i++) snprintf(hex + 2 * i, 3, "%02x", md[i]);
 }
 
 static int mkdirs_for(const char *path)
@@ -92,18 +127,27 @@ static int locate(const download_req *q, const http_retry *pol, char **target, c
 	return *target ? 0 : -1;
 }
 
-/* Progress: a FILE whose writes also count bytes. */
+/* Where the bytes go as they arrive: the part file (one write(2), no
+ * stdio buffer between), the running digest and the progress count. */
 struct counting {
-	FILE *f;
+	int fd;
 	_Atomic long long *progress;
+	EVP_MD_CTX *hash; /* or NULL */
 };
 
-static ssize_t count_write(void *c, const char *buf, size_t n)
+static size_t count_write(void *c, const char *buf, size_t n)
 {
 	struct counting *k = c;
-	size_t w = fwrite(buf, 1, n, k->f);
-	if (k->progress) atomic_fetch_add(k->progress, (long long)w);
-	return w == n ? (ssize_t)n : -1;
+	size_t done = 0;
+	while (done < n) {
+		ssize_t w = write(k->fd, buf + done, n - done);
+		if (w < 0 && errno == EINTR) continue;
+		if (w <= 0) break;
+		done += (size_t)w;
+	}
+	if (k->progress) atomic_fetch_add(k->progress, (long long)done);
+	if (k->hash) EVP_DigestUpdate(k->hash, buf, done);
+	return done;
 }
 
 int download_file(const download_req *q, const http_retry *pol, _Atomic long long *progress,
@@ -117,34 +161,35 @@ int download_file(const download_req *q, const http_retry *pol, _Atomic long lon
 	if (locate(q, pol, &target, err, errlen)) return -1;
 	int redirected = strcmp(target, q->url) != 0;
 	int rc = -1;
+	EVP_MD_CTX *hash = NULL;
 	for (int attempt = 0; attempt < pol->attempts; attempt++) {
 		long long have = file_size(q->part);
 		if (have < 0) have = 0;
 		if (q->size >= 0 && have > q->size) { /* longer than the file: start over */
 			unlink(q->part);
 			have = 0;
+			if (hash) EVP_MD_CTX_free(hash), hash = NULL;
 		}
+		if (!hash) hash = hash_begin(q);
 		if (q->size < 0 || have < q->size) {
-			FILE *raw = fopen(q->part, "ab");
-			if (!raw) {
+			int fd = open(q->part, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0666);
+			if (fd < 0) {
 				snprintf(err, errlen, "%s: %s", q->part, strerror(errno));
 				break;
 			}
-			struct counting c = {raw, progress};
-			cookie_io_functions_t io = {.write = count_write};
-			FILE *f = fopencookie(&c, "a", io);
+			struct counting c = {fd, progress, hash};
 			http_opts ho = {.bearer = redirected ? NULL : q->bearer, .follow = 0,
-					.range_from = have, .sink = f};
+					.range_from = have, .on_data = count_write, .on_data_ud = &c};
 			http_reply r;
 			int got = http_request(target, &ho, &r, err, errlen);
-			fclose(f);
-			int closed = fclose(raw);
+			int closed = close(fd);
 			long status = r.status;
 			http_reply_free(&r);
 			if (got == 0 && status == 200 && have > 0) {
 				/* The server ignored the Range and sent it all: keep only that. */
 				snprintf(err, errlen, "server ignored Range; starting over");
 				unlink(q->part);
+				if (hash) EVP_MD_CTX_free(hash), hash = NULL;
 				continue;
 			}
 			if (closed != 0) {
@@ -165,12 +210,15 @@ int download_file(const download_req *q, const http_retry *pol, _Atomic long lon
 		if (q->size >= 0 && size != q->size) {
 			snprintf(err, errlen, "size %lld, expected %lld", size, q->size);
 			unlink(q->part);
+			if (hash) EVP_MD_CTX_free(hash), hash = NULL;
 			continue;
 		}
 		char hex[65] = "";
 		const char *want = q->sha256 ? q->sha256 : q->git_sha1;
-		if (want && (download_digest(q->part, q->sha256 ? "sha256" : "gitsha1", hex) != 0 ||
-			     strcmp(hex, want) != 0)) {
+		if (hash) hash_end(hash, hex), hash = NULL;
+		else if (want && download_digest(q->part, q->sha256 ? "sha256" : "gitsha1", hex) != 0)
+			hex[0] = '\0';
+		if (want && strcmp(hex, want) != 0) {
 			/* Corrupted on the way: fetch it again, whole. */
 			snprintf(err, errlen, "%s mismatch (got %s, want %s)", q->sha256 ? "sha256" : "sha1",
 				 hex, want);
@@ -185,6 +233,7 @@ int download_file(const download_req *q, const http_retry *pol, _Atomic long lon
 		rc = 0;
 		break;
 	}
+	if (hash) EVP_MD_CTX_free(hash);
 	free(target);
 	return rc;
 }

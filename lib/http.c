@@ -24,6 +24,7 @@ struct sink {
 	http_reply *r;
 	size_t cap;
 	FILE *file; /* borrowed */
+	const http_opts *o;
 	long status_seen;
 	CURL *curl;
 	int write_failed;
@@ -35,6 +36,12 @@ static size_t on_body(char *p, size_t size, size_t nmemb, void *ud)
 	size_t k = size * nmemb;
 	long status = 0;
 	curl_easy_getinfo(s->curl, CURLINFO_RESPONSE_CODE, &status);
+	if (s->o->on_data && status >= 200 && status < 300) {
+		size_t took = s->o->on_data(s->o->on_data_ud, p, k);
+		if (took != k) s->write_failed = 1;
+		s->r->len += took;
+		return took;
+	}
 	if (s->file && status >= 200 && status < 300) {
 		if (fwrite(p, 1, k, s->file) != k) {
 			s->write_failed = 1;
@@ -117,7 +124,7 @@ int http_request(const char *url, const http_opts *o, http_reply *r, char *err, 
 		snprintf(err, errlen, "cannot start libcurl");
 		return -1;
 	}
-	struct sink s = {.r = r, .file = o->sink, .curl = c};
+	struct sink s = {.r = r, .file = o->sink, .o = o, .curl = c};
 	struct curl_slist *hdr = NULL;
 	char *auth = NULL;
 	if (o->bearer) {
@@ -143,6 +150,7 @@ int http_request(const char *url, const http_opts *o, http_reply *r, char *err, 
 	curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, o->stall_timeout_s ? o->stall_timeout_s : 60L);
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(c, CURLOPT_ACCEPT_ENCODING, ""); /* whatever libcurl decodes */
+	curl_easy_setopt(c, CURLOPT_BUFFERSIZE, 512L * 1024); /* fewer, larger writes */
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, &s);
 	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
@@ -158,7 +166,7 @@ int http_request(const char *url, const http_opts *o, http_reply *r, char *err, 
 		memset(auth, 0, strlen(auth)); /* leave no copy of the token behind */
 		free(auth);
 	}
-	if (!r->body && !o->sink) r->body = xcalloc(1, 1);
+	if (!r->body) r->body = xcalloc(1, 1);
 	if (rc != CURLE_OK) {
 		snprintf(err, errlen, "%s", s.write_failed ? "cannot write the download" : curl_easy_strerror(rc));
 		return -1;
@@ -197,7 +205,7 @@ int http_get_retry(const char *url, const http_opts *o, const http_retry *p, htt
 			free(code);
 			if (final) return 0;
 		}
-		if (rc != 0 && o->sink) return rc; /* bytes may be on disk: the caller resumes with range_from */
+		if (rc != 0 && (o->sink || o->on_data)) return rc; /* bytes may be on disk: the caller resumes with range_from */
 		if (k + 1 >= p->attempts) break;
 		/* Full jitter on an exponential base, so many clients that fail
 		 * together do not come back together. */

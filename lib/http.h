@@ -27,6 +27,10 @@ typedef struct http_opts {
 	long stall_timeout_s;   /* abort when under 1 byte/s this long; default 60 */
 	long long range_from;   /* >0: ask for bytes from there on (Range) */
 	FILE *sink;          /* when set, a 2xx body is appended there, not kept */
+	/* Or, when set, a 2xx body goes to this callback as it arrives; it
+	 * returns how many bytes it took (fewer aborts the transfer). */
+	size_t (*on_data)(void *ud, const char *p, size_t n);
+	void *on_data_ud;
 	const char *final_error_code; /* a reply whose X-Error-Code is this is
 					 not retried (the server says a retry
 					 cannot help); borrowed */

@@ -1,0 +1,51 @@
+#!/bin/sh
+# make bench (ds-fetch): against the local hub (tests/servers/hub.py) on
+# loopback, the same runs RUNS times each, medians quoted.
+#  1. a 256 MB "LFS" file: ds-fetch model vs curl alone on the same URL
+#     (curl -L, as a user would), as a fraction of curl's throughput;
+#  2. 2,000 viewer rows with 200 ms per page: rows/s, and the fraction of
+#     the one-page-at-a-time ideal (100 rows / 200 ms = 500 rows/s).
+set -eu
+top=$(cd "$(dirname "$0")/../.." && pwd)
+PATH=$top/bin:$PATH
+RUNS=${RUNS:-5}
+w=$(mktemp -d); pid=
+trap '[ -n "$pid" ] && kill $pid 2>/dev/null; rm -rf "$w"' EXIT
+mkdir -p "$w/root/models/bench/big" "$w/root/datasets/bench/rows/_viewer/default"
+head -c 268435456 /dev/urandom > "$w/root/models/bench/big/model.safetensors"
+awk 'BEGIN { for (i = 0; i < 2000; i++) printf "{\"problem\":\"Problem %d: a row of realistic size %s\"}\n", i, sprintf("%0500d", 0) }' \
+	> "$w/root/datasets/bench/rows/_viewer/default/train.jsonl"
+python3 "$top/tests/servers/hub.py" --root "$w/root" --port 0 --port-file "$w/port" --quiet --max-seconds 900 2> "$w/hub.log" &
+pid=$!
+i=0; while [ ! -s "$w/port" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+hub=http://127.0.0.1:$(cat "$w/port")
+export HF_ENDPOINT=$hub DS_VIEWER_ENDPOINT=$hub
+
+now() { date +%s.%N; }
+median() { sort -n "$1" | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+: > "$w/t.ds"; : > "$w/t.curl"
+for r in $(seq "$RUNS"); do
+	rm -rf "$w/m"; s=$(now); ds-fetch -q model bench/big -o "$w/m"; e=$(now)
+	awk "BEGIN { print $e - $s }" >> "$w/t.ds"
+	cmp -s "$w/m/model.safetensors" "$w/root/models/bench/big/model.safetensors"
+	rm -f "$w/c"; s=$(now); curl -s -f -L -o "$w/c" "$hub/bench/big/resolve/main/model.safetensors"; e=$(now)
+	awk "BEGIN { print $e - $s }" >> "$w/t.curl"
+done
+d=$(median "$w/t.ds"); c=$(median "$w/t.curl")
+echo "ds-fetch bench: local hub on loopback, $RUNS runs each, medians"
+printf '  model download, 256 MB LFS file:\n'
+printf '    %-32s %6.2f s  %7.1f MB/s (listing, HEAD, download, sha256)\n' "ds-fetch model" "$d" "$(awk "BEGIN { print 268.435456 / $d }")"
+printf '    %-32s %6.2f s  %7.1f MB/s\n' "curl -L (download only)" "$c" "$(awk "BEGIN { print 268.435456 / $c }")"
+printf '    ratio ds-fetch / curl throughput: %.2f (goal >= 0.9)\n' "$(awk "BEGIN { print $c / $d }")"
+
+curl -s -X POST -d '{"spec":"^/rows:latency:200"}' "$hub/_faults" > /dev/null
+: > "$w/t.rows"
+for r in $(seq "$RUNS"); do
+	s=$(now); ds-fetch -q bench/rows > "$w/rows.jsonl"; e=$(now)
+	test "$(wc -l < "$w/rows.jsonl")" = 2000
+	awk "BEGIN { print $e - $s }" >> "$w/t.rows"
+done
+t=$(median "$w/t.rows")
+printf '  dataset rows, 2000 rows, 200 ms per /rows page:\n'
+printf '    %-32s %6.2f s  %7.1f rows/s, %.2f of the sequential ideal (500 rows/s)\n' "ds-fetch" "$t" \
+	"$(awk "BEGIN { print 2000 / $t }")" "$(awk "BEGIN { print 2000 / $t / 500 }")"
