@@ -14,7 +14,7 @@ def multipart:
 
 (.solution | ds_last_boxed) as $answer
 | ds_list("sources") as $keep
-| select($keep == null or ((.source // "") as $s | $keep | index([$s]) != null))
+| select($keep == null or ((.source // "") as $s | $keep | any(.[]; . == $s)))   # (not index: it leaks in jq 1.6)
 | select((ds_flag("drop_figures"; false) | not) or ((.problem // "") | mentions_figure | not))
 | select((ds_flag("drop_multipart"; false) | not) or ((.problem // "") | multipart | not))
 | select((ds_flag("require_boxed"; false) | not) or $answer != null)

@@ -1,0 +1,274 @@
+#!/bin/sh
+# ds-tokenize: ids identical to Hugging Face tokenizers, decoding, refusals,
+# bad input, usage.
+. "$(dirname "$0")/lib.sh"
+FIX=$DATA/tokenize/fixture.jsonl
+ORACLE=$TOP/tests/oracle/hf_tokenize.py
+
+# The Qwen2.5 tokenizer, unpacked once for every case.
+TOK=$WORK/qwen/tokenizer.json
+qwen_tokenizer "$WORK/qwen"
+# A small one made from it (the first 1000 ids, the merges that make them,
+# the added tokens numbered on from there as tokenizers numbers them), from
+# which the refusal cases are derived quickly.
+jq -c '.model.vocab |= with_entries(select(.value < 1000)) | .model.merges |= .[0:744]
+       | .added_tokens |= (to_entries | map(.value.id = 1000 + .key | .value))' \
+	"$TOK" > "$WORK/small.json"
+SMALL=$WORK/small.json
+
+have_hf() { [ -x "$PY" ] && "$PY" -c 'import tokenizers' 2>/dev/null; }
+
+# ids of FILE by both; cmp fails on the first record that differs.
+same_ids() {
+	ds-tokenize encode -q -t "$1" "$2" | jq -c .ids > ds.ids &&
+	"$PY" "$ORACLE" encode "$1" "$2" > hf.ids &&
+	test "$(wc -l < hf.ids)" = "$(grep -c . "$2")" &&
+	cmp ds.ids hf.ids
+}
+
+# ---- identical ids ----------------------------------------------------------
+
+if have_hf; then
+ok 'hand-written fixture: every id as Hugging Face tokenizers' '
+	same_ids "$TOK" "$FIX"
+'
+
+ok 'a corpus of this machine'"'"'s text (man pages in 20 languages, locales, Python, docs): every id' '
+	"$PY" "$ORACLE" corpus 12000000 > corpus.jsonl &&
+	test "$(wc -c < corpus.jsonl)" -gt 2000000 &&
+	same_ids "$TOK" corpus.jsonl
+'
+
+ok 'every code point in the contexts of each regex class and of NFC: every id' '
+	"$PY" "$ORACLE" codepoints 61 > cp.jsonl &&
+	same_ids "$TOK" cp.jsonl
+'
+
+ok 'both BPE merge paths (rescan and heap) agree with tokenizers on long words' '
+	"$PY" -c "
+import json
+for n in (1, 2, 3, 63, 64, 65, 200, 5000):
+    for s in (\"ab\", \"中\", \" \", \"\\n\", \"!\", \"é\", \"🙂\", \"a b\", \"1\"):
+        print(json.dumps({\"text\": s * n}))
+" > long.jsonl &&
+	same_ids "$TOK" long.jsonl
+'
+
+ok 'merges written as "a b" strings give the same ids as ["a", "b"] pairs' '
+	jq -c ".model.merges |= map(join(\" \"))" "$SMALL" > strings.json &&
+	same_ids "$SMALL" "$FIX" && mv ds.ids pairs.ids &&
+	same_ids strings.json "$FIX" && cmp ds.ids pairs.ids
+'
+
+ok 'added tokens with normalized=true are matched after NFC, as tokenizers does' '
+	jq -c "(.added_tokens[] | select(.content == \"<think>\" or .content == \"</think>\")).normalized = true
+	       | .added_tokens += [{\"id\": 1026, \"content\": \"caf\\u00e9!\", \"single_word\": false,
+	          \"lstrip\": false, \"rstrip\": false, \"normalized\": true, \"special\": false}]" \
+		"$SMALL" > norm.json &&
+	printf "%s\n" "{\"text\":\"a cafe\\u0301! <think>x</think> caf\\u00e9!!\"}" > t.jsonl &&
+	cat "$FIX" >> t.jsonl &&
+	same_ids norm.json t.jsonl &&
+	grep -q 1026 ds.ids
+'
+
+ok 'decode gives what tokenizers decodes, and the text back when it is NFC' '
+	"$PY" "$ORACLE" corpus 2000000 > corpus.jsonl && cat "$FIX" >> corpus.jsonl &&
+	ds-tokenize encode -q -t "$TOK" corpus.jsonl | jq -c "{ids}" > ids.jsonl &&
+	ds-tokenize decode -q -t "$TOK" ids.jsonl | jq -c .text > ds.txt &&
+	"$PY" "$ORACLE" decode "$TOK" ids.jsonl | jq -c . > hf.txt &&
+	cmp ds.txt hf.txt &&
+	"$PY" -c "
+import json, sys, unicodedata
+n = 0
+for a, b in zip(open(\"corpus.jsonl\"), open(\"ds.txt\")):
+    t = json.loads(a)[\"text\"]
+    if unicodedata.normalize(\"NFC\", t) == t:
+        assert json.loads(b) == t, repr(t[:60])
+        n += 1
+assert n > 300, n
+"
+'
+
+ok 'decode --replace puts U+FFFD for invalid UTF-8, as tokenizers does' '
+	echo "{\"ids\":[226,100,241,225,104,9707,0]}" > bad.jsonl &&
+	expect_exit 1 ds-tokenize decode -q -t "$TOK" bad.jsonl > out 2> err &&
+	grep -q "ds-tokenize:bad.jsonl:1: the ids decode to invalid UTF-8" err &&
+	ds-tokenize decode -q --replace -t "$TOK" bad.jsonl | jq -c .text > ds.txt &&
+	"$PY" "$ORACLE" decode "$TOK" bad.jsonl > hf.txt &&
+	cmp ds.txt hf.txt && grep -q "\\\\ufffd\|�" ds.txt
+'
+else
+	skip 'ids identical to Hugging Face tokenizers' 'tests/.venv has no tokenizers'
+fi
+
+# ---- records ------------------------------------------------------------------
+
+ok 'known ids (from tokenizers) for a few strings' '
+	printf "%s\n" "{\"text\":\"Hello world!\"}" "{\"text\":\"<|im_start|>user\\n你好<think>\"}" \
+		"{\"text\":\"\"}" > in.jsonl &&
+	ds-tokenize encode -q -t "$TOK" in.jsonl | jq -c .ids > got &&
+	printf "%s\n" "[9707,1879,0]" "[151644,872,198,108386,151667]" "[]" > want &&
+	diff got want
+'
+
+ok 'other fields pass through unchanged; decode adds text' '
+	printf "%s\n" "{\"id\":\"a\",\"text\":\"hi there\",\"meta\":{\"k\":[1,2]}}" > in.jsonl &&
+	ds-tokenize encode -q -t "$TOK" in.jsonl > out &&
+	test "$(jq -c "del(.ids)" out)" = "$(cat in.jsonl)" &&
+	jq -c "del(.text)" out | ds-tokenize decode -q -t "$TOK" > back &&
+	test "$(jq -r .text back)" = "hi there" && test "$(jq -c .meta back)" = "{\"k\":[1,2]}"
+'
+
+ok 'a zstd tokenizer.json and zstd input are read as they are' '
+	zstd -q -c "$FIX" > in.zst &&
+	ds-tokenize encode -q -t "$DATA/qwen/tokenizer.json.zst" in.zst > a &&
+	ds-tokenize encode -q -t "$TOK" "$FIX" > b && cmp a b
+'
+
+ok 'decode --skip-special leaves out <|im_start|> but keeps <think>' '
+	echo "{\"ids\":[151644,872,198,151667,151645]}" |
+		ds-tokenize decode -q --skip-special -t "$TOK" | jq -r .text > got &&
+	printf "user\n<think>\n" > want && diff got want
+'
+
+ok 'the summary counts records and tokens' '
+	ds-tokenize encode -t "$TOK" "$FIX" > out 2> err &&
+	grep -q "^ds-tokenize: $(wc -l < "$FIX") records, $(jq -s "map(.ids | length) | add" out) tokens, 0 bad lines skipped" err
+'
+
+# ---- bad input ----------------------------------------------------------------
+
+ok 'a record without a text string stops the run with NAME:LINE: reason' '
+	printf "%s\n" "{\"text\":\"a\"}" "{\"id\":1}" "{\"text\":\"b\"}" > bad.jsonl &&
+	expect_exit 1 ds-tokenize encode -q -t "$TOK" bad.jsonl > out 2> err &&
+	grep -qx "ds-tokenize:bad.jsonl:2: no \"text\" string" err &&
+	test "$(wc -l < out)" = 1 &&
+	printf "{\"text\":5}\n" | { expect_exit 1 ds-tokenize encode -q -t "$TOK" 2> err; } &&
+	grep -qx "ds-tokenize:1: no \"text\" string" err
+'
+
+ok 'malformed JSON and invalid UTF-8 are errors; --skip-bad counts them' '
+	{ echo "{\"text\":\"ok\"}"; echo "{\"text\": "; printf "{\"text\":\"a\\377b\"}\n"; echo "[1]"; } > bad.jsonl &&
+	expect_exit 1 ds-tokenize encode -q -t "$TOK" bad.jsonl > out 2> err &&
+	grep -q "^ds-tokenize:bad.jsonl:2: " err &&
+	ds-tokenize encode --skip-bad -t "$TOK" bad.jsonl > out 2> err &&
+	test "$(wc -l < out)" = 1 &&
+	grep -q "invalid UTF-8" err &&
+	grep -q "3 bad lines skipped" err
+'
+
+ok 'decode: ids that are not token ids are named' '
+	echo "{\"ids\":[1,2,999999]}" > a.jsonl &&
+	expect_exit 1 ds-tokenize decode -q -t "$TOK" a.jsonl 2> err &&
+	grep -qx "ds-tokenize:a.jsonl:1: ids\\[2\\] = 999999 is not in the vocabulary" err &&
+	echo "{\"ids\":[1,-2]}" > b.jsonl &&
+	expect_exit 1 ds-tokenize decode -q -t "$TOK" b.jsonl 2> err &&
+	grep -q "ids\\[1\\] is not a token id" err &&
+	echo "{\"ids\":[1.5]}" > c.jsonl && expect_exit 1 ds-tokenize decode -q -t "$TOK" c.jsonl 2> err &&
+	echo "{\"text\":\"x\"}" > d.jsonl && expect_exit 1 ds-tokenize decode -q -t "$TOK" d.jsonl 2> err &&
+	grep -q "no \"ids\" list" err
+'
+
+ok 'an empty input is an error' '
+	: > empty.jsonl &&
+	expect_exit 1 ds-tokenize encode -q -t "$TOK" empty.jsonl 2> err &&
+	grep -q "no records in the input" err
+'
+
+ok 'a full disk is an error (> /dev/full)' '
+	expect_exit 1 ds-tokenize encode -q -t "$TOK" "$FIX" > /dev/full 2> err &&
+	grep -q "write error.*No space left" err
+'
+
+ok 'a reader that goes away ends it quietly (| head -1)' '
+	for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do cat "$FIX"; done > many.jsonl &&
+	for i in 1 2 3 4 5; do cat many.jsonl; done > more.jsonl &&
+	{ ds-tokenize encode -q -t "$TOK" more.jsonl 2> err; echo $? > rc; } | head -1 > /dev/null &&
+	test ! -s err && { test "$(cat rc)" = 141 || test "$(cat rc)" = 0; }
+'
+
+# ---- refusals -----------------------------------------------------------------
+
+# refuse 'jq filter' 'message': the small tokenizer changed by the filter
+# must be refused, exit 1, with the message.
+refuse() {
+	jq -c "$1" "$SMALL" > t.json &&
+	echo "{\"text\":\"x\"}" > in.jsonl &&
+	expect_exit 1 ds-tokenize encode -t t.json in.jsonl > out 2> err &&
+	test ! -s out && grep -q "^ds-tokenize: t.json: " err &&
+	grep -qF "$2" err || { cat err; return 1; }
+}
+
+ok 'the small tokenizer itself is accepted' '
+	echo "{\"text\":\"hello\"}" | ds-tokenize encode -q -t "$SMALL" > out &&
+	test "$(jq -c .ids out)" = "[71,301,385]"
+'
+
+ok 'a truncated tokenizer.json is refused' '
+	head -c 10000 "$SMALL" > t.json && echo "{\"text\":\"x\"}" > in.jsonl &&
+	expect_exit 1 ds-tokenize encode -t t.json in.jsonl 2> err &&
+	grep -q "^ds-tokenize: t.json: not valid JSON" err
+'
+
+ok 'a missing tokenizer.json is refused' '
+	expect_exit 1 ds-tokenize encode -t nope.json "$FIX" 2> err &&
+	grep -q "^ds-tokenize: nope.json: No such file or directory" err
+'
+
+ok 'other model types are refused: WordPiece, Unigram, WordLevel' '
+	refuse ".model.type = \"WordPiece\"" "model \"WordPiece\" is not supported (only BPE)" &&
+	refuse ".model = {type: \"Unigram\", vocab: [[\"a\", 0]]}" "model \"Unigram\" is not supported" &&
+	refuse ".model.type = \"WordLevel\"" "model \"WordLevel\" is not supported"
+'
+
+ok 'BPE options that change the ids are refused' '
+	refuse ".model.byte_fallback = true" "model: BPE with byte_fallback is not supported" &&
+	refuse ".model.dropout = 0.1" "model: BPE with dropout is not supported" &&
+	refuse ".model.ignore_merges = true" "ignore_merges is not supported" &&
+	refuse ".model.continuing_subword_prefix = \"##\"" "continuing_subword_prefix is not supported"
+'
+
+ok 'other normalizers, pre-tokenizers and decoders are refused' '
+	refuse ".normalizer = {type: \"Lowercase\"}" "normalizer \"Lowercase\" is not supported (only NFC or none)" &&
+	refuse ".normalizer = {type: \"NFKC\"}" "normalizer \"NFKC\" is not supported" &&
+	refuse ".normalizer = {type: \"Sequence\", normalizers: [{type: \"NFC\"}, {type: \"Strip\"}]}" "normalizer: \"Strip\" in a Sequence" &&
+	refuse ".pre_tokenizer = {type: \"Metaspace\"}" "pre_tokenizer \"Metaspace\" is not supported" &&
+	refuse ".pre_tokenizer.pretokenizers[0].pattern.Regex = \"\\\\s+\"" "the Split pattern is not Qwen2" &&
+	refuse ".pre_tokenizer.pretokenizers[0].behavior = \"Removed\"" "Split behavior other than \"Isolated\"" &&
+	refuse ".pre_tokenizer.pretokenizers[1].add_prefix_space = true" "ByteLevel with add_prefix_space" &&
+	refuse ".pre_tokenizer.pretokenizers[1].use_regex = true" "ByteLevel with use_regex" &&
+	refuse ".decoder = {type: \"Metaspace\"}" "decoder \"Metaspace\" is not supported (only ByteLevel)" &&
+	refuse ".truncation = {max_length: 5}" "truncation is set"
+'
+
+ok 'broken vocabularies and merges are refused' '
+	refuse ".model.merges += [[\"Ġ\", \"zzz\"]]" "model.merges[744]: a token of \"Ġ zzz\" is not in the vocab" &&
+	refuse ".model.merges += [\"a b c\"]" "model.merges[744]: not \"a b\" nor" &&
+	refuse ".model.vocab |= with_entries(select(.key != \"a\"))" "byte 0x61 has no token" &&
+	refuse ".model.vocab[\"\\u4e2d\"] = 1001" "is not in the byte-level alphabet" &&
+	refuse ".added_tokens[0].id = 151643" "added_tokens: \"<|im_start|>\" has id 1001, but tokenizers would give it 1000" &&
+	refuse ".added_tokens[0].lstrip = true" "added_tokens[0] \"<|endoftext|>\": lstrip, rstrip and single_word are not supported"
+'
+
+# ---- usage ----------------------------------------------------------------------
+
+ok '--help and --version print to stdout and exit 0' '
+	ds-tokenize --help > out && grep -q "^usage: ds-tokenize encode" out &&
+	ds-tokenize encode --help > out && grep -q "^usage: ds-tokenize encode" out &&
+	ds-tokenize --version | grep -q "^ds-tokenize (ds) "
+'
+
+ok 'usage errors exit 2 with a short usage on stderr' '
+	expect_exit 2 ds-tokenize 2> err && grep -q "^usage: ds-tokenize" err &&
+	expect_exit 2 ds-tokenize frobnicate 2> err && grep -q "unknown subcommand" err &&
+	expect_exit 2 ds-tokenize encode "$FIX" 2> err && grep -q "TOKENIZER is required" err &&
+	expect_exit 2 ds-tokenize encode --bogus -t "$TOK" 2> err &&
+	expect_exit 2 ds-tokenize encode --replace -t "$TOK" "$FIX" 2> err
+'
+
+ok 'the shard subcommands say they are not built yet, exit 2' '
+	for s in shards inspect pack; do
+		expect_exit 2 ds-tokenize $s -t "$TOK" < /dev/null > out 2> err &&
+		test ! -s out && grep -q "not built yet (issue #6)" err || exit 1
+	done
+'
