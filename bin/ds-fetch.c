@@ -38,7 +38,8 @@ static const char usage[] =
 	"usage: ds-fetch [-q] [--skip-bad] [--config C] [--split S] [--offset N] [--limit N]\n"
 	"                [--shuffle] [--seed N] [--shard I/N] [--preset NAME | --map JQ]\n"
 	"                [-P KEY=VALUE]... [--from-files] [-o OUT] DATASET|FILE|-\n"
-	"       ds-fetch model [-q] [--revision R] [--include GLOB]... [-j N] -o DIR REPO\n";
+	"       ds-fetch model [-q] [--source hf|modelscope] [--revision R] [--include GLOB]...\n"
+	"                [-j N] -o DIR REPO\n";
 
 static const char help[] =
 	"Fetch a dataset's rows and map them to problem records (JSONL).\n"
@@ -64,7 +65,8 @@ static const char help[] =
 	"\n"
 	"  model REPO -o DIR     download a model repo's files into DIR (resumed,\n"
 	"                        verified against the hub's hashes)\n"
-	"      --revision R      branch, tag or commit (default: main)\n"
+	"      --source S        hf (default: the hub, or HF_ENDPOINT's mirror) or modelscope\n"
+	"      --revision R      branch, tag or commit (default: main; master on ModelScope)\n"
 	"      --include GLOB    only files matching GLOB (repeatable)\n"
 	"  -j, --jobs N          files downloaded at once (default 4)\n"
 	"  -h, --help            show this help and exit\n"
@@ -83,6 +85,8 @@ struct opts {
 	const char *hub, *viewer;
 	char *token; /* owned */
 	const char *revision;
+	int modelscope;          /* --source modelscope */
+	const char *ms;          /* ModelScope endpoint */
 	const char **include; /* owned array of borrowed strings */
 	int n_include, jobs;
 };
@@ -702,7 +706,14 @@ static void *model_worker(void *arg)
 			continue;
 		}
 		char *ep = escape_path(f->path), *er = http_escape(j->o->revision);
-		char *url = fmt("%s/%s/resolve/%s/%s", j->o->hub, j->repo, er, ep);
+		char *url;
+		if (j->o->modelscope) {
+			char *fp = http_escape(f->path);
+			url = fmt("%s/api/v1/models/%s/repo?Revision=%s&FilePath=%s", j->o->ms, j->repo, er, fp);
+			free(fp);
+		} else {
+			url = fmt("%s/%s/resolve/%s/%s", j->o->hub, j->repo, er, ep);
+		}
 		char *dest = fmt("%s/%s", j->dir, f->path);
 		char *part = fmt("%s/.ds-fetch/%s.part", j->dir, f->path);
 		download_req q = {.url = url, .bearer = j->o->token, .dest = dest, .part = part,
@@ -713,6 +724,41 @@ static void *model_worker(void *arg)
 		atomic_fetch_add(&j->done, 1);
 	}
 	return NULL;
+}
+
+/* ModelScope's file list (one page, every file with its sha256). */
+static struct mfile *list_model_ms(const struct opts *o, const char *repo, int *n)
+{
+	char *er = http_escape(o->revision);
+	char *url = fmt("%s/api/v1/models/%s/repo/files?Revision=%s&Recursive=true", o->ms, repo, er);
+	free(er);
+	jv v = get_json(o, url, repo);
+	free(url);
+	jv data = jv_get_kind(v) == JV_KIND_OBJECT ? jv_object_get(v, jv_string("Data")) : (jv_free(v), jv_null());
+	jv list = jv_get_kind(data) == JV_KIND_OBJECT ? jv_object_get(data, jv_string("Files")) : (jv_free(data), jv_null());
+	if (jv_get_kind(list) != JV_KIND_ARRAY) cli_die(EXIT_RUNTIME, "%s: ModelScope's file list has no Data.Files", repo);
+	struct mfile *files = NULL;
+	*n = 0;
+	jv_array_foreach(list, i, e) {
+		const char *type = jsonl_get_string(e, "Type"), *path = jsonl_get_string(e, "Path");
+		const char *sha = jsonl_get_string(e, "Sha256");
+		if (type && path && !strcmp(type, "blob")) {
+			files = xrealloc(files, sizeof *files * (size_t)(*n + 1));
+			struct mfile *f = &files[(*n)++];
+			memset(f, 0, sizeof *f);
+			f->path = xstrdup(path);
+			jv size = jv_object_get(jv_copy(e), jv_string("Size"));
+			f->size = jv_get_kind(size) == JV_KIND_NUMBER ? (long long)jv_number_value(size) : -1;
+			jv_free(size);
+			/* ModelScope gives every file a sha256: check them all by it. */
+			f->lfs = sha != NULL;
+			f->sha256 = sha ? xstrdup(sha) : NULL;
+		}
+		jv_free(e);
+		(void)i;
+	}
+	jv_free(list);
+	return files;
 }
 
 /* The repo's files at the revision, from the paginated tree listing
@@ -783,7 +829,7 @@ static int fetch_model(const struct opts *o, const char *repo)
 {
 	if (!o->output) cli_usage_error(usage, "ds-fetch model needs -o DIR");
 	int n;
-	struct mfile *files = list_model(o, repo, &n);
+	struct mfile *files = o->modelscope ? list_model_ms(o, repo, &n) : list_model(o, repo, &n);
 	int kept = 0, there = 0;
 	long long total = 0;
 	for (int i = 0; i < n; i++) {
@@ -866,10 +912,11 @@ int main(int argc, char **argv)
 		{"shard", 1, 0, 'H'},    {"preset", 1, 0, 'p'},   {"map", 1, 0, 'm'},
 		{"param", 1, 0, 'P'},    {"from-files", 0, 0, 'F'}, {"output", 1, 0, 'o'},
 		{"skip-bad", 0, 0, 'B'}, {"quiet", 0, 0, 'q'},    {"revision", 1, 0, 'R'},
-		{"include", 1, 0, 'I'},  {"jobs", 1, 0, 'j'},     CLI_LONGOPTS_COMMON,
+		{"include", 1, 0, 'I'},  {"jobs", 1, 0, 'j'},     {"source", 1, 0, 'M'},
+		CLI_LONGOPTS_COMMON,
 		{0, 0, 0, 0}};
 	int c;
-	o.revision = "main";
+	o.revision = NULL;
 	o.include = xcalloc((size_t)argc, sizeof *o.include);
 	while ((c = getopt_long(argc, argv, "P:o:j:qhV", longopts, NULL)) != -1) {
 		switch (c) {
@@ -897,6 +944,11 @@ int main(int argc, char **argv)
 		case 'o': o.output = optarg; break;
 		case 'B': o.skip_bad = 1; break;
 		case 'R': o.revision = optarg; break;
+		case 'M':
+			if (!strcmp(optarg, "modelscope")) o.modelscope = 1;
+			else if (strcmp(optarg, "hf") != 0)
+				cli_usage_error(usage, "--source is hf or modelscope, not '%s'", optarg);
+			break;
 		case 'I': o.include[o.n_include++] = optarg; break;
 		case 'j': o.jobs = (int)parse_count(optarg, "--jobs"); break;
 		case 'q': o.quiet = 1; break;
@@ -906,7 +958,14 @@ int main(int argc, char **argv)
 		}
 	}
 	o.hub = getenv("HF_ENDPOINT") && *getenv("HF_ENDPOINT") ? getenv("HF_ENDPOINT") : "https://huggingface.co";
-	if (getenv("HF_TOKEN") && *getenv("HF_TOKEN")) o.token = xstrdup(getenv("HF_TOKEN"));
+	static char ms_domain[512];
+	const char *msd = getenv("MODELSCOPE_DOMAIN");
+	if (msd && *msd) snprintf(ms_domain, sizeof ms_domain, "https://%s", msd);
+	o.ms = getenv("MODELSCOPE_ENDPOINT") && *getenv("MODELSCOPE_ENDPOINT") ? getenv("MODELSCOPE_ENDPOINT")
+	       : msd && *msd ? ms_domain : "https://www.modelscope.cn";
+	if (!o.revision) o.revision = o.modelscope ? "master" : "main";
+	/* HF_TOKEN is for the hub: never hand it to ModelScope. */
+	if (getenv("HF_TOKEN") && *getenv("HF_TOKEN") && !o.modelscope) o.token = xstrdup(getenv("HF_TOKEN"));
 	if (optind < argc && strcmp(argv[optind], "model") == 0) {
 		if (argc - optind != 2 || !strchr(argv[optind + 1], '/'))
 			cli_usage_error(usage, "ds-fetch model wants one repo id (OWNER/NAME)");

@@ -182,6 +182,17 @@ ok 'model: killed with -9 mid-download, a rerun resumes the part file and verifi
 	ds-fetch -q model Qwen/Tiny -o m && same_model m
 '
 
+ok 'model --source modelscope: its file list and file API, every file checked by sha256' '
+	hub_faults "^/cdn/:cut:500000@1" &&
+	MODELSCOPE_ENDPOINT=$HUB HF_TOKEN=hf_TESTTOKEN123 ds-fetch model --source modelscope Qwen/Tiny -o m 2> err && same_model m &&
+	grep -q "Qwen/Tiny@master: 3 files downloaded and verified" err && grep -q "resuming" err &&
+	curl -s "$HUB/_debug/requests" > log.json &&
+	test "$(jq "[.requests[] | select(.path | startswith(\"/api/v1/models/Qwen/Tiny/repo\"))] | length" log.json)" -ge 4 &&
+	test "$(jq "[.requests[] | select(.path | startswith(\"/api/v1/\")) | select(.auth != \"none\")] | length" log.json)" = 0 &&
+	expect_exit 1 env MODELSCOPE_ENDPOINT=$HUB ds-fetch model --source modelscope nobody/none -o m2 2> err &&
+	grep -q "nobody/none: HTTP 404" err
+'
+
 ok 'the test hub itself answers urllib, curl and the real huggingface_hub client as the hub does' '
 	python3 "$TOP/tests/servers/test_hub.py" > log 2>&1 || { tail -30 log; false; } &&
 	tail -1 log | grep -q " 0 failed"

@@ -687,6 +687,8 @@ class Handler(BaseHTTPRequestHandler):
             return self._viewer(seg[0])
         if seg[:2] == ["api", "whoami-v2"]:
             return self._whoami()
+        if len(seg) >= 6 and seg[:3] == ["api", "v1", "models"] and seg[5] in ("repo",):
+            return self._modelscope(seg[3], seg[4], seg[6:])
         if len(seg) >= 4 and seg[0] == "api" and seg[1] in ("models", "datasets"):
             return self._api(seg[1][:-1], seg[2], seg[3], self.rawpath.split("/")[5:])
         if len(seg) >= 2 and seg[0] == "cdn":
@@ -801,6 +803,43 @@ class Handler(BaseHTTPRequestHandler):
         self._json(200, page, headers)
 
     # ---- downloads ------------------------------------------------------
+
+    # ---- ModelScope (https://www.modelscope.cn) --------------------------
+    # The two calls a downloader makes: the file list
+    #   GET /api/v1/models/OWNER/NAME/repo/files?Revision=R&Recursive=true
+    #   -> {"Code": 200, "Data": {"Files": [{"Name", "Path", "Type", "Size",
+    #       "Sha256", "IsLFS", "Revision"}]}, "Message": "success", "Success": true}
+    # and a file, GET /api/v1/models/OWNER/NAME/repo?Revision=R&FilePath=P,
+    # served directly (small files) or by a redirect to the CDN (LFS files).
+    # Revision "master" is ModelScope's default branch and maps to main.
+
+    def _modelscope(self, owner: str, name: str, rest: list[str]) -> None:
+        def ms_error(status: int, msg: str) -> None:
+            raise Reply(status, msg, "ModelScopeError")
+        rev = self.query.get("Revision", ["master"])[0] or "master"
+        try:
+            repo = self._repo("model", owner, name)
+            commit = self._check_rev(repo, "main" if rev == "master" else rev)
+        except Reply as r:
+            return self._json(r.status, {"Code": 10010205001 if r.status == 404 else r.status,
+                                         "Message": r.message,
+                                         "Success": False})
+        if rest == ["files"]:
+            files = [{"Name": f.path.rsplit("/", 1)[-1], "Path": f.path, "Type": "blob",
+                      "Size": f.size, "Sha256": f.sha256, "IsLFS": f.lfs, "Revision": commit}
+                     for f in repo.files()]
+            return self._json(200, {"Code": 200, "Data": {"Files": files}, "Message": "success",
+                                    "Success": True})
+        if rest:
+            ms_error(404, "Not Found")
+        fi = repo.file(self.query.get("FilePath", [""])[0])
+        if fi is None:
+            return self._json(404, {"Code": 10010205001, "Message": "file not found", "Success": False})
+        if fi.lfs:
+            cdn = self._cdn_url(fi)
+            return self._send(302, b"", "text/plain", {"Location": cdn})
+        self._serve_file(fi.abspath, fi.size, {"ETag": f'"{fi.oid}"', "Accept-Ranges": "bytes"},
+                         _content_type(fi.path))
 
     def _resolve(self, rtype: str, owner: str, name: str, rev: str, path: str) -> None:
         if self.command not in ("GET", "HEAD"):
