@@ -673,6 +673,7 @@ struct mfile {
 struct mjob {
 	const struct opts *o;
 	const char *repo, *dir;
+	const char *commit; /* the revision pinned to one commit */
 	struct mfile *files;
 	int n;
 	_Atomic int next, done;
@@ -705,7 +706,7 @@ static void *model_worker(void *arg)
 			atomic_fetch_add(&j->done, 1);
 			continue;
 		}
-		char *ep = escape_path(f->path), *er = http_escape(j->o->revision);
+		char *ep = escape_path(f->path), *er = http_escape(j->commit);
 		char *url;
 		if (j->o->modelscope) {
 			char *fp = http_escape(f->path);
@@ -763,9 +764,9 @@ static struct mfile *list_model_ms(const struct opts *o, const char *repo, int *
 
 /* The repo's files at the revision, from the paginated tree listing
  * (Link: <next>; rel="next"), which also carries sizes and hashes. */
-static struct mfile *list_model(const struct opts *o, const char *repo, int *n)
+static struct mfile *list_model(const struct opts *o, const char *repo, const char *commit, int *n)
 {
-	char *er = http_escape(o->revision);
+	char *er = http_escape(commit);
 	char *url = fmt("%s/api/models/%s/tree/%s?recursive=true", o->hub, repo, er);
 	free(er);
 	struct mfile *files = NULL;
@@ -828,8 +829,24 @@ static int rmdir_empty(const char *path, const struct stat *st, int flag, struct
 static int fetch_model(const struct opts *o, const char *repo)
 {
 	if (!o->output) cli_usage_error(usage, "ds-fetch model needs -o DIR");
+	/* Pin the revision to one commit first (the hub's "sha"), so that a
+	 * branch moving during the download cannot mix two versions. */
+	char *commit = xstrdup(o->revision);
+	if (!o->modelscope) {
+		char *er = http_escape(o->revision);
+		char *url = fmt("%s/api/models/%s/revision/%s", o->hub, repo, er);
+		jv info = get_json(o, url, repo);
+		const char *sha = jsonl_get_string(info, "sha");
+		if (sha && *sha) {
+			free(commit);
+			commit = xstrdup(sha);
+		}
+		jv_free(info);
+		free(url);
+		free(er);
+	}
 	int n;
-	struct mfile *files = o->modelscope ? list_model_ms(o, repo, &n) : list_model(o, repo, &n);
+	struct mfile *files = o->modelscope ? list_model_ms(o, repo, &n) : list_model(o, repo, commit, &n);
 	int kept = 0, there = 0;
 	long long total = 0;
 	for (int i = 0; i < n; i++) {
@@ -855,7 +872,7 @@ static int fetch_model(const struct opts *o, const char *repo)
 		free(dest);
 	}
 	if (kept == 0) cli_die(EXIT_RUNTIME, "%s: no file matches --include", repo);
-	struct mjob j = {.o = o, .repo = repo, .dir = o->output, .files = files, .n = n};
+	struct mjob j = {.o = o, .repo = repo, .dir = o->output, .commit = commit, .files = files, .n = n};
 	int nt = o->jobs > 0 ? o->jobs : 4;
 	pthread_t th[64];
 	if (nt > 64) nt = 64;
@@ -887,8 +904,10 @@ static int fetch_model(const struct opts *o, const char *repo)
 	nftw(parts, rmdir_empty, 16, FTW_DEPTH | FTW_PHYS);
 	free(parts);
 	if (!o->quiet)
-		fprintf(stderr, "%s: %s@%s: %d files downloaded and verified (%.1f MB), %d already there, %d failed\n",
-			cli_prog, repo, o->revision, got, (double)atomic_load(&j.bytes) / 1e6, there, failed);
+		fprintf(stderr, "%s: %s@%s%s%.12s: %d files downloaded and verified (%.1f MB), %d already there, %d failed\n",
+			cli_prog, repo, o->revision, strcmp(commit, o->revision) ? " = " : "",
+			strcmp(commit, o->revision) ? commit : "", got, (double)atomic_load(&j.bytes) / 1e6, there, failed);
+	free(commit);
 	return failed ? EXIT_RUNTIME : 0;
 }
 

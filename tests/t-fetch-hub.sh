@@ -125,7 +125,9 @@ same_model() { # $1: downloaded folder; the fixture's three files, byte for byte
 ok 'model: every file of the repo (tree listed across pages) arrives verified' '
 	hub_faults "" &&
 	ds-fetch model Qwen/Tiny -o m 2> err && same_model m &&
-	grep -q "Qwen/Tiny@main: 3 files downloaded and verified (2.7 MB), 0 already there, 0 failed" err
+	grep -q "Qwen/Tiny@main = [0-9a-f]\{12\}: 3 files downloaded and verified (2.7 MB), 0 already there, 0 failed" err &&
+	curl -s "$HUB/_debug/requests" | jq -r ".requests[].path" | grep "Qwen/Tiny/resolve/" > reqs &&
+	test -s reqs && ! grep -q "resolve/main/" reqs
 '
 
 ok 'model: a rerun finds the files there and fetches nothing' '
@@ -147,7 +149,7 @@ ok 'model: a file corrupted on the way fails its sha256 and is fetched again' '
 '
 
 ok 'model: a small file that arrives wrong fails its git sha1' '
-	hub_faults "resolve/main/config.json:corrupt@1" &&
+	hub_faults "Tiny/resolve/[0-9a-f]*/config.json:corrupt@1" &&
 	ds-fetch model Qwen/Tiny -o m 2> err && same_model m &&
 	grep -q "config.json: sha1 mismatch" err
 '
