@@ -1,35 +1,58 @@
-/* ds-tokenize — text to Qwen2 token ids and back, exactly as Hugging Face
- * `tokenizers` does it (lib/tokenizer.c).
+/* ds-tokenize — Qwen2 tokenization, id for id as Hugging Face `tokenizers`
+ * (lib/tokenizer.c), and ShareGPT conversations into the token-shard stream
+ * of DESIGN.md §2 (lib/shard.c, ds-shard(5)).
  *
- *   encode: records with a `text` string get `ids`, the token ids;
- *   decode: records with `ids` get `text`.
- *
- * The token-shard subcommands of DESIGN.md §2 (shards, inspect, pack) are
- * issue #6's remaining work: they say so and exit 2.
+ *   (default), shards: ShareGPT records through a chat template into shards,
+ *            the loss mask and truncation as LLaMA-Factory 0.9.5 makes them;
+ *   inspect: a shard stream back as text with trained spans marked, or as
+ *            JSON lines, and its statistics;
+ *   encode:  records with a `text` string get `ids`, the token ids;
+ *   decode:  records with `ids` get `text`.
  */
+#include "../lib/check.h"
 #include "../lib/cli.h"
 #include "../lib/jsonl.h"
 #include "../lib/progress.h"
+#include "../lib/shard.h"
 #include "../lib/tokenizer.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* ---- options ---------------------------------------------------------- */
 
 static const char usage[] =
 	"usage: ds-tokenize encode -t TOKENIZER [-q] [--skip-bad] [FILE...]\n"
 	"       ds-tokenize decode -t TOKENIZER [-q] [--skip-bad] [--replace]\n"
-	"                          [--skip-special] [FILE...]\n";
+	"                          [--skip-special] [FILE...]\n"
+	"       ds-tokenize [shards] -t TOKENIZER [--template NAME] [--system TEXT]\n"
+	"                   [--cutoff-len N] [--train-on-prompt | --mask-history]\n"
+	"                   [--pack] [--no-truncate] [--skip-bad] [-q] [-o OUT] [FILE...]\n"
+	"       ds-tokenize inspect [-t TOKENIZER] [--json | --stats] [FILE...]\n";
 
 static const char help[] =
-	"Tokenize JSONL records with a Qwen2 tokenizer.json, id for id as Hugging\n"
-	"Face tokenizers (no special tokens added).\n"
+	"Tokenize ShareGPT conversations into a token-shard stream (the default),\n"
+	"inspect one, or tokenize JSONL text with a Qwen2 tokenizer.json, id for id as\n"
+	"Hugging Face tokenizers.\n"
 	"\n"
+	"  shards                 ShareGPT records to shards on stdout (the default)\n"
+	"  inspect                a shard stream as text, trained spans in \xe2\x9f\xa6\xe2\x9f\xa7\n"
 	"  encode                 add \"ids\" (token ids) to records with a \"text\" string\n"
 	"  decode                 add \"text\" to records with an \"ids\" list\n"
 	"  -t, --tokenizer FILE   the tokenizer.json (may be zstd-compressed)\n"
+	"      --template NAME    chat template: qwen (the default)\n"
+	"      --system TEXT      system prompt for records without one (default: Qwen2.5's)\n"
+	"      --cutoff-len N     at most N tokens a sample (default 8192)\n"
+	"      --train-on-prompt  train on the prompt tokens too\n"
+	"      --mask-history     train on the last assistant turn only\n"
+	"      --pack             pack conversations into sequences of the cutoff length\n"
+	"      --no-truncate      a conversation longer than the cutoff is bad input\n"
+	"  -o, --output FILE      write the shards to FILE instead of stdout\n"
+	"      --json             inspect: one JSON line a sample (input_ids, labels, docs)\n"
+	"  -s, --stats            inspect: statistics only\n"
 	"      --replace          decode: replace invalid UTF-8 by U+FFFD, as Hugging\n"
 	"                         Face's decode does, instead of rejecting the record\n"
 	"      --skip-special     decode: leave out special tokens (<|im_end|>, ...)\n"
@@ -39,20 +62,28 @@ static const char help[] =
 	"  -V, --version          show the version and exit\n"
 	"\n"
 	"With no FILE, or when FILE is -, read standard input. Input may be\n"
-	"zstd-compressed. The shard subcommands (shards, inspect, pack) are not\n"
-	"built yet. See ds-tokenize(1).\n";
+	"zstd-compressed. See ds-tokenize(1) and ds-shard(5).\n";
 
-enum mode { MODE_ENCODE, MODE_DECODE };
+enum mode { MODE_ENCODE, MODE_DECODE, MODE_SHARDS, MODE_INSPECT };
 
 struct opts {
 	enum mode mode;
 	const char *tokenizer;
 	int skip_bad, quiet, decode_flags;
+	/* shards */
+	const char *template_name, *system, *output;
+	long cutoff;
+	int train_on_prompt, mask_history, pack, no_truncate;
+	/* inspect */
+	int json, stats_only;
 };
 
 struct stats {
 	long records, bad;
 	uint64_t tokens;
+	/* shards */
+	long samples, truncated, docs;
+	uint64_t trained;
 };
 
 /* ---- one record ------------------------------------------------------- */
@@ -183,73 +214,771 @@ static int run(const struct opts *o, const tokenizer *t, const char **inputs, in
 	return status;
 }
 
+
+/* ---- chat template ---------------------------------------------------- */
+
+/* A conversation as the record has it: the system prompt and the turns,
+ * user first, strictly alternating, the last one the assistant's. The
+ * strings are borrowed from the record. */
+struct turn {
+	const char *s;
+	size_t n;
+};
+
+struct conv {
+	struct turn system; /* s == NULL: none */
+	struct turn *turns;
+	int n, cap;
+};
+
+/* LLaMA-Factory 0.9.5's `qwen` template (data/template.py): ChatML, no BOS,
+ * Qwen2.5's default system prompt. Each slot is formatted and encoded on
+ * its own, as _convert_elements_to_ids does. */
+struct chat_template {
+	const char *name;
+	const char *default_system;
+	const char *system_pre, *system_post; /* around the system prompt */
+	const char *user_pre, *user_post;     /* around a user turn, with the assistant header */
+	const char *assistant_pre, *assistant_post;
+};
+
+static const struct chat_template templates[] = {
+	{"qwen", "You are Qwen, created by Alibaba Cloud. You are a helpful assistant.",
+	 "<|im_start|>system\n", "<|im_end|>\n",
+	 "<|im_start|>user\n", "<|im_end|>\n<|im_start|>assistant\n",
+	 "", "<|im_end|>\n"},
+};
+
+static const struct chat_template *template_find(const char *name)
+{
+	for (size_t i = 0; i < sizeof templates / sizeof *templates; i++)
+		if (!strcmp(templates[i].name, name)) return &templates[i];
+	return NULL;
+}
+
+/* The string of a jv (borrowed, not consumed) into *t; t->s borrows from
+ * the record holding v. */
+static int turn_of(jv v, struct turn *t)
+{
+	if (jv_get_kind(v) != JV_KIND_STRING) return -1;
+	t->s = jv_string_value(v);
+	t->n = (size_t)jv_string_length_bytes(jv_copy(v));
+	return 0;
+}
+
+static const char *role_name(const char *r)
+{
+	if (!strcmp(r, "user") || !strcmp(r, "human")) return "user";
+	if (!strcmp(r, "assistant") || !strcmp(r, "gpt")) return "assistant";
+	if (!strcmp(r, "system")) return "system";
+	return NULL;
+}
+
+/* Read rec (borrowed) into c. Returns NULL, or why it is malformed
+ * (static, or in why[0..why_n)). */
+static const char *conv_parse(jv rec, struct conv *c, char *why, size_t why_n)
+{
+	const char *err = NULL;
+	c->n = 0;
+	c->system.s = NULL;
+	c->system.n = 0;
+	jv list = jv_object_get(jv_copy(rec), jv_string("conversations"));
+	const char *rk = "from", *ck = "value", *lk = "conversations";
+	if (jv_get_kind(list) != JV_KIND_ARRAY) {
+		jv_free(list);
+		list = jv_object_get(jv_copy(rec), jv_string("messages"));
+		rk = "role", ck = "content", lk = "messages";
+	}
+	if (jv_get_kind(list) != JV_KIND_ARRAY) {
+		jv_free(list);
+		return "no \"conversations\" or \"messages\" list";
+	}
+	jv sys = jv_object_get(jv_copy(rec), jv_string("system"));
+	if (jv_get_kind(sys) != JV_KIND_NULL && jv_get_kind(sys) != JV_KIND_INVALID &&
+	    turn_of(sys, &c->system)) {
+		err = "\"system\" is not a string";
+	}
+	jv_free(sys);
+	int n = jv_array_length(jv_copy(list));
+	for (int i = 0; i < n && !err; i++) {
+		jv m = jv_array_get(jv_copy(list), i);
+		jv role = jv_get_kind(m) == JV_KIND_OBJECT ? jv_object_get(jv_copy(m), jv_string(rk))
+							   : jv_invalid();
+		jv content = jv_get_kind(m) == JV_KIND_OBJECT ? jv_object_get(jv_copy(m), jv_string(ck))
+							      : jv_invalid();
+		const char *r = jv_get_kind(role) == JV_KIND_STRING ? role_name(jv_string_value(role)) : NULL;
+		const char *want = c->n % 2 == 0 ? "user" : "assistant";
+		struct turn t;
+		if (!r) {
+			snprintf(why, why_n, "%s[%d]: no \"%s\" of user, assistant or system", lk, i, rk);
+			err = why;
+		} else if (turn_of(content, &t)) {
+			snprintf(why, why_n, "%s[%d]: \"%s\" is not a string", lk, i, ck);
+			err = why;
+		} else if (!strcmp(r, "system") && i == 0) {
+			c->system = t; /* a leading system message, as LLaMA-Factory's system_tag */
+		} else if (strcmp(r, want) != 0) {
+			snprintf(why, why_n, "%s[%d]: roles out of order: expected %s, got %s", lk, i,
+				 want, r);
+			err = why;
+		} else if (t.n == 0) {
+			snprintf(why, why_n, "%s[%d]: empty %s turn", lk, i, r);
+			err = why;
+		} else {
+			if (c->n == c->cap) {
+				c->cap = c->cap ? 2 * c->cap : 8;
+				c->turns = xrealloc(c->turns, (size_t)c->cap * sizeof *c->turns);
+			}
+			c->turns[c->n++] = t;
+		}
+		jv_free(role);
+		jv_free(content);
+		jv_free(m);
+	}
+	jv_free(list);
+	if (!err && c->n == 0) err = "no turns";
+	else if (!err && c->n % 2) err = "the last turn is not the assistant's";
+	return err;
+}
+
+/* ---- samples ---------------------------------------------------------- */
+
+/* Token ids with a mask beside them. */
+struct tokens {
+	uint32_t *ids;
+	uint8_t *mask;
+	size_t n, cap;
+};
+
+static void tokens_push(struct tokens *t, const uint32_t *ids, size_t n, int trained)
+{
+	if (t->n + n > t->cap) {
+		while (t->n + n > t->cap) t->cap = t->cap ? 2 * t->cap : 4096;
+		t->ids = xrealloc(t->ids, t->cap * sizeof *t->ids);
+		t->mask = xrealloc(t->mask, t->cap);
+	}
+	memcpy(t->ids + t->n, ids, n * sizeof *ids);
+	memset(t->mask + t->n, trained, n);
+	t->n += n;
+}
+
+static void tokens_free(struct tokens *t)
+{
+	free(t->ids);
+	free(t->mask);
+}
+
+/* LLaMA-Factory's infer_seqlen (data/processor/processor_utils.py): how
+ * much of a (source, target) pair fits a budget. The target keeps what it
+ * needs when it is under half the budget, else the source does when it
+ * is, else both are cut in proportion (in double precision, truncated, as
+ * Python computes it). */
+static void infer_seqlen(long src, long tgt, long budget, long *src_out, long *tgt_out)
+{
+	long max_tgt;
+	if (tgt * 2 < budget) max_tgt = budget;
+	else if (src * 2 < budget) max_tgt = budget - src;
+	else max_tgt = (long)((double)budget * ((double)tgt / (double)(src + tgt)));
+	long new_tgt = max_tgt < tgt ? max_tgt : tgt;
+	long max_src = budget - new_tgt > 0 ? budget - new_tgt : 0;
+	*tgt_out = new_tgt;
+	*src_out = max_src < src ? max_src : src;
+}
+
+struct encoder {
+	const tokenizer *tok;
+	const struct chat_template *tpl;
+	const struct opts *o;
+	long cutoff; /* the truncation budget */
+	tokenizer_ids ids;
+	char *buf;
+	size_t buf_cap;
+	size_t *msg_end; /* (2 * pairs) end of each message's ids in ids */
+	size_t msg_cap;
+};
+
+/* Append the ids of pre + s[0..n) + post. */
+static void encode_slot(struct encoder *e, const char *pre, const char *s, size_t n, const char *post)
+{
+	size_t a = strlen(pre), b = strlen(post), len = a + n + b;
+	if (len + 1 > e->buf_cap) {
+		e->buf_cap = len + 1 + len / 2;
+		e->buf = xrealloc(e->buf, e->buf_cap);
+	}
+	memcpy(e->buf, pre, a);
+	memcpy(e->buf + a, s, n);
+	memcpy(e->buf + a + n, post, b);
+	if (tokenizer_encode(e->tok, e->buf, len, &e->ids, NULL))
+		cli_die(EXIT_RUNTIME, "internal error: invalid UTF-8 reached the encoder");
+}
+
+/* The conversation c into out (emptied first), as LLaMA-Factory's
+ * SupervisedDatasetProcessor._encode_data_example. Returns 1 when it was
+ * truncated to fit the cutoff, 0 when whole; *full is its untruncated length. */
+static int encode_conv(struct encoder *e, const struct conv *c, struct tokens *out, size_t *full)
+{
+	const struct chat_template *tpl = e->tpl;
+	const struct opts *o = e->o;
+	struct turn sys = c->system;
+	if (sys.n == 0) { /* LF: system = system or default_system */
+		sys.s = o->system ? o->system : tpl->default_system;
+		sys.n = strlen(sys.s);
+	}
+	if ((size_t)c->n > e->msg_cap) {
+		e->msg_cap = (size_t)c->n;
+		e->msg_end = xrealloc(e->msg_end, e->msg_cap * sizeof *e->msg_end);
+	}
+	tokenizer_ids_clear(&e->ids);
+	for (int i = 0; i < c->n; i++) {
+		if (i == 0 && sys.n) encode_slot(e, tpl->system_pre, sys.s, sys.n, tpl->system_post);
+		if (i % 2 == 0) encode_slot(e, tpl->user_pre, c->turns[i].s, c->turns[i].n, tpl->user_post);
+		else encode_slot(e, tpl->assistant_pre, c->turns[i].s, c->turns[i].n, tpl->assistant_post);
+		e->msg_end[i] = e->ids.n;
+	}
+	*full = e->ids.n;
+
+	/* Turn by turn, the last first under --mask-history (LF: "high
+	 * priority for last turns"); then laid out in conversation order. */
+	int pairs = c->n / 2, truncated = 0;
+	long total = 0;
+	out->n = 0;
+	struct span { size_t src, src_n, tgt, tgt_n; int train_tgt; } *sp = xmalloc((size_t)pairs * sizeof *sp);
+	int kept = 0;
+	for (int k = 0; k < pairs; k++) {
+		int p = o->mask_history ? pairs - 1 - k : k;
+		if (total >= e->cutoff) {
+			truncated = 1;
+			break;
+		}
+		size_t s0 = p ? e->msg_end[2 * p - 1] : 0, s1 = e->msg_end[2 * p], t1 = e->msg_end[2 * p + 1];
+		long sl, tl;
+		infer_seqlen((long)(s1 - s0), (long)(t1 - s1), e->cutoff - total, &sl, &tl);
+		if ((size_t)sl != s1 - s0 || (size_t)tl != t1 - s1) truncated = 1;
+		total += sl + tl;
+		sp[kept++] = (struct span){s0, (size_t)sl, s1, (size_t)tl, !o->mask_history || k == 0};
+	}
+	for (int k = 0; k < kept; k++) {
+		const struct span *x = &sp[o->mask_history ? kept - 1 - k : k];
+		tokens_push(out, e->ids.ids + x->src, x->src_n, o->train_on_prompt);
+		tokens_push(out, e->ids.ids + x->tgt, x->tgt_n, x->train_tgt);
+	}
+	free(sp);
+	return truncated;
+}
+
+/* ---- packing ---------------------------------------------------------- */
+
+/* LLaMA-Factory packs each map() batch of preprocessing_batch_size
+ * (1000) examples on its own; so do we, to give the same sequences. */
+#define PACK_BATCH 1000
+
+struct packer {
+	struct tokens all;        /* the batch's documents, end to end */
+	size_t *start, *len;      /* (n) */
+	uint32_t *flags;          /* (n) SHARD_DOC_* */
+	int n;
+	long sequences;
+	uint64_t tokens;
+};
+
+static void packer_add(struct packer *p, const struct tokens *t, uint32_t flags)
+{
+	if (p->n % PACK_BATCH == 0) {
+		p->start = xrealloc(p->start, (size_t)(p->n + PACK_BATCH) * sizeof *p->start);
+		p->len = xrealloc(p->len, (size_t)(p->n + PACK_BATCH) * sizeof *p->len);
+		p->flags = xrealloc(p->flags, (size_t)(p->n + PACK_BATCH) * sizeof *p->flags);
+	}
+	p->start[p->n] = p->all.n;
+	p->len[p->n] = t->n;
+	p->flags[p->n] = flags;
+	p->n++;
+	size_t at = p->all.n;
+	tokens_push(&p->all, t->ids, t->n, 0);
+	memcpy(p->all.mask + at, t->mask, t->n);
+}
+
+static int size_cmp(const void *a, const void *b)
+{
+	size_t x = *(const size_t *)a, y = *(const size_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* The batch into sequences of at most cap tokens, by LF's greedy_knapsack:
+ * lengths sorted; each sequence takes the longest that still fits, until
+ * none does. Of equal lengths the latest example goes first (LF pops its
+ * length2indexes list). */
+static int packer_flush(struct packer *p, shard_writer *w, size_t cap)
+{
+	int n = p->n, rc = 0;
+	size_t *sorted = xmalloc((size_t)n * sizeof *sorted + 1);
+	char *used = xcalloc((size_t)n + 1, 1);
+	uint32_t *doc_len = xmalloc((size_t)n * sizeof *doc_len + 4);
+	uint32_t *doc_flags = xmalloc((size_t)n * sizeof *doc_flags + 4);
+	size_t *pick = xmalloc((size_t)n * sizeof *pick + 1);
+	struct tokens seq = {0};
+	memcpy(sorted, p->len, (size_t)n * sizeof *sorted);
+	qsort(sorted, (size_t)n, sizeof *sorted, size_cmp);
+	int left = n;
+	while (left > 0 && rc == 0) {
+		size_t room = cap;
+		int np = 0;
+		for (;;) {
+			/* bisect_right(sorted, room) - 1 */
+			int lo = 0, hi = left;
+			while (lo < hi) {
+				int mid = (lo + hi) / 2;
+				if (sorted[mid] <= room) lo = mid + 1;
+				else hi = mid;
+			}
+			if (lo == 0) break;
+			size_t l = sorted[lo - 1];
+			room -= l;
+			memmove(sorted + lo - 1, sorted + lo, (size_t)(left - lo) * sizeof *sorted);
+			left--;
+			pick[np++] = l;
+		}
+		if (np == 0) break; /* cannot happen: every document fits the cutoff */
+		seq.n = 0;
+		for (int i = 0; i < np; i++) {
+			int d = n - 1;
+			while (used[d] || p->len[d] != pick[i]) d--;
+			used[d] = 1;
+			size_t at = seq.n;
+			tokens_push(&seq, p->all.ids + p->start[d], p->len[d], 0);
+			memcpy(seq.mask + at, p->all.mask + p->start[d], p->len[d]);
+			doc_len[i] = (uint32_t)p->len[d];
+			doc_flags[i] = p->flags[d];
+		}
+		shard_sample s = {(uint32_t)seq.n, (uint32_t)np, seq.ids, seq.mask, doc_len, doc_flags};
+		rc = shard_writer_add(w, &s);
+		p->sequences++;
+		p->tokens += seq.n;
+	}
+	tokens_free(&seq);
+	free(sorted), free(used), free(doc_len), free(doc_flags), free(pick);
+	p->n = 0;
+	p->all.n = 0;
+	return rc;
+}
+
+static void packer_free(struct packer *p)
+{
+	tokens_free(&p->all);
+	free(p->start), free(p->len), free(p->flags);
+}
+
+/* ---- shards: the run -------------------------------------------------- */
+
+static int run_shards(const struct opts *o, const tokenizer *t, const uint8_t fp[32],
+		      const char **inputs, int n_inputs, FILE *out, struct stats *st)
+{
+	struct encoder e = {.tok = t, .tpl = template_find(o->template_name), .o = o};
+	/* LF's packing keeps one position for padding: data_args.cutoff_len -= 1 */
+	e.cutoff = o->pack ? o->cutoff - 1 : o->cutoff;
+	shard_header h = {.version = SHARD_VERSION,
+			  .vocab_size = tokenizer_vocab_size(t),
+			  .cutoff_len = (uint32_t)o->cutoff,
+			  .flags = (o->pack ? SHARD_PACKED : 0) |
+				   (o->train_on_prompt ? SHARD_TRAIN_ON_PROMPT : 0) |
+				   (o->mask_history ? SHARD_MASK_HISTORY : 0)};
+	memcpy(h.fingerprint, fp, 32);
+	snprintf(h.template_name, sizeof h.template_name, "%s", o->template_name);
+	shard_writer *w = shard_writer_open(out, &h, 3);
+	struct conv c = {0};
+	struct tokens tk = {0};
+	struct packer pk = {0};
+	int status = 0, werr = 0;
+	char why[256];
+	progress pg;
+	for (int i = 0; i < n_inputs && status == 0; i++) {
+		char *err = NULL;
+		jsonl_reader *in = jsonl_reader_open(inputs[i], &err);
+		if (!in) {
+			cli_warn("%s", err);
+			free(err);
+			status = EXIT_RUNTIME;
+			break;
+		}
+		progress_start(&pg, cli_prog, jsonl_reader_size(in));
+		jv rec;
+		int k;
+		while (status == 0 && (k = jsonl_reader_next(in, &rec)) != 0) {
+			const char *bad = NULL;
+			size_t full = 0;
+			int trunc = 0;
+			if (k < 0) bad = jsonl_reader_error(in);
+			else if (!(bad = conv_parse(rec, &c, why, sizeof why))) {
+				trunc = encode_conv(&e, &c, &tk, &full);
+				if (trunc && o->no_truncate) {
+					snprintf(why, sizeof why, "%zu tokens, longer than the cutoff of %ld",
+						 full, e.cutoff);
+					bad = why;
+				}
+			}
+			if (k > 0) jv_free(rec);
+			if (bad) {
+				jsonl_reader_report(in, "%s", bad);
+				if (!o->skip_bad || (k < 0 && jsonl_reader_fatal(in))) status = EXIT_RUNTIME;
+				else st->bad++;
+				continue;
+			}
+			st->records++;
+			st->docs++;
+			st->tokens += tk.n;
+			st->truncated += trunc;
+			for (size_t j = 0; j < tk.n; j++) st->trained += tk.mask[j];
+			uint32_t flags = trunc ? SHARD_DOC_TRUNCATED : 0;
+			if (o->pack) {
+				packer_add(&pk, &tk, flags);
+				if (pk.n == PACK_BATCH) werr |= packer_flush(&pk, w, (size_t)e.cutoff);
+			} else {
+				uint32_t len = (uint32_t)tk.n;
+				shard_sample s = {len, 1, tk.ids, tk.mask, &len, &flags};
+				werr |= shard_writer_add(w, &s);
+				st->samples++;
+			}
+			if (werr) status = EXIT_RUNTIME;
+			progress_update(&pg, (uint64_t)st->records, jsonl_reader_bytes_in(in));
+		}
+		progress_finish(&pg);
+		jsonl_reader_close(in);
+	}
+	if (o->pack && pk.n) werr |= packer_flush(&pk, w, (size_t)e.cutoff);
+	if (o->pack) st->samples = pk.sequences;
+	if (shard_writer_close(w) || werr) {
+		cli_warn("write error: %m");
+		status = EXIT_RUNTIME;
+	}
+	packer_free(&pk);
+	tokens_free(&tk);
+	tokenizer_ids_free(&e.ids);
+	free(e.buf);
+	free(e.msg_end);
+	free(c.turns);
+	return status;
+}
+
+/* ---- inspect ---------------------------------------------------------- */
+
+struct inspect_stats {
+	long samples, docs, truncated, max_docs;
+	uint64_t tokens, trained;
+	long hist[32]; /* samples of length in (2^(i-1), 2^i] */
+	uint32_t cutoff;
+	int packed;
+};
+
+static void print_text(const tokenizer *t, const shard_sample *s, long n)
+{
+	uint32_t trained = 0;
+	for (uint32_t i = 0; i < s->n_tokens; i++) trained += s->mask[i];
+	int truncated = 0;
+	for (uint32_t d = 0; d < s->n_docs; d++) truncated |= s->doc_flags[d] & SHARD_DOC_TRUNCATED;
+	printf("=== sample %ld: %u tokens, %u trained, %u document%s%s\n", n, s->n_tokens, trained,
+	       s->n_docs, s->n_docs == 1 ? "" : "s", truncated ? ", truncated" : "");
+	uint32_t at = 0;
+	char last = '\n';
+	for (uint32_t d = 0; d < s->n_docs; d++) {
+		if (s->n_docs > 1)
+			printf("--- document %u: %u tokens%s\n", d + 1, s->doc_len[d],
+			       s->doc_flags[d] & SHARD_DOC_TRUNCATED ? ", truncated" : "");
+		uint32_t end = at + s->doc_len[d];
+		while (at < end) {
+			uint32_t j = at;
+			while (j < end && s->mask[j] == s->mask[at]) j++;
+			size_t len;
+			char *txt = tokenizer_decode(t, s->ids + at, j - at, 0, &len, NULL);
+			if (!txt) cli_die(EXIT_RUNTIME, "sample %ld: an id outside the tokenizer", n);
+			if (s->mask[at]) fputs("\xe2\x9f\xa6", stdout); /* ⟦ */
+			fwrite(txt, 1, len, stdout);
+			if (len) last = txt[len - 1];
+			if (s->mask[at]) fputs("\xe2\x9f\xa7", stdout), last = 0; /* ⟧ */
+			free(txt);
+			at = j;
+		}
+		if (last != '\n') putchar('\n');
+		last = '\n';
+	}
+}
+
+/* One line: what LLaMA-Factory's dataset holds for the sample, labels -100
+ * where the loss is masked, so tests compare the two with diff. */
+static void print_json(const shard_sample *s)
+{
+	fputs("{\"input_ids\":[", stdout);
+	for (uint32_t i = 0; i < s->n_tokens; i++) printf(i ? ",%u" : "%u", s->ids[i]);
+	fputs("],\"labels\":[", stdout);
+	for (uint32_t i = 0; i < s->n_tokens; i++) {
+		if (i) putchar(',');
+		if (s->mask[i]) printf("%u", s->ids[i]);
+		else fputs("-100", stdout);
+	}
+	fputs("],\"docs\":[", stdout);
+	for (uint32_t d = 0; d < s->n_docs; d++) printf(d ? ",%u" : "%u", s->doc_len[d]);
+	fputs("],\"truncated\":[", stdout);
+	for (uint32_t d = 0; d < s->n_docs; d++)
+		fputs(d ? (s->doc_flags[d] & 1 ? ",true" : ",false") : (s->doc_flags[d] & 1 ? "true" : "false"),
+		      stdout);
+	fputs("]}\n", stdout);
+}
+
+static void inspect_count(struct inspect_stats *is, const shard_sample *s)
+{
+	is->samples++;
+	is->docs += s->n_docs;
+	if (s->n_docs > is->max_docs) is->max_docs = s->n_docs;
+	is->tokens += s->n_tokens;
+	for (uint32_t i = 0; i < s->n_tokens; i++) is->trained += s->mask[i];
+	for (uint32_t d = 0; d < s->n_docs; d++) is->truncated += s->doc_flags[d] & SHARD_DOC_TRUNCATED;
+	int b = 0;
+	while (b < 31 && (1u << b) < s->n_tokens) b++;
+	is->hist[b]++;
+}
+
+static void print_stats(FILE *f, const struct inspect_stats *is)
+{
+	double pct = is->tokens ? 100.0 * (double)is->trained / (double)is->tokens : 0;
+	fprintf(f, "samples            %ld\n", is->samples);
+	fprintf(f, "documents          %ld (%.2f a sample, at most %ld)\n", is->docs,
+		is->samples ? (double)is->docs / (double)is->samples : 0, is->max_docs);
+	fprintf(f, "tokens             %llu (%.1f a sample)\n", (unsigned long long)is->tokens,
+		is->samples ? (double)is->tokens / (double)is->samples : 0);
+	fprintf(f, "trained tokens     %llu (%.1f%%)\n", (unsigned long long)is->trained, pct);
+	fprintf(f, "truncated          %ld document%s\n", is->truncated, is->truncated == 1 ? "" : "s");
+	if (is->packed && is->samples)
+		fprintf(f, "packing efficiency %.1f%% of %ld x %u tokens\n",
+			100.0 * (double)is->tokens / ((double)is->samples * is->cutoff), is->samples,
+			is->cutoff);
+	fprintf(f, "cutoff length      %u\n", is->cutoff);
+	fprintf(f, "length histogram (tokens a sample)\n");
+	long most = 1;
+	for (int b = 0; b < 32; b++) if (is->hist[b] > most) most = is->hist[b];
+	for (int b = 0; b < 32; b++) {
+		if (!is->hist[b]) continue;
+		unsigned lo = b ? (1u << (b - 1)) + 1 : 1, hi = 1u << b;
+		fprintf(f, "  %8u..%-8u %8ld ", lo > hi ? hi : lo, hi, is->hist[b]);
+		for (long k = 0; k < (is->hist[b] * 40 + most - 1) / most; k++) fputc('#', f);
+		fputc('\n', f);
+	}
+}
+
+static int run_inspect(const struct opts *o, const tokenizer *t, const uint8_t *fp,
+		       const char **inputs, int n_inputs)
+{
+	struct inspect_stats is = {0};
+	int status = 0;
+	uint8_t first[32];
+	for (int i = 0; i < n_inputs && status == 0; i++) {
+		char *err = NULL;
+		shard_reader *r = shard_reader_open(inputs[i], &err);
+		if (!r) {
+			cli_warn("%s", err);
+			free(err);
+			status = EXIT_RUNTIME;
+			break;
+		}
+		const shard_header *h = shard_reader_header(r);
+		const uint8_t *want = fp ? fp : i ? first : NULL;
+		if (i == 0) memcpy(first, h->fingerprint, 32);
+		if (want && memcmp(want, h->fingerprint, 32) != 0) {
+			char a[65], b[65];
+			shard_fingerprint_hex(h->fingerprint, a);
+			shard_fingerprint_hex(want, b);
+			cli_warn("%s: made with another tokenizer (fingerprint %s, %s's is %s)",
+				 inputs[i], a, fp ? o->tokenizer : inputs[0], b);
+			shard_reader_close(r);
+			status = EXIT_RUNTIME;
+			break;
+		}
+		if (t && h->vocab_size != tokenizer_vocab_size(t)) {
+			cli_warn("%s: vocabulary of %u, the tokenizer's is %u", inputs[i], h->vocab_size,
+				 tokenizer_vocab_size(t));
+			shard_reader_close(r);
+			status = EXIT_RUNTIME;
+			break;
+		}
+		if (h->cutoff_len > is.cutoff) is.cutoff = h->cutoff_len;
+		is.packed |= (h->flags & SHARD_PACKED) != 0;
+		shard_sample s;
+		int k;
+		while ((k = shard_reader_next(r, &s)) > 0) {
+			inspect_count(&is, &s);
+			if (o->json) print_json(&s);
+			else if (!o->stats_only) print_text(t, &s, is.samples);
+		}
+		if (k < 0) {
+			cli_warn("%s", shard_reader_error(r));
+			status = EXIT_RUNTIME;
+		}
+		shard_reader_close(r);
+	}
+	if (status == 0 && !o->json) {
+		if (!o->stats_only) putchar('\n');
+		print_stats(stdout, &is);
+	} else if (status == 0 && !o->quiet) {
+		fprintf(stderr, "%s: %ld samples, %llu tokens, %llu trained\n", cli_prog, is.samples,
+			(unsigned long long)is.tokens, (unsigned long long)is.trained);
+	}
+	return status;
+}
+
+/* ---- the entry point -------------------------------------------------- */
+
+static long parse_long(const char *s, const char *what, long lo, long hi)
+{
+	char *end;
+	errno = 0;
+	long v = strtol(s, &end, 10);
+	if (errno || end == s || *end || v < lo || v > hi)
+		cli_usage_error(usage, "%s must be an integer from %ld to %ld", what, lo, hi);
+	return v;
+}
+
 int main(int argc, char **argv)
 {
 	cli_init("ds-tokenize");
-	struct opts o = {0};
+	struct opts o = {.mode = MODE_SHARDS, .template_name = "qwen", .cutoff = 8192};
+	enum { O_TEMPLATE = 256, O_SYSTEM, O_CUTOFF, O_TOP, O_MASKH, O_PACK, O_NOTRUNC, O_JSON };
 	static const struct option longopts[] = {
 		{"tokenizer", 1, 0, 't'}, {"skip-bad", 0, 0, 'B'}, {"replace", 0, 0, 'R'},
-		{"skip-special", 0, 0, 'S'}, {"quiet", 0, 0, 'q'}, CLI_LONGOPTS_COMMON,
-		{0, 0, 0, 0}};
+		{"skip-special", 0, 0, 'S'}, {"quiet", 0, 0, 'q'}, {"output", 1, 0, 'o'},
+		{"template", 1, 0, O_TEMPLATE}, {"system", 1, 0, O_SYSTEM},
+		{"cutoff-len", 1, 0, O_CUTOFF}, {"train-on-prompt", 0, 0, O_TOP},
+		{"mask-history", 0, 0, O_MASKH}, {"pack", 0, 0, O_PACK},
+		{"no-truncate", 0, 0, O_NOTRUNC}, {"json", 0, 0, O_JSON}, {"stats", 0, 0, 's'},
+		CLI_LONGOPTS_COMMON, {0, 0, 0, 0}};
 
-	if (argc < 2) cli_usage_error(usage, "no subcommand (encode or decode)");
-	const char *sub = argv[1];
-	if (!strcmp(sub, "-h") || !strcmp(sub, "--help")) {
-		fputs(usage, stdout);
-		fputs(help, stdout);
-		cli_close_stdout();
-		return 0;
-	}
-	if (!strcmp(sub, "-V") || !strcmp(sub, "--version")) {
-		cli_version();
-		cli_close_stdout();
-		return 0;
-	}
+	const char *sub = argc > 1 ? argv[1] : "";
+	int shift = 1;
 	if (!strcmp(sub, "encode")) o.mode = MODE_ENCODE;
 	else if (!strcmp(sub, "decode")) o.mode = MODE_DECODE;
-	else if (!strcmp(sub, "shards") || !strcmp(sub, "inspect") || !strcmp(sub, "pack"))
-		cli_placeholder(6, "\"ds-tokenize shards/inspect/pack\" (token shards)");
-	else cli_usage_error(usage, "unknown subcommand '%s' (encode or decode)", sub);
+	else if (!strcmp(sub, "inspect")) o.mode = MODE_INSPECT;
+	else if (!strcmp(sub, "shards")) o.mode = MODE_SHARDS;
+	else if (argc > 1 && sub[0] != '-') /* a FILE comes after the options */
+		cli_usage_error(usage, "unknown subcommand '%s' (shards, inspect, encode or decode)", sub);
+	else shift = 0;
+	if (shift) {
+		argv[1] = argv[0];
+		argc--, argv++;
+	}
 
-	int c;
-	argv[1] = argv[0];
-	argc--, argv++;
-	while ((c = getopt_long(argc, argv, "t:qhV", longopts, NULL)) != -1) {
+	int c, sharding = 0, inspecting = 0, decoding = 0;
+	while ((c = getopt_long(argc, argv, "t:o:sqhV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 't': o.tokenizer = optarg; break;
 		case 'B': o.skip_bad = 1; break;
-		case 'R': o.decode_flags |= TOKENIZER_DECODE_REPLACE; break;
-		case 'S': o.decode_flags |= TOKENIZER_DECODE_SKIP_SPECIAL; break;
+		case 'R': o.decode_flags |= TOKENIZER_DECODE_REPLACE, decoding = 1; break;
+		case 'S': o.decode_flags |= TOKENIZER_DECODE_SKIP_SPECIAL, decoding = 1; break;
 		case 'q': o.quiet = 1; break;
+		case 'o': o.output = optarg, sharding = 1; break;
+		case O_TEMPLATE: o.template_name = optarg, sharding = 1; break;
+		case O_SYSTEM: o.system = optarg, sharding = 1; break;
+		case O_CUTOFF:
+			o.cutoff = parse_long(optarg, "--cutoff-len", 2, SHARD_MAX_TOKENS);
+			sharding = 1;
+			break;
+		case O_TOP: o.train_on_prompt = 1, sharding = 1; break;
+		case O_MASKH: o.mask_history = 1, sharding = 1; break;
+		case O_PACK: o.pack = 1, sharding = 1; break;
+		case O_NOTRUNC: o.no_truncate = 1, sharding = 1; break;
+		case O_JSON: o.json = 1, inspecting = 1; break;
+		case 's': o.stats_only = 1, inspecting = 1; break;
 		case 'h': fputs(usage, stdout); fputs(help, stdout); cli_close_stdout(); return 0;
 		case 'V': cli_version(); cli_close_stdout(); return 0;
 		default: cli_usage_error(usage, "bad option");
 		}
 	}
-	if (!o.tokenizer) cli_usage_error(usage, "-t TOKENIZER is required");
-	if (o.mode == MODE_ENCODE && o.decode_flags)
+	if (sharding && o.mode != MODE_SHARDS)
+		cli_usage_error(usage, "that option is for making shards");
+	if (inspecting && o.mode != MODE_INSPECT) cli_usage_error(usage, "--json and --stats are for inspect");
+	if (decoding && o.mode != MODE_DECODE)
 		cli_usage_error(usage, "--replace and --skip-special are for decode");
+	if (o.json && o.stats_only) cli_usage_error(usage, "--json or --stats, not both");
+	if (o.mode != MODE_INSPECT && !o.tokenizer) cli_usage_error(usage, "-t TOKENIZER is required");
+	if (o.mode == MODE_INSPECT && !o.tokenizer && !o.json && !o.stats_only)
+		cli_usage_error(usage, "-t TOKENIZER is required to print text (or --json, --stats)");
+	if (o.mode == MODE_SHARDS) {
+		if (!template_find(o.template_name))
+			cli_usage_error(usage, "unknown template '%s' (qwen)", o.template_name);
+		if (o.train_on_prompt && o.mask_history)
+			cli_usage_error(usage, "--train-on-prompt and --mask-history exclude each other");
+		if (o.system) {
+			jv v = jv_string(o.system);
+			int same = (size_t)jv_string_length_bytes(jv_copy(v)) == strlen(o.system) &&
+				   !strcmp(jv_string_value(v), o.system);
+			jv_free(v);
+			if (!same) cli_usage_error(usage, "--system is not valid UTF-8");
+		}
+		if (!o.output) cli_refuse_tty_stdout();
+	}
 
 	char *err = NULL;
-	tokenizer *t = tokenizer_load(o.tokenizer, &err);
-	if (!t) {
-		cli_warn("%s", err);
-		free(err);
-		return EXIT_RUNTIME;
+	tokenizer *t = NULL;
+	uint8_t fp[32];
+	if (o.tokenizer) {
+		t = tokenizer_load(o.tokenizer, &err);
+		if (!t || (o.mode >= MODE_SHARDS && shard_fingerprint(o.tokenizer, fp, &err))) {
+			cli_warn("%s", err);
+			free(err);
+			tokenizer_free(t);
+			return EXIT_RUNTIME;
+		}
 	}
 	const char *stdin_only[] = {"-"};
 	const char **inputs = optind < argc ? (const char **)argv + optind : stdin_only;
 	int n_inputs = optind < argc ? argc - optind : 1;
 	struct stats st = {0};
-	int status = run(&o, t, inputs, n_inputs, &st);
+	int status = 0;
+
+	if (o.mode == MODE_INSPECT) {
+		status = run_inspect(&o, t, t ? fp : NULL, inputs, n_inputs);
+		tokenizer_free(t);
+		cli_close_stdout();
+		return status;
+	}
+	if (o.mode == MODE_SHARDS) {
+		FILE *out = stdout;
+		char *tmp = NULL;
+		if (o.output) { /* a killed run leaves OUT.tmp, never a short OUT */
+			size_t n = strlen(o.output) + 8;
+			tmp = xmalloc(n);
+			snprintf(tmp, n, "%s.tmp", o.output);
+			if (!(out = fopen(tmp, "wb"))) cli_die(EXIT_RUNTIME, "%s: %m", tmp);
+		}
+		status = run_shards(&o, t, fp, inputs, n_inputs, out, &st);
+		if (tmp) {
+			if (fclose(out) != 0 && status == 0) {
+				cli_warn("%s: %m", tmp);
+				status = EXIT_RUNTIME;
+			}
+			if (status == 0 && rename(tmp, o.output) != 0) {
+				cli_warn("%s: %m", o.output);
+				status = EXIT_RUNTIME;
+			}
+			if (status != 0) unlink(tmp);
+			free(tmp);
+		}
+	} else {
+		status = run(&o, t, inputs, n_inputs, &st);
+	}
 	tokenizer_free(t);
 	if (status == 0 && st.records == 0 && st.bad == 0) {
 		cli_warn("no records in the input");
 		status = EXIT_RUNTIME;
 	}
-	if (!o.quiet)
+	if (!o.quiet && o.mode == MODE_SHARDS) {
+		fprintf(stderr, "%s: %ld records, %ld samples, %llu tokens, %llu trained, %ld truncated, "
+				"%ld bad line%s skipped\n",
+			cli_prog, st.records, st.samples, (unsigned long long)st.tokens,
+			(unsigned long long)st.trained, st.truncated, st.bad, st.bad == 1 ? "" : "s");
+		if (o.pack && st.samples)
+			fprintf(stderr, "%s: packed into %ld sequences of %ld tokens: %.1f%% efficiency\n",
+				cli_prog, st.samples, o.cutoff,
+				100.0 * (double)st.tokens / ((double)st.samples * (double)o.cutoff));
+	} else if (!o.quiet) {
 		fprintf(stderr, "%s: %ld records, %llu tokens, %ld bad line%s skipped\n", cli_prog,
 			st.records, (unsigned long long)st.tokens, st.bad, st.bad == 1 ? "" : "s");
+	}
 	cli_close_stdout();
 	return status;
 }

@@ -84,3 +84,22 @@ hub_faults() {
 	curl -s -f -X POST -H 'Content-Type: application/json' \
 		-d "$(jq -n --arg s "$1" '{spec: $s}')" "$HUB/_faults" > /dev/null
 }
+
+# Start the local OpenAI-compatible server (tests/servers/openai.py) with
+# the given options; sets API (its /v1 base URL) and API_PID.
+api_start() {
+	rm -f "$WORK/api.port"
+	python3 "$TOP/tests/servers/openai.py" --port 0 --port-file "$WORK/api.port" \
+		--max-seconds 300 --quiet "$@" 2>> "$WORK/api.log" &
+	API_PID=$!
+	i=0; while [ ! -s "$WORK/api.port" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+	[ -s "$WORK/api.port" ] || { echo "api server did not start:"; cat "$WORK/api.log"; return 1; }
+	API=http://127.0.0.1:$(cat "$WORK/api.port")/v1
+	export DS_RETRY_BASE_MS=50
+}
+
+# api_faults URL SPEC: replace that server's fault rules.
+api_faults() {
+	curl -s -f -X POST -H 'Content-Type: application/json' \
+		-d "$(jq -n --arg s "$2" '{spec: $s}')" "${1%/v1}/_faults" > /dev/null
+}

@@ -265,10 +265,3 @@ ok 'usage errors exit 2 with a short usage on stderr' '
 	expect_exit 2 ds-tokenize encode --bogus -t "$TOK" 2> err &&
 	expect_exit 2 ds-tokenize encode --replace -t "$TOK" "$FIX" 2> err
 '
-
-ok 'the shard subcommands say they are not built yet, exit 2' '
-	for s in shards inspect pack; do
-		expect_exit 2 ds-tokenize $s -t "$TOK" < /dev/null > out 2> err &&
-		test ! -s out && grep -q "not built yet (issue #6)" err || exit 1
-	done
-'

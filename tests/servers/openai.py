@@ -1,0 +1,969 @@
+#!/usr/bin/env python3
+"""Local OpenAI-compatible chat-completions server, with fault injection.
+
+Tests of ds-teacher must never reach the internet, so this server stands in
+for the DeepSeek API (`deepseek-reasoner`), vLLM, llama.cpp's server and the
+like.  It speaks the subset of the OpenAI protocol that a client of
+`POST /v1/chat/completions` uses:
+
+  * GET  /v1/models, /models, /v1/models/ID  -- the one model, --model;
+  * POST /v1/chat/completions, /chat/completions -- JSON or SSE (stream),
+    with the chain of thought delivered as `reasoning_content` (DeepSeek,
+    vLLM), inline `<think>...</think>`, only a closing `</think>`, or not at
+    all; `n`, `max_tokens`, `temperature`, `stream_options.include_usage`;
+  * DeepSeek's queue keep-alive (blank lines before a JSON body, `: keep-alive`
+    SSE comments before a stream);
+  * control: /_faults (fault rules), /_debug/requests, /_debug/stats.
+
+The answer is a pure function of the request (see README.md next to this
+file for the exact rule), so a test can predict what a client must capture.
+Only the Python 3.11 standard library is used; run with --help for options.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import hmac
+import json
+import math
+import os
+import re
+import signal
+import sys
+import threading
+import time
+import traceback
+import urllib.parse
+import uuid
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+START = time.monotonic()
+MODES = ("field", "think", "think-open", "none")
+DEFAULT_REASONING_LEN = 120      # characters of reasoning when the request says nothing
+STREAM_WORDS = 3                 # words per SSE delta
+MAX_N = 128
+MAX_REASONING_LEN = 1 << 24
+FINGERPRINT = "fp_ds_mock_openai"
+
+_log_lock = threading.Lock()
+
+
+def log(msg: str) -> None:
+    with _log_lock:
+        sys.stderr.write(f"openai: {msg}\n")
+        sys.stderr.flush()
+
+
+def sha1(text: str) -> str:
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()
+
+
+def words(text: str) -> int:
+    """The server's token count: whitespace-separated words."""
+    return len(text.split())
+
+
+def take_words(text: str, k: int) -> str:
+    """The prefix of `text` that ends with its k-th word (spacing kept)."""
+    if k <= 0:
+        return ""
+    for i, m in enumerate(re.finditer(r"\S+", text), 1):
+        if i == k:
+            return text[:m.end()]
+    return text
+
+
+def content_text(content) -> str:
+    """Text of a message's content: a string, or a list of {"type":"text"} parts."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "\n".join(p.get("text", "") for p in content
+                         if isinstance(p, dict) and isinstance(p.get("text"), str))
+    return ""
+
+
+# --------------------------------------------------------------------------
+# Fault rules (same syntax and semantics as hub.py)
+# --------------------------------------------------------------------------
+
+# kind -> maximum number of ':'-separated arguments
+KINDS = {"429": 1, "400": 0, "401": 0, "402": 0, "422": 0, "500": 0, "502": 0, "503": 0,
+         "504": 0, "cut": 1, "malformed": 0, "slow": 1, "latency": 1, "queue": 2, "drip": 1}
+STATUS_KINDS = {"429", "400", "401", "402", "422", "500", "502", "503", "504"}
+PRE_KINDS = STATUS_KINDS | {"latency", "slow"}          # act before routing
+BODY_KINDS = {"cut", "malformed", "queue", "drip"}       # act while answering a completion
+FLOAT_KINDS = {"429", "slow", "latency", "queue", "drip"}
+
+
+@dataclass
+class Rule:
+    pattern: str
+    kind: str
+    args: list[str] = field(default_factory=list)
+    remaining: int | None = None      # None: fires forever
+    fired: int = 0
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"unknown fault kind {self.kind!r}")
+        if len(self.args) > KINDS[self.kind]:
+            raise ValueError(f"too many arguments for {self.kind}: {self.args}")
+        if self.remaining is not None and int(self.remaining) < 0:
+            raise ValueError("@count must be >= 0")
+        # "body=REGEX" matches the request body instead of the target.
+        self.on_body = self.pattern.startswith("body=")
+        self.regex = re.compile(self.pattern[5:] if self.on_body else self.pattern)
+        for a in self.args:
+            if a != "":
+                if self.kind in FLOAT_KINDS:
+                    if float(a) < 0:
+                        raise ValueError(f"{self.kind}: negative argument")
+                else:
+                    if int(a) < 0:
+                        raise ValueError(f"{self.kind}: negative argument")
+
+    def num(self, i: int, default: float) -> float:
+        return float(self.args[i]) if len(self.args) > i and self.args[i] != "" else default
+
+    def matches(self, target: str, body_texts: tuple[str, ...]) -> bool:
+        if self.on_body:
+            return any(t and self.regex.search(t) for t in body_texts)
+        return bool(self.regex.search(target))
+
+    def as_dict(self) -> dict:
+        return {"path": self.pattern, "kind": self.kind, "args": self.args,
+                "remaining": self.remaining, "fired": self.fired}
+
+
+def parse_rule(text: str) -> Rule:
+    """Parse one `path_regex:kind[:arg...][@count]` rule.
+
+    The regex may itself contain ':', so the kind is the left-most token
+    (after the first) that is a known kind with no more arguments after it
+    than that kind takes.
+    """
+    text = text.strip()
+    count = None
+    m = re.search(r"@(\d+)$", text)
+    if m:
+        count = int(m.group(1))
+        text = text[:m.start()]
+    toks = text.split(":")
+    # Left to right: in "chat:latency:400" the kind is latency, not the
+    # status 400 (a number that is also a kind).
+    for i in range(1, len(toks)):
+        if toks[i] in KINDS and len(toks) - i - 1 <= KINDS[toks[i]]:
+            return Rule(":".join(toks[:i]), toks[i], toks[i + 1:], count)
+    raise ValueError(f"bad fault rule {text!r}: want path_regex:kind[:arg][@count]")
+
+
+def parse_spec(spec: str) -> list[Rule]:
+    return [parse_rule(r) for r in spec.split(",") if r.strip()]
+
+
+class Faults:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.rules: list[Rule] = []
+
+    def replace(self, rules: list[Rule], append: bool = False) -> None:
+        with self.lock:
+            self.rules = (self.rules + rules) if append else rules
+
+    def matching(self, target: str, body_texts: tuple[str, ...], kinds: set[str]) -> list[Rule]:
+        with self.lock:
+            return [r for r in self.rules if r.kind in kinds and
+                    (r.remaining is None or r.remaining > 0) and r.matches(target, body_texts)]
+
+    def claim(self, rule: Rule) -> bool:
+        """Use up one firing of `rule`; False if it ran out meanwhile."""
+        with self.lock:
+            if rule.remaining is not None:
+                if rule.remaining <= 0:
+                    return False
+                rule.remaining -= 1
+            rule.fired += 1
+            return True
+
+    def state(self) -> dict:
+        with self.lock:
+            return {"rules": [r.as_dict() for r in self.rules]}
+
+
+# --------------------------------------------------------------------------
+# Canned errors
+# --------------------------------------------------------------------------
+
+# status -> (message, type, code); DeepSeek's messages (its error-code page),
+# in the OpenAI error envelope {"error":{"message","type","param","code"}}.
+FAULT_ERRORS = {
+    400: ("Invalid Format", "invalid_request_error", "invalid_request_error"),
+    401: ("Authentication Fails, Your api key is invalid", "authentication_error",
+          "invalid_request_error"),
+    402: ("Insufficient Balance", "unknown_error", "invalid_request_error"),
+    422: ("Invalid Parameters", "invalid_request_error", "invalid_request_error"),
+    429: ("Rate Limit Reached", "rate_limit_error", "rate_limit_exceeded"),
+    500: ("Server Error", "server_error", "internal_error"),
+    503: ("Server Overloaded", "server_error", "server_overloaded"),
+}
+# 502/504 come from the CDN/proxy in front of the API, not from the API
+# itself, so they are HTML, not JSON: a client must cope with that.
+GATEWAY_HTML = ("<html>\r\n<head><title>{s} {m}</title></head>\r\n<body>\r\n<center><h1>{s} {m}"
+                "</h1></center>\r\n<hr><center>cloudflare</center>\r\n</body>\r\n</html>\r\n")
+GATEWAY = {502: "Bad Gateway", 504: "Gateway Time-out"}
+
+
+class Reply(Exception):
+    """Raised by a route to answer with an OpenAI-style JSON error."""
+
+    def __init__(self, status: int, message: str, etype: str = "invalid_request_error",
+                 code: str | None = "invalid_request_error", param: str | None = None,
+                 headers: dict | None = None) -> None:
+        super().__init__(message)
+        self.status, self.message, self.etype, self.code, self.param = status, message, etype, code, param
+        self.headers = headers or {}
+
+
+class Cut(Exception):
+    """The `cut` fault hung up mid-body."""
+
+
+# --------------------------------------------------------------------------
+# Server state
+# --------------------------------------------------------------------------
+
+@dataclass
+class Config:
+    model: str = "deepseek-reasoner"
+    api_key: str | None = None
+    reasoning: str = "field"
+    latency_ms: float = 0.0
+    quiet: bool = False
+
+
+class State:
+    def __init__(self, cfg: Config) -> None:
+        self.cfg = cfg
+        self.faults = Faults()
+        self.lock = threading.Lock()
+        self.requests: list[dict] = []
+        self.seq = 0
+        self.seen_prompts: set[str] = set()
+        self.in_flight = 0
+        self.reset_stats()
+
+    def reset_stats(self) -> None:
+        # Called with self.lock held (or before any thread runs).
+        self.stats = {"requests": 0, "completions": 0, "streams": 0, "choices": 0,
+                      "by_status": {}, "by_path": {}, "faults": {},
+                      "prompt_tokens": 0, "completion_tokens": 0, "reasoning_tokens": 0,
+                      "max_in_flight": self.in_flight, "bytes": 0}
+
+    def enter(self) -> None:
+        with self.lock:
+            self.in_flight += 1
+            self.stats["max_in_flight"] = max(self.stats["max_in_flight"], self.in_flight)
+
+    def leave(self) -> None:
+        with self.lock:
+            self.in_flight -= 1
+
+    def cache_hit(self, key: str) -> bool:
+        with self.lock:
+            hit = key in self.seen_prompts
+            if not hit:
+                if len(self.seen_prompts) > 200000:
+                    self.seen_prompts.clear()
+                self.seen_prompts.add(key)
+            return hit
+
+    def record(self, entry: dict, usage: dict | None) -> None:
+        with self.lock:
+            self.seq += 1
+            entry["seq"] = self.seq
+            self.requests.append(entry)
+            del self.requests[:-20000]          # bound memory on long benchmarks
+            s = self.stats
+            s["requests"] += 1
+            st = str(entry["status"])
+            s["by_status"][st] = s["by_status"].get(st, 0) + 1
+            s["by_path"][entry["path"]] = s["by_path"].get(entry["path"], 0) + 1
+            s["bytes"] += entry["bytes"]
+            for f in entry["faults"]:
+                k = f.split(":", 1)[0]
+                s["faults"][k] = s["faults"].get(k, 0) + 1
+            if entry.get("completion"):
+                s["completions"] += 1
+                s["choices"] += entry.get("n") or 1
+                if entry.get("stream"):
+                    s["streams"] += 1
+            if usage:
+                s["prompt_tokens"] += usage["prompt_tokens"]
+                s["completion_tokens"] += usage["completion_tokens"]
+                s["reasoning_tokens"] += usage["completion_tokens_details"]["reasoning_tokens"]
+
+
+# --------------------------------------------------------------------------
+# The deterministic "model"
+# --------------------------------------------------------------------------
+
+@dataclass
+class Choice:
+    index: int
+    reasoning: str          # the (possibly truncated) chain of thought; "" in mode none
+    answer: str             # the (possibly truncated) answer text
+    content: str            # what goes in message.content for the mode
+    finish: str             # "stop" or "length"
+    reasoning_tokens: int
+    completion_tokens: int
+
+
+def answer_number(problem: str) -> str:
+    m = re.search(r"answer\s*[=:]\s*(-?\d+)", problem, re.I)
+    if m:
+        return m.group(1)
+    m = re.search(r"-?\d+", problem)
+    return m.group(0) if m else "42"
+
+
+def make_choice(index: int, variant: int, problem: str, rlen: int, mode: str,
+                max_tokens: int | None) -> Choice:
+    h = sha1(problem)[:8]
+    unit = f"Reasoning about: {h} #{variant}. "
+    full_r = "" if mode == "none" else (unit * math.ceil(rlen / len(unit)))[:rlen].rstrip()
+    full_a = "The answer is \\boxed{" + answer_number(problem) + "}."
+    R, A = words(full_r), words(full_a)
+    if max_tokens is None:
+        keep_r, keep_a = R, A
+    else:
+        keep_r = min(R, max_tokens)
+        keep_a = min(A, max_tokens - keep_r)
+    reasoning, answer = take_words(full_r, keep_r), take_words(full_a, keep_a)
+    finish = "length" if (keep_r < R or keep_a < A) else "stop"
+    r_done = keep_r == R
+    if mode == "think":
+        content = "<think>\n" + reasoning + ("\n</think>\n\n" + answer if r_done else "")
+    elif mode == "think-open":
+        content = reasoning + ("\n</think>\n\n" + answer if r_done else "")
+    else:
+        content = answer
+    return Choice(index, reasoning, answer, content, finish, keep_r, keep_r + keep_a)
+
+
+def pieces(text: str, k: int = STREAM_WORDS) -> list[str]:
+    """Split text into deltas of k words each; "".join(pieces) == text."""
+    toks = re.findall(r"\S+\s*|\s+", text)
+    return ["".join(toks[i:i + k]) for i in range(0, len(toks), k)]
+
+
+# --------------------------------------------------------------------------
+# HTTP handler
+# --------------------------------------------------------------------------
+
+class Handler(BaseHTTPRequestHandler):
+    # HTTP/1.1 keep-alive, as the real APIs do (libcurl reuses connections).
+    protocol_version = "HTTP/1.1"
+    server_version = "ds-openai-mock/1.0"
+    st: State  # set on the subclass made by make_server()
+
+    def log_message(self, fmt, *args):      # we log one line ourselves
+        pass
+
+    def do_GET(self):
+        self._dispatch()
+
+    def do_HEAD(self):
+        self._dispatch()
+
+    def do_POST(self):
+        self._dispatch()
+
+    def do_DELETE(self):
+        self._dispatch()
+
+    def do_PUT(self):
+        self._dispatch()
+
+    # ---- plumbing -------------------------------------------------------
+
+    def _dispatch(self) -> None:
+        t0 = time.monotonic()
+        self.status = 0
+        self.sent = 0
+        self.fault_names: list[str] = []
+        self.headers_done = False
+        self.info: dict = {}
+        self.usage: dict | None = None
+        try:
+            n = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            n = 0
+        # Always drain the request body so the kept-alive connection stays in sync.
+        self.req_body = self.rfile.read(n) if n > 0 else b""
+        split = urllib.parse.urlsplit(self.path)
+        self.rawpath = split.path
+        self.query = urllib.parse.parse_qs(split.query, keep_blank_values=True)
+        control = self.rawpath.startswith(("/_faults", "/_debug"))
+        self.control, self.recorded, self.t0 = control, False, t0
+        body_text = self.req_body.decode("utf-8", "replace")
+        self.body_texts = (body_text,)
+        self.completed = False
+        try:
+            obj = json.loads(body_text) if body_text else None
+        except ValueError:
+            obj = None
+        if isinstance(obj, dict) and not control:
+            # Best effort, so that even a refused request shows what it asked for.
+            self.info = {k: obj.get(k) for k in ("model", "n", "stream", "max_tokens",
+                                                 "temperature")}
+            if isinstance(obj.get("messages"), list):
+                ms = [m for m in obj["messages"] if isinstance(m, dict)]
+                joined = "\n".join(content_text(m.get("content")) for m in ms)
+                self.body_texts = (body_text, joined)
+                users = [content_text(m.get("content")) for m in ms if m.get("role") == "user"]
+                if users:
+                    self.info["user_sha1"] = sha1(users[0])
+                    self.info["last_user_sha1"] = sha1(users[-1])
+        if not control:
+            self.st.enter()
+        try:
+            if control:
+                self._control()
+            elif not self._pre_faults():
+                self._route()
+        except Reply as r:
+            self._error(r)
+        except Cut:
+            self.close_connection = True
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+        except Exception as e:                                  # noqa: BLE001
+            log("internal error: " + "".join(traceback.format_exception(e)).rstrip())
+            if not self.headers_done:
+                self._json(500, {"error": {"message": f"mock server internal error: {e}",
+                                           "type": "server_error", "param": None,
+                                           "code": "internal_error"}})
+            self.close_connection = True
+        finally:
+            self._finalize(0)
+            ms = (time.monotonic() - t0) * 1000
+            auth = self._auth_state()
+            if not self.st.cfg.quiet:
+                # Only the auth *state* is ever logged, never the header value.
+                extra = ""
+                if self.completed:
+                    extra = (f" n={self.info.get('n')} stream={int(bool(self.info.get('stream')))}"
+                             f" mode={self.info.get('mode')}")
+                log(f'{self.client_address[0]} "{self.command} {self.path}" {self.status} '
+                    f'{self.sent}B {ms:.1f}ms auth={auth}{extra} '
+                    f'faults={",".join(self.fault_names) or "-"}')
+
+    def _finalize(self, pending: int) -> None:
+        """Record the request (log, stats, in-flight count) once.  Called just
+        BEFORE the last write of a complete response, so a client that has
+        seen the whole reply always finds it in /_debug/requests; otherwise
+        (errors, cuts) when the handler ends."""
+        if self.recorded:
+            return
+        self.recorded = True
+        if self.control:
+            return
+        entry = {"t": round(time.monotonic() - START, 4), "time": round(time.time(), 3),
+                 "method": self.command, "path": self.path, "status": self.status,
+                 "auth": self._auth_state(), "faults": self.fault_names,
+                 "bytes": self.sent + pending,
+                 "ms": round((time.monotonic() - self.t0) * 1000, 2), "completion": self.completed}
+        entry.update(self.info)
+        self.st.leave()
+        self.st.record(entry, self.usage)
+
+    def _auth_state(self) -> str:
+        h = self.headers.get("Authorization")
+        if not h:
+            return "none"
+        key = self.st.cfg.api_key
+        if key is None:
+            return "present"
+        return "ok" if hmac.compare_digest(h.encode(), f"Bearer {key}".encode()) else "wrong"
+
+    def _start(self, status: int, headers: dict, length: int | None, body: bytes = b"") -> None:
+        """Status line and headers; length None means chunked.  `body` (the
+        start of the body) goes out in the same write as the headers: one
+        syscall per small response keeps 512 concurrent clients fast."""
+        self.status = status
+        self.send_response(status)
+        for k, v in headers.items():
+            self.send_header(k, str(v))
+        if length is None:
+            self.send_header("Transfer-Encoding", "chunked")
+        else:
+            self.send_header("Content-Length", str(length))
+        self._headers_buffer.append(b"\r\n")
+        if length is not None and (len(body) == length or self.command == "HEAD"):
+            self._finalize(len(body))       # this write completes the response
+        self.wfile.write(b"".join(self._headers_buffer) + body)
+        self._headers_buffer = []
+        self.sent += len(body)
+        self.headers_done = True
+
+    def _send(self, status: int, body: bytes, ctype: str, headers: dict | None = None) -> None:
+        h = {"Content-Type": ctype}
+        h.update(headers or {})
+        self._start(status, h, len(body), b"" if self.command == "HEAD" else body)
+
+    def _json(self, status: int, obj, headers: dict | None = None) -> None:
+        self._send(status, json.dumps(obj, ensure_ascii=False).encode("utf-8"),
+                   "application/json", headers)
+
+    def _error(self, r: Reply) -> None:
+        self._json(r.status, {"error": {"message": r.message, "type": r.etype,
+                                        "param": r.param, "code": r.code}}, r.headers)
+
+    def _chunk(self, data: bytes) -> None:
+        if data:
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+            self.sent += len(data)
+
+    # ---- faults ---------------------------------------------------------
+
+    def _pre_faults(self) -> bool:
+        """--latency-ms, delays and canned error statuses; True if answered."""
+        if self.st.cfg.latency_ms > 0:
+            time.sleep(self.st.cfg.latency_ms / 1000.0)
+        for rule in self.st.faults.matching(self.path, self.body_texts, PRE_KINDS):
+            if not self.st.faults.claim(rule):
+                continue
+            k = rule.kind
+            if k == "latency":
+                self.fault_names.append(f"latency:{rule.num(0, 100):g}")
+                time.sleep(rule.num(0, 100) / 1000.0)
+            elif k == "slow":
+                self.fault_names.append(f"slow:{rule.num(0, 1):g}")
+                time.sleep(rule.num(0, 1))
+            elif k == "429":
+                secs = rule.num(0, 1)
+                self.fault_names.append(f"429:{secs:g}")
+                msg, et, code = FAULT_ERRORS[429]
+                raise Reply(429, msg, et, code, headers={"Retry-After": f"{secs:g}"})
+            elif k in ("502", "504"):
+                s = int(k)
+                self.fault_names.append(k)
+                body = GATEWAY_HTML.format(s=s, m=GATEWAY[s]).encode()
+                self._send(s, body, "text/html")
+                return True
+            else:
+                s = int(k)
+                self.fault_names.append(k)
+                msg, et, code = FAULT_ERRORS[s]
+                raise Reply(s, msg, et, code)
+        return False
+
+    def _body_faults(self) -> dict:
+        out: dict = {}
+        for rule in self.st.faults.matching(self.path, self.body_texts, BODY_KINDS):
+            if rule.kind in out:
+                continue
+            if rule.kind == "cut":
+                out["cut"] = rule           # claimed only if it really cuts
+            elif self.st.faults.claim(rule):
+                out[rule.kind] = rule
+        return out
+
+    # ---- routing --------------------------------------------------------
+
+    def _route(self) -> None:
+        p = self.rawpath.rstrip("/") or "/"
+        if p in ("/v1/models", "/models") or p.startswith(("/v1/models/", "/models/")):
+            if self.command not in ("GET", "HEAD"):
+                raise Reply(405, "Method Not Allowed")
+            self._check_auth()
+            m = {"id": self.st.cfg.model, "object": "model", "owned_by": "deepseek"}
+            if p in ("/v1/models", "/models"):
+                return self._ok_json({"object": "list", "data": [m]}, {})
+            want = urllib.parse.unquote(p.split("/models/", 1)[1])
+            if want != self.st.cfg.model:
+                raise Reply(404, f"The model `{want}` does not exist", code="model_not_found",
+                            param="model")
+            return self._ok_json(m, {})
+        if p in ("/v1/chat/completions", "/chat/completions"):
+            if self.command != "POST":
+                raise Reply(405, "Method Not Allowed")
+            self._check_auth()
+            return self._completion()
+        raise Reply(404, f"Not Found: {self.rawpath}", code="not_found")
+
+    def _check_auth(self) -> None:
+        if self.st.cfg.api_key is None:
+            return
+        if self._auth_state() != "ok":
+            msg, et, code = FAULT_ERRORS[401]
+            raise Reply(401, msg, et, code)
+
+    # ---- chat completions ----------------------------------------------
+
+    def _parse(self) -> dict:
+        def bad(msg: str, param: str | None = None):
+            raise Reply(400, msg, param=param)
+
+        try:
+            body = json.loads(self.req_body.decode("utf-8"))
+        except (ValueError, UnicodeDecodeError) as e:
+            bad(f"Failed to parse the request body as JSON: {e}")
+        if not isinstance(body, dict):
+            bad("The request body must be a JSON object")
+        if not isinstance(body.get("model"), str) or not body["model"]:
+            bad("Missing required parameter: 'model'", "model")
+        msgs = body.get("messages")
+        if msgs is None:
+            bad("Missing required parameter: 'messages'", "messages")
+        if not isinstance(msgs, list) or not msgs:
+            bad("'messages' must be a non-empty array", "messages")
+        for i, m in enumerate(msgs):
+            if not isinstance(m, dict) or m.get("role") not in (
+                    "system", "user", "assistant", "tool", "developer"):
+                bad(f"messages[{i}]: bad message or role", f"messages[{i}].role")
+            c = m.get("content")
+            if not (isinstance(c, (str, list)) or (c is None and m["role"] == "assistant")):
+                bad(f"messages[{i}]: 'content' must be a string or an array",
+                    f"messages[{i}].content")
+            if "reasoning_content" in m:
+                # As the DeepSeek API does: earlier CoT must not be sent back.
+                bad(f"messages[{i}]: reasoning_content is not allowed in input messages",
+                    f"messages[{i}].reasoning_content")
+
+        def opt_int(name: str, lo: int, hi: int):
+            v = body.get(name)
+            if v is None:
+                return None
+            if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+                bad(f"'{name}' must be an integer in [{lo}, {hi}]", name)
+            return v
+
+        n = opt_int("n", 1, MAX_N) or 1
+        max_tokens = opt_int("max_tokens", 1, 1 << 30)
+        if max_tokens is None:
+            max_tokens = opt_int("max_completion_tokens", 1, 1 << 30)
+        temp = body.get("temperature")
+        if temp is not None and (isinstance(temp, bool) or not isinstance(temp, (int, float))
+                                 or not 0 <= temp <= 2):
+            bad("'temperature' must be a number in [0, 2]", "temperature")
+        stream = body.get("stream", False)
+        if not isinstance(stream, bool) and stream is not None:
+            bad("'stream' must be a boolean", "stream")
+        so = body.get("stream_options")
+        if so is not None and not isinstance(so, dict):
+            bad("'stream_options' must be an object", "stream_options")
+        if so and not stream:
+            bad("'stream_options' is only allowed when 'stream' is true", "stream_options")
+        rlen = body.get("x_reasoning_len")
+        if rlen is None and self.headers.get("X-Test-Len"):
+            try:
+                rlen = int(self.headers["X-Test-Len"])
+            except ValueError:
+                bad("X-Test-Len must be an integer")
+        if rlen is None:
+            rlen = DEFAULT_REASONING_LEN
+        if isinstance(rlen, bool) or not isinstance(rlen, int) or not 0 <= rlen <= MAX_REASONING_LEN:
+            bad(f"x_reasoning_len must be an integer in [0, {MAX_REASONING_LEN}]", "x_reasoning_len")
+        mode = (self.headers.get("X-Test-Reasoning") or self.st.cfg.reasoning).strip().lower()
+        if mode not in MODES:
+            bad(f"X-Test-Reasoning must be one of {', '.join(MODES)}")
+        users = [content_text(m.get("content")) for m in msgs if m.get("role") == "user"]
+        return {"body": body, "messages": msgs, "n": n, "max_tokens": max_tokens,
+                "temperature": temp, "stream": bool(stream),
+                "include_usage": bool(so and so.get("include_usage")), "rlen": rlen,
+                "mode": mode, "first_user": users[0] if users else "",
+                "last_user": users[-1] if users else ""}
+
+    def _completion(self) -> None:
+        q = self._parse()
+        self.completed = True
+        self.info = {"model": q["body"]["model"], "n": q["n"], "stream": q["stream"],
+                     "include_usage": q["include_usage"], "max_tokens": q["max_tokens"],
+                     "temperature": q["temperature"], "mode": q["mode"],
+                     "reasoning_len": q["rlen"],
+                     "user_sha1": sha1(q["first_user"]), "last_user_sha1": sha1(q["last_user"])}
+        greedy = q["temperature"] is not None and q["temperature"] == 0
+        choices = [make_choice(i, 0 if greedy else i, q["last_user"], q["rlen"], q["mode"],
+                               q["max_tokens"]) for i in range(q["n"])]
+        prompt_tokens = sum(words(content_text(m.get("content"))) for m in q["messages"])
+        key = sha1(json.dumps(q["messages"], sort_keys=True, ensure_ascii=False))
+        hit = prompt_tokens if self.st.cache_hit(key) else 0
+        comp = sum(c.completion_tokens for c in choices)
+        usage = {"prompt_tokens": prompt_tokens, "completion_tokens": comp,
+                 "total_tokens": prompt_tokens + comp,
+                 "prompt_tokens_details": {"cached_tokens": hit},
+                 "completion_tokens_details": {"reasoning_tokens":
+                                               sum(c.reasoning_tokens for c in choices)},
+                 "prompt_cache_hit_tokens": hit, "prompt_cache_miss_tokens": prompt_tokens - hit}
+        self.usage = usage
+        self.info["finish_reasons"] = [c.finish for c in choices]
+        rid = str(uuid.uuid4())
+        created = int(time.time())
+        faults = self._body_faults()
+        if q["stream"]:
+            return self._stream(q, choices, usage, rid, created, faults)
+        msgs = []
+        for c in choices:
+            msg = {"role": "assistant", "content": c.content}
+            if q["mode"] == "field":
+                msg["reasoning_content"] = c.reasoning
+            msgs.append({"index": c.index, "message": msg, "logprobs": None,
+                         "finish_reason": c.finish})
+        obj = {"id": rid, "object": "chat.completion", "created": created,
+               "model": self.st.cfg.model, "choices": msgs, "usage": usage,
+               "system_fingerprint": FINGERPRINT}
+        body = json.dumps(obj, ensure_ascii=False).encode("utf-8")
+        if "malformed" in faults:
+            self.fault_names.append("malformed")
+            body = body[:max(1, len(body) // 2)].rstrip(b"}") + b',"choices":[{'
+        self._ok_body(body, "application/json", faults, {"X-Request-Id": rid})
+
+    def _ok_json(self, obj, faults: dict) -> None:
+        self._ok_body(json.dumps(obj, ensure_ascii=False).encode("utf-8"), "application/json",
+                      faults, {})
+
+    def _cut_limit(self, faults: dict, total: int) -> int | None:
+        rule = faults.get("cut")
+        if rule is None:
+            return None
+        limit = int(rule.num(0, total // 2))
+        if limit >= total or not self.st.faults.claim(rule):
+            return None
+        self.fault_names.append(f"cut:{limit}")
+        return limit
+
+    def _queue(self, faults: dict, beat: bytes) -> None:
+        rule = faults["queue"]
+        secs, every = rule.num(0, 1), rule.num(1, 0.5) or 0.5
+        self.fault_names.append(f"queue:{secs:g}")
+        end = time.monotonic() + secs
+        while True:
+            self._chunk(beat)
+            left = end - time.monotonic()
+            if left <= 0:
+                break
+            time.sleep(min(every, left))
+
+    def _ok_body(self, body: bytes, ctype: str, faults: dict, headers: dict) -> None:
+        """A 200 body: plain (Content-Length) or, when queued, chunked with
+        blank keep-alive lines first; `cut` hangs up after BYTES of it."""
+        h = dict(headers, **{"Content-Type": ctype})
+        if self.command == "HEAD":
+            return self._start(200, h, len(body))
+        limit = self._cut_limit(faults, len(body))
+        if "queue" not in faults:
+            # With a cut, the headers promise the whole length; hanging up
+            # early is what a dropped connection looks like to the client.
+            self._start(200, h, len(body), body if limit is None else body[:limit])
+            if limit is not None:
+                raise Cut()
+            return
+        self._start(200, h, None)
+        self._queue(faults, b"\n")
+        if limit is not None:
+            self._chunk(body[:limit])
+            raise Cut()
+        self._finalize(len(body))
+        self._chunk(body)
+        self.wfile.write(b"0\r\n\r\n")
+
+    def _stream(self, q: dict, choices: list[Choice], usage: dict, rid: str, created: int,
+                faults: dict) -> None:
+        mode, inc = q["mode"], q["include_usage"]
+
+        def ev(chs: list[dict], extra: dict | None = None) -> bytes:
+            obj = {"id": rid, "object": "chat.completion.chunk", "created": created,
+                   "model": self.st.cfg.model, "system_fingerprint": FINGERPRINT, "choices": chs}
+            if inc:
+                obj["usage"] = None
+            if extra:
+                obj.update(extra)
+            return b"data: " + json.dumps(obj, ensure_ascii=False).encode("utf-8") + b"\n\n"
+
+        def ch(i: int, delta: dict, finish=None) -> dict:
+            return {"index": i, "delta": delta, "logprobs": None, "finish_reason": finish}
+
+        events: list[bytes] = []
+        first = {"role": "assistant", "content": ""}
+        if mode == "field":
+            first = {"role": "assistant", "content": None, "reasoning_content": ""}
+        events += [ev([ch(c.index, dict(first))]) for c in choices]
+        # Deltas of all choices interleaved, as OpenAI does for n > 1.
+        per = []
+        for c in choices:
+            ds = []
+            if mode == "field":
+                ds += [{"content": None, "reasoning_content": p} for p in pieces(c.reasoning)]
+                ds += [{"content": p, "reasoning_content": None} for p in pieces(c.answer)]
+            else:
+                ds += [{"content": p} for p in pieces(c.content)]
+            per.append(ds)
+        for k in range(max((len(d) for d in per), default=0)):
+            for c, ds in zip(choices, per):
+                if k < len(ds):
+                    events.append(ev([ch(c.index, ds[k])]))
+        if "malformed" in faults:
+            self.fault_names.append("malformed")
+            events.append(b'data: {"id": "' + rid.encode() + b'", "choices": [{"delta": '
+                          b'{"content": "oops"\n\n')
+        for c in choices:
+            events.append(ev([ch(c.index, {}, c.finish)]))
+        if inc:
+            events.append(ev([], {"usage": usage}))
+        events.append(b"data: [DONE]\n\n")
+
+        total = sum(len(e) for e in events)
+        limit = self._cut_limit(faults, total)
+        self._start(200, {"Content-Type": "text/event-stream; charset=utf-8",
+                          "Cache-Control": "no-cache", "X-Request-Id": rid}, None)
+        if self.command == "HEAD":
+            return
+        if "queue" in faults:
+            self._queue(faults, b": keep-alive\n\n")
+        drip = faults.get("drip")
+        gap = drip.num(0, 50) / 1000.0 if drip else 0.0
+        if drip:
+            self.fault_names.append(f"drip:{drip.num(0, 50):g}")
+        pos = 0
+        for i, e in enumerate(events):
+            if gap and i:
+                time.sleep(gap)
+            if limit is not None and pos + len(e) >= limit:
+                self._chunk(e[:limit - pos])
+                raise Cut()
+            if i == len(events) - 1:
+                self._finalize(len(e))
+            self._chunk(e)
+            pos += len(e)
+        self.wfile.write(b"0\r\n\r\n")
+
+    # ---- control --------------------------------------------------------
+
+    def _control(self) -> None:
+        p, m = self.rawpath.rstrip("/"), self.command
+        st = self.st
+        if p == "/_faults":
+            if m == "GET":
+                return self._json(200, st.faults.state())
+            if m == "DELETE":
+                st.faults.replace([])
+                return self._json(200, st.faults.state())
+            if m in ("POST", "PUT"):
+                try:
+                    body = json.loads(self.req_body or b"{}")
+                    if isinstance(body, str):
+                        body = {"spec": body}
+                    rules = parse_spec(body.get("spec", ""))
+                    for r in body.get("rules", []):
+                        args = r.get("args")
+                        if args is None:
+                            args = [] if r.get("arg") is None else [str(r["arg"])]
+                        rules.append(Rule(r.get("path", ""), str(r["kind"]),
+                                          [str(a) for a in args], r.get("count")))
+                except (ValueError, KeyError, TypeError, AttributeError, re.error) as e:
+                    raise Reply(400, f"bad fault spec: {e}") from None
+                st.faults.replace(rules, append=bool(body.get("append")))
+                return self._json(200, st.faults.state())
+        elif p in ("/_debug/requests", "/_debug/stats"):
+            with st.lock:
+                if m == "DELETE":
+                    n = len(st.requests)
+                    st.requests.clear()
+                    st.seen_prompts.clear()
+                    st.reset_stats()
+                    out = {"cleared": n}
+                elif p == "/_debug/requests":
+                    since = int(self.query.get("since", ["0"])[0] or 0)
+                    out = {"requests": [r for r in st.requests if r["seq"] > since]}
+                else:
+                    out = json.loads(json.dumps(st.stats))
+                    out["in_flight"] = st.in_flight
+            return self._json(200, out)
+        elif p == "/_debug/health" and m in ("GET", "HEAD"):
+            return self._json(200, {"ok": True, "port": self.server.server_address[1],
+                                    "model": st.cfg.model, "reasoning": st.cfg.reasoning,
+                                    "auth": st.cfg.api_key is not None})
+        raise Reply(404, "Not Found", code="not_found")
+
+
+class Server(ThreadingHTTPServer):
+    daemon_threads = True       # a hung client must not block shutdown
+    allow_reuse_address = True
+    request_queue_size = 4096   # listen backlog: 512+ clients connect at once
+
+
+def make_server(cfg: Config, port: int = 0) -> tuple[Server, State]:
+    st = State(cfg)
+    handler = type("BoundHandler", (Handler,), {"st": st})
+    return Server(("127.0.0.1", port), handler), st
+
+
+def main(argv: list[str] | None = None) -> int:
+    # Handlers first: a test that signals us early must still get a clean exit.
+    stop = threading.Event()
+    why = ["max-seconds reached"]
+
+    def on_signal(signum, _frame):
+        why[0] = signal.Signals(signum).name
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+    ap = argparse.ArgumentParser(description="Mock OpenAI-compatible chat-completions server "
+                                             "for tests (see tests/servers/README.md).")
+    ap.add_argument("--port", type=int, default=0, help="TCP port on 127.0.0.1; 0 = any free one")
+    ap.add_argument("--port-file", help="write the port here (atomically) once listening")
+    ap.add_argument("--latency-ms", type=float, default=0,
+                    help="delay every API request by this many ms before answering")
+    ap.add_argument("--faults", default="", help="fault rules: path_regex:kind[:arg][@count],...")
+    ap.add_argument("--api-key", help="require 'Authorization: Bearer KEY' (401 otherwise)")
+    ap.add_argument("--reasoning", choices=MODES, default="field",
+                    help="how the chain of thought is delivered (default field = reasoning_content)")
+    ap.add_argument("--model", default="deepseek-reasoner",
+                    help="model name reported in every reply (default deepseek-reasoner)")
+    ap.add_argument("--max-seconds", type=float, default=600, help="exit after this long (default 600)")
+    ap.add_argument("--quiet", action="store_true", help="no per-request log lines")
+    a = ap.parse_args(argv)
+    if a.latency_ms < 0:
+        ap.error("--latency-ms must be >= 0")
+    try:
+        rules = parse_spec(a.faults)
+    except (ValueError, re.error) as e:
+        ap.error(f"--faults: {e}")
+    cfg = Config(model=a.model, api_key=a.api_key, reasoning=a.reasoning,
+                 latency_ms=a.latency_ms, quiet=a.quiet)
+    server, st = make_server(cfg, a.port)
+    st.faults.replace(rules)
+    port = server.server_address[1]
+
+    # serve_forever runs in a thread so the main thread can wait for a signal
+    # or the deadline and then call shutdown().
+    t = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+    t.start()
+    if a.port_file:
+        tmp = f"{a.port_file}.tmp{os.getpid()}"
+        with open(tmp, "w") as f:
+            f.write(f"{port}\n")
+        os.replace(tmp, a.port_file)       # readers never see a half-written file
+    log(f"listening on http://127.0.0.1:{port} model={a.model} reasoning={a.reasoning} "
+        f"auth={'on' if a.api_key else 'off'} latency-ms={a.latency_ms:g} "
+        f"faults={len(rules)} max-seconds={a.max_seconds:g}")
+    stop.wait(a.max_seconds)
+    log(f"stopping ({why[0]})")
+    server.shutdown()
+    server.server_close()
+    if a.port_file:
+        try:
+            os.unlink(a.port_file)
+        except OSError:
+            pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

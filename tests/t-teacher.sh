@@ -1,0 +1,190 @@
+#!/bin/sh
+# ds-teacher against a local OpenAI-compatible server (tests/servers/openai.py)
+# that answers deterministically: reasoning "Reasoning about: <sha1[:8]> #<v>. "
+# repeated to 120 characters, content "The answer is \boxed{N}." with N the
+# first integer of the prompt. Nothing here reaches the network.
+. "$(dirname "$0")/lib.sh"
+api_start --api-key sk-test-SECRET-42 --model deepseek-reasoner-2025-05-28 || exit 1
+A1=$API; P1=$API_PID
+api_start --api-key sk-test-SECRET-42 --reasoning think || exit 1
+A2=$API
+export DS_API_KEY=sk-test-SECRET-42
+trap 'kill $P1 $API_PID 2>/dev/null; rm -rf "$WORK"' EXIT
+for i in $(seq 0 19); do
+	echo "{\"id\":\"p/$i\",\"domain\":\"math\",\"problem\":\"What is $i + $i? P-$i-END\",\"answer\":\"$((2 * i))\",\"meta\":{}}"
+done > "$WORK/p.jsonl"
+P=$WORK/p.jsonl
+# The prompt the math template makes, and what the server will reason about.
+prompt0=$(printf 'What is 0 + 0? P-0-END\nPlease reason step by step, and put your final answer within \\boxed{}.')
+sha0=$(printf '%s' "$prompt0" | sha1sum | cut -c1-8)
+
+ok 'every problem gets a teacher object, the input fields kept' '
+	ds-teacher -q --base-url "$A1" "$P" > out &&
+	test "$(wc -l < out)" = 20 &&
+	jq -c "del(.teacher)" out | sort > a && sort "$P" > b && diff a b &&
+	test "$(jq -r ".teacher | \"\\(.model) \\(.finish_reason) \\(.sample)\"" out | sort -u)" = "deepseek-reasoner-2025-05-28 stop 0" &&
+	test "$(jq -r "select(.id == \"p/7\") | .teacher.content" out)" = "The answer is \\boxed{7}." &&
+	test "$(jq -r "[.teacher.usage | .prompt_tokens, .completion_tokens, .reasoning_tokens, .cached_tokens] | all(type == \"number\")" out | sort -u)" = true
+'
+
+ok 'the prompt is the math template filled in (R1 usage: user turn only)' '
+	ds-teacher -q --base-url "$A1" "$P" > out &&
+	test "$(jq -r "select(.id == \"p/0\") | .teacher.reasoning" out | cut -c1-29)" = "Reasoning about: $sha0 #0."
+'
+
+ok 'reasoning_content, inline <think>, and only </think> give the same chain of thought' '
+	ds-teacher -q --base-url "$A1" "$P" | jq -c "{id, r: .teacher.reasoning, c: .teacher.content}" | sort > field &&
+	ds-teacher -q --base-url "$A2" "$P" | jq -c "{id, r: .teacher.reasoning, c: .teacher.content}" | sort > think &&
+	diff field think &&
+	test "$(jq -r .r field | cut -c1-16 | sort -u)" = "Reasoning about:"
+'
+
+ok '--stream: the same answers put back together from server-sent events' '
+	ds-teacher -q --base-url "$A1" "$P" | jq -c "{id, t: (.teacher | del(.latency_ms))}" | sort > plain &&
+	ds-teacher -q --stream --base-url "$A1" "$P" | jq -c "{id, t: (.teacher | del(.latency_ms))}" | sort > streamed &&
+	diff plain streamed
+'
+
+ok '-n 3: three samples per problem, numbered 0..2' '
+	ds-teacher -q -n 3 --base-url "$A1" "$P" > out &&
+	test "$(wc -l < out)" = 60 &&
+	test "$(jq -r "[.id, .teacher.sample] | @tsv" out | sort -u | wc -l)" = 60 &&
+	test "$(jq -r .teacher.sample out | sort -u | tr "\n" " ")" = "0 1 2 "
+'
+
+ok '429 with Retry-After, 500, 503 and a cut body are retried; all answered' '
+	api_faults "$A1" "chat:429:1@1,chat:500@2,chat:503@1,chat:cut:50@1" &&
+	ds-teacher --base-url "$A1" "$P" > out 2> err &&
+	test "$(wc -l < out)" = 20 &&
+	grep -q "retrying in 1.0s" err &&
+	grep -q "retries: 1 connection, 1 rate-limited, 3 server error, 0 bad reply" err &&
+	api_faults "$A1" ""
+'
+
+ok 'a reply that is not JSON is retried' '
+	api_faults "$A1" "chat:malformed@2" &&
+	ds-teacher --base-url "$A1" "$P" > out 2> err &&
+	test "$(wc -l < out)" = 20 && grep -q "2 bad reply" err &&
+	api_faults "$A1" ""
+'
+
+ok 'a stream cut before [DONE] is retried' '
+	api_faults "$A1" "chat:cut:300@2" &&
+	ds-teacher --stream --base-url "$A1" "$P" > out 2> err &&
+	test "$(wc -l < out)" = 20 && grep -q "retrying" err &&
+	api_faults "$A1" ""
+'
+
+ok 'DeepSeek queue keep-alives (blank lines, : keep-alive comments) are understood' '
+	api_faults "$A1" "chat:queue:0.3@4" &&
+	ds-teacher -q --base-url "$A1" "$P" > a && ds-teacher -q --stream --base-url "$A1" "$P" > b &&
+	test "$(wc -l < a)" = 20 && test "$(wc -l < b)" = 20 &&
+	api_faults "$A1" ""
+'
+
+ok 'a request that keeps failing goes to --failed with its error; exit 1; the rest are answered' '
+	api_faults "$A1" "body=P-7-END:500" &&
+	expect_exit 1 ds-teacher --retries 2 --base-url "$A1" --failed failed.jsonl "$P" > out 2> err &&
+	test "$(wc -l < out)" = 19 &&
+	test "$(jq -r "[.id, .teacher_error.error, .teacher_error.attempts] | @tsv" failed.jsonl)" = "$(printf "p/7\tHTTP 500: Server Error\t2")" &&
+	grep -q "1 failed (see --failed)" err &&
+	api_faults "$A1" ""
+'
+
+ok 'without --failed a failed request is named on stderr, never dropped silently' '
+	api_faults "$A1" "body=P-7-END:500" &&
+	expect_exit 1 ds-teacher --retries 1 --base-url "$A1" "$P" > out 2> err &&
+	grep -q "^ds-teacher: p/7: sample 0 failed: HTTP 500" err &&
+	api_faults "$A1" ""
+'
+
+ok '402 (balance exhausted) stops the run cleanly, keeping what is done' '
+	api_faults "$A1" "body=P-1[0-9]-END:402" &&
+	expect_exit 1 ds-teacher -c 1 --ordered --base-url "$A1" --failed f.jsonl "$P" > out 2> err &&
+	grep -q "HTTP 402.*balance exhausted.*stopping" err &&
+	test "$(wc -l < out)" = 10 && test "$(jq -r .id out | head -1)" = p/0 &&
+	api_faults "$A1" ""
+'
+
+ok 'a wrong key: 401 stops the run; the key never appears anywhere' '
+	expect_exit 1 env DS_API_KEY=sk-wrong ds-teacher --base-url "$A1" "$P" > out 2> err &&
+	grep -q "HTTP 401" err &&
+	echo sk-test-SECRET-42 > key && chmod 600 key &&
+	env -u DS_API_KEY ds-teacher --api-key-file key --base-url "$A1" --stats st.json "$P" > out 2> err &&
+	test "$(wc -l < out)" = 20 &&
+	curl -s "${A1%/v1}/_debug/requests" > log.json &&
+	! grep -q SECRET out err st.json log.json "$WORK/api.log"
+'
+
+ok 'killed with -9 mid-run, a rerun with the same -o ends with every (id, sample) once' '
+	api_faults "$A1" "chat:latency:300" &&
+	{ ds-teacher -q -c 4 -n 2 --base-url "$A1" -o out.jsonl "$P" & pid=$!; } &&
+	sleep 1; kill -9 $pid 2>/dev/null || :; wait $pid 2>/dev/null || :;
+	n=$(wc -l < out.jsonl) && api_faults "$A1" "" &&
+	ds-teacher -c 8 -n 2 --base-url "$A1" -o out.jsonl "$P" 2> err &&
+	test "$(wc -l < out.jsonl)" = 40 &&
+	test "$(jq -r "[.id, .teacher.sample] | @tsv" out.jsonl | sort -u | wc -l)" = 40 &&
+	grep -q "$n already done" err && echo "killed after $n of 40"
+'
+
+ok '--ordered writes in input order; by default answers come as they complete' '
+	api_faults "$A1" "body=P-0-END:slow:0.6" &&
+	ds-teacher -q -c 8 --base-url "$A1" "$P" | jq -r .id > free &&
+	ds-teacher -q -c 8 --ordered --base-url "$A1" "$P" | jq -r .id > ordered &&
+	jq -r .id "$P" | diff ordered - && test "$(tail -1 free)" = p/0 &&
+	api_faults "$A1" ""
+'
+
+ok '-c 16 keeps 16 requests in flight (one thread, libcurl multi)' '
+	curl -s -X DELETE "${A1%/v1}/_debug/requests" > /dev/null;
+	api_faults "$A1" "chat:latency:400" &&
+	ds-teacher -q -c 16 --base-url "$A1" "$P" > out &&
+	curl -s "${A1%/v1}/_debug/stats" > st.json &&
+	test "$(jq .max_in_flight st.json)" -ge 16 &&
+	api_faults "$A1" ""
+'
+
+ok 'several servers share the load; a dead one is set aside and nothing is lost' '
+	ds-teacher --base-url "$A1" --base-url "$A2" --stats st.json "$P" > out 2> err &&
+	test "$(wc -l < out)" = 20 &&
+	test "$(jq "[.servers[] | .ok] | min" st.json)" -ge 3 &&
+	ds-teacher --retries 6 --base-url "$A1" --base-url http://127.0.0.1:9/v1 "$P" > out 2> err &&
+	test "$(wc -l < out)" = 20
+'
+
+ok '--shard i/n splits the problems: disjoint, and together all of them' '
+	for i in 0 1 2; do ds-teacher -q --shard $i/3 --base-url "$A1" "$P" | jq -r .id > s$i; done &&
+	cat s0 s1 s2 | sort > all && jq -r .id "$P" | sort > want && diff all want &&
+	test -s s0 && test -s s1 && test -s s2
+'
+
+ok 'a code problem gets the code template with its starter code' '
+	echo "{\"id\":\"c/1\",\"domain\":\"code\",\"problem\":\"Add two numbers.\",\"starter_code\":\"def add(a, b):\"}" > c.jsonl &&
+	curl -s -X DELETE "${A1%/v1}/_debug/requests" > /dev/null;
+	ds-teacher -q --base-url "$A1" c.jsonl > out &&
+	sha=$(printf "Add two numbers.\nUse this starter code:\n\`\`\`python\ndef add(a, b):\n\`\`\`\nWrite a complete Python 3 solution. Unless starter code is given, read the input from standard input and print the answer to standard output. Put the final program in one \`\`\`python code block." | sha1sum | cut -c1-8) &&
+	test "$(jq -r .teacher.reasoning out | cut -c18-25)" = "$sha"
+'
+
+ok 'bad input lines are named; --skip-bad counts them' '
+	printf "{\"id\":\"x\"}\nnot json\n" > bad.jsonl &&
+	expect_exit 1 ds-teacher -q --base-url "$A1" bad.jsonl 2> err &&
+	grep -q "^ds-teacher:bad.jsonl:1: record without" err &&
+	cat bad.jsonl "$P" > mixed.jsonl &&
+	ds-teacher --skip-bad --base-url "$A1" mixed.jsonl > out 2> err &&
+	test "$(wc -l < out)" = 20 && grep -q "2 bad lines skipped" err
+'
+
+ok 'usage errors exit 2; --help lists every option of the man page' '
+	expect_exit 2 ds-teacher --bogus 2> err && grep -q "^usage: ds-teacher" err &&
+	expect_exit 2 ds-teacher -c 0 2> err &&
+	ds-teacher --help | grep -o -- "--[a-z][a-z-]*" | sort -u > help.opts &&
+	sed -n "/^\.SH OPTIONS/,/^\.SH EXIT/p" "$TOP/man/man1/ds-teacher.1" |
+		grep -o "\\\\-\\\\-[a-z][a-z\\\\-]*" | sed "s/\\\\//g" | sort -u > man.opts &&
+	diff help.opts man.opts
+'
+
+ok 'the test server itself answers as the API does, proven with the official openai client' '
+	python3 "$TOP/tests/servers/test_openai.py" > log 2>&1 || { tail -30 log; false; } &&
+	tail -1 log | grep -q " 0 failed"
+'
