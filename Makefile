@@ -97,6 +97,7 @@ test:
 bench: all
 	@tests/bench/sharegpt.sh
 	@tests/bench/fetch.sh
+	@tests/bench/teacher.sh
 
 units: $(UNITS) $(FUZZERS)
 
