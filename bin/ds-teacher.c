@@ -32,7 +32,8 @@
 static const char usage[] =
 	"usage: ds-teacher [-q] [--skip-bad] [--base-url URL]... [--model M] [--api-key-file F]\n"
 	"                  [-c N] [-n K] [--max-tokens N] [--temperature T] [--template FILE]\n"
-	"                  [--stream] [--timeout S] [--retries N] [--rpm N] [--shard I/N] [--ordered]\n"
+	"                  [--stream] [--timeout S] [--retries N] [--rpm N] [--tpm N] [--deadline S]\n"
+	"                  [--price FILE] [--shard I/N] [--ordered]\n"
 	"                  [-o OUT] [--failed FILE] [--stats FILE] [FILE...]\n";
 
 static const char help[] =
@@ -54,6 +55,10 @@ static const char help[] =
 	"      --timeout S       per-request time limit in seconds (default 1800)\n"
 	"      --retries N       tries per request (default 6)\n"
 	"      --rpm N           at most N requests started per minute\n"
+	"      --tpm N           at most about N tokens (prompt + completion) a minute\n"
+	"      --deadline S      stop sending after S seconds; what is unsent fails\n"
+	"      --price FILE      USD per million tokens by model (default:\n"
+	"                        share/prices/deepseek.json), for the cost in the summary\n"
 	"      --shard I/N       keep only the problems whose id hashes to I of N\n"
 	"      --ordered         write in input order (default: as answers complete)\n"
 	"  -o, --output OUT      append to OUT; a rerun skips (id, sample) pairs there\n"
@@ -77,7 +82,8 @@ struct opts {
 	const char *model, *template_file, *output, *failed, *stats;
 	int concurrency, samples, retries, ordered, skip_bad, quiet, stream;
 	long max_tokens;
-	double temperature, timeout_s, rpm;
+	double temperature, timeout_s, rpm, tpm, deadline_s;
+	const char *price_file;
 	long shard_i, shard_n;
 	char *key; /* owned; never printed */
 };
@@ -213,6 +219,7 @@ struct job {
 	size_t resp_len, resp_cap;
 	long retry_after_s;
 	char err[CURL_ERROR_SIZE];
+	double tpm_reserved; /* tokens held back for --tpm while in flight */
 	jv result;         /* the record to write, once done */
 	int result_ok;     /* 1: to the output; 0: to --failed */
 	struct job *next;  /* in the waiting list */
@@ -238,6 +245,11 @@ struct run {
 	struct job **reorder; /* --ordered: finished jobs by seq */
 	long reorder_cap;
 	double rpm_next;
+	double tpm_bucket, tpm_at; /* tokens that may still be spent, and when it was topped up */
+	double deadline;           /* monotonic time after which nothing new is sent, or 0 */
+	jv prices;                 /* {model prefix: {input_cache_hit, input_cache_miss, output}} */
+	double cost;               /* USD, from prices and usage */
+	int cost_known;
 	int stop;             /* a fatal answer (401, 402...): finish, no new requests */
 	int status;
 	progress pg;
@@ -315,6 +327,11 @@ static void start(struct run *r, struct job *j)
 		j->body[b.n] = '\0';
 		jbuf_free(&b);
 	}
+	/* --tpm: reserve what an answer has cost so far on average (a guess
+	 * for the first), settled against the real usage when it comes. */
+	j->tpm_reserved = r->st.ok > 0 ? (r->st.prompt_tokens + r->st.completion_tokens) / (double)r->st.ok
+				       : (double)strlen(j->body) / 4;
+	r->tpm_bucket -= j->tpm_reserved;
 	j->srv = pick_server(r);
 	j->srv->inflight++;
 	j->srv->requests++;
@@ -415,7 +432,33 @@ static double num_at(jv obj, const char *a, const char *b)
 
 /* What to do with a reply: 0 success, 1 retry, 2 fail this request for
  * good, 3 stop the whole run (the server says no request will succeed). */
+static double num_at(jv obj, const char *a, const char *b);
+
 enum cause { C_CONN, C_429, C_5XX, C_BAD };
+
+/* The price of one answer: the longest model-name prefix in the table. */
+static void add_cost(struct run *r, const char *model, double pt, double ct, double cached)
+{
+	if (jv_get_kind(r->prices) != JV_KIND_OBJECT) return;
+	jv best = jv_invalid();
+	size_t best_len = 0;
+	jv_object_foreach(r->prices, k, v) {
+		size_t n = (size_t)jv_string_length_bytes(jv_copy(k));
+		if (jv_get_kind(v) == JV_KIND_OBJECT && n > best_len && !strncmp(model, jv_string_value(k), n)) {
+			jv_free(best);
+			best = jv_copy(v);
+			best_len = n;
+		}
+		jv_free(k);
+		jv_free(v);
+	}
+	if (!jv_is_valid(best)) return;
+	double hit = num_at(best, "input_cache_hit", NULL), miss = num_at(best, "input_cache_miss", NULL);
+	double out = num_at(best, "output", NULL);
+	r->cost += (cached * hit + (pt - cached) * miss + ct * out) / 1e6;
+	r->cost_known = 1;
+	jv_free(best);
+}
 
 /* The body of a streamed reply (SSE: "data: {chunk}" lines, ": keep-alive"
  * comments, "data: [DONE]" at the end) put back together as one
@@ -540,6 +583,8 @@ static int judge_reply(struct run *r, struct job *j, CURLcode cc, long status, j
 			if (cached == 0) cached = num_at(use, "prompt_tokens_details", "cached_tokens");
 			jv_free(use);
 			r->st.prompt_tokens += pt, r->st.completion_tokens += ct;
+			r->tpm_bucket -= pt + ct;
+			add_cost(r, model ? model : r->o->model, pt, ct, cached);
 			r->st.reasoning_tokens += rt, r->st.cached_tokens += cached;
 			jv u = jv_object();
 			u = jv_object_set(u, jv_string("prompt_tokens"), jv_number(pt));
@@ -592,6 +637,8 @@ static void done_request(struct run *r, CURLMsg *m)
 	j->hdr = NULL;
 	r->inflight--;
 	j->srv->inflight--;
+	r->tpm_bucket += j->tpm_reserved; /* the real usage is charged below */
+	j->tpm_reserved = 0;
 	jv teacher = jv_invalid();
 	char why[512];
 	enum cause cause = C_CONN;
@@ -659,7 +706,7 @@ static double pct(const struct stats *st, double p)
 static jv stats_json(struct run *r)
 {
 	struct stats *st = &r->st;
-	qsort(st->lat, (size_t)st->n_lat, sizeof *st->lat, cmp_d);
+	if (st->n_lat) qsort(st->lat, (size_t)st->n_lat, sizeof *st->lat, cmp_d);
 	jv s = jv_object();
 	s = jv_object_set(s, jv_string("requests"), jv_number((double)st->requests));
 	s = jv_object_set(s, jv_string("ok"), jv_number((double)st->ok));
@@ -681,6 +728,7 @@ static jv stats_json(struct run *r)
 	lat = jv_object_set(lat, jv_string("p90"), jv_number(floor(pct(st, 0.9))));
 	lat = jv_object_set(lat, jv_string("p99"), jv_number(floor(pct(st, 0.99))));
 	s = jv_object_set(s, jv_string("latency_ms"), lat);
+	s = jv_object_set(s, jv_string("cost_usd"), r->cost_known ? jv_number(round(r->cost * 1e6) / 1e6) : jv_null());
 	jv sv = jv_array();
 	for (int i = 0; i < r->o->n_servers; i++) {
 		struct server *x = &r->o->servers[i];
@@ -721,7 +769,8 @@ int main(int argc, char **argv)
 		{"retries", 1, 0, 'r'},  {"rpm", 1, 0, 'R'},       {"shard", 1, 0, 'H'},
 		{"ordered", 0, 0, 'O'},  {"output", 1, 0, 'o'},    {"failed", 1, 0, 'f'},
 		{"stats", 1, 0, 's'},    {"skip-bad", 0, 0, 'B'},  {"quiet", 0, 0, 'q'},
-		{"stream", 0, 0, 'S'},
+		{"stream", 0, 0, 'S'},   {"tpm", 1, 0, 'P'},       {"deadline", 1, 0, 'D'},
+		{"price", 1, 0, 'C'},
 		CLI_LONGOPTS_COMMON,     {0, 0, 0, 0}};
 	int c;
 	o.servers = xcalloc((size_t)argc + 1, sizeof *o.servers);
@@ -755,6 +804,9 @@ int main(int argc, char **argv)
 			break;
 		case 'O': o.ordered = 1; break;
 		case 'S': o.stream = 1; break;
+		case 'P': o.tpm = strtod(optarg, &end); if (*end || o.tpm <= 0) cli_usage_error(usage, "--tpm wants a positive number"); break;
+		case 'D': o.deadline_s = strtod(optarg, &end); if (*end || o.deadline_s <= 0) cli_usage_error(usage, "--deadline wants seconds"); break;
+		case 'C': o.price_file = optarg; break;
 		case 'o': o.output = optarg; break;
 		case 'f': o.failed = optarg; break;
 		case 's': o.stats = optarg; break;
@@ -780,6 +832,21 @@ int main(int argc, char **argv)
 		r.failed = fopen(o.failed, "a");
 		if (!r.failed) cli_die(EXIT_RUNTIME, "%s: %m", o.failed);
 	}
+	{
+		char *pf = o.price_file ? xstrdup(o.price_file) : cli_share_path("prices/deepseek.json");
+		char *text = pf ? slurp(pf) : NULL;
+		if (o.price_file && !text) cli_die(EXIT_USAGE, "%s: cannot read the price table", o.price_file);
+		size_t at;
+		const char *why;
+		r.prices = text ? json_parse(text, strlen(text), &at, &why) : jv_null();
+		if (o.price_file && jv_get_kind(r.prices) != JV_KIND_OBJECT)
+			cli_die(EXIT_USAGE, "%s: the price table is not a JSON object", o.price_file);
+		free(text);
+		free(pf);
+	}
+	r.tpm_bucket = o.tpm;
+	r.tpm_at = now_s();
+	if (o.deadline_s > 0) r.deadline = now_s() + o.deadline_s;
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	srand((unsigned)time(NULL) ^ (unsigned)getpid());
 	r.multi = curl_multi_init();
@@ -859,7 +926,16 @@ int main(int argc, char **argv)
 		/* Start what may start. */
 		double t = now_s();
 		struct job **pp = &r.waiting;
-		while (*pp && r.inflight < o.concurrency && !r.stop) {
+		if (r.deadline > 0 && t > r.deadline && !r.stop) {
+			cli_warn("the --deadline has passed; stopping: no new requests (what is done is kept)");
+			r.stop = 1;
+		}
+		if (o.tpm > 0) { /* refill: tpm tokens a minute, at most a minute's worth */
+			r.tpm_bucket += (t - r.tpm_at) * o.tpm / 60.0;
+			if (r.tpm_bucket > o.tpm) r.tpm_bucket = o.tpm;
+			r.tpm_at = t;
+		}
+		while (*pp && r.inflight < o.concurrency && !r.stop && (o.tpm <= 0 || r.tpm_bucket > 0)) {
 			struct job *j = *pp;
 			if (j->ready_at > t || (o.rpm > 0 && r.rpm_next > t)) {
 				pp = &j->next;
@@ -878,6 +954,7 @@ int main(int argc, char **argv)
 				struct job *j = r.waiting;
 				r.waiting = j->next;
 				r.st.failed++;
+				r.status = EXIT_RUNTIME;
 				jv err = jv_object_set(jv_object(), jv_string("error"), jv_string("not sent: the run was stopped"));
 				err = jv_object_set(err, jv_string("attempts"), jv_number(j->attempts));
 				err = jv_object_set(err, jv_string("sample"), jv_number(j->sample));
@@ -900,26 +977,31 @@ int main(int argc, char **argv)
 	if (o.output) resume_close(r.out, o.output);
 	else cli_close_stdout();
 	if (r.failed && fclose(r.failed) != 0) cli_die(EXIT_RUNTIME, "%s: write error", o.failed);
+	if (r.stop && !eof)
+		cli_warn("stopped before the end of the input: rerun with the same -o to go on");
 	jv s = stats_json(&r);
 	if (o.stats) {
 		FILE *f = fopen(o.stats, "w");
 		if (!f || jsonl_write(f, jv_copy(s)) || fclose(f)) cli_die(EXIT_RUNTIME, "%s: cannot write the stats", o.stats);
 	}
+	char cost_text[64] = "";
+	if (r.cost_known) snprintf(cost_text, sizeof cost_text, "; cost $%.4f", r.cost);
 	if (!o.quiet) {
 		fprintf(stderr, "%s: %ld problems read, %ld requests, %ld answered, %ld failed%s, %ld already done, "
 				"%ld bad lines skipped; retries: %ld connection, %ld rate-limited, %ld server error, "
 				"%ld bad reply; tokens: %.0f prompt, %.0f completion (%.0f reasoning), %.0f cached; "
-				"latency p50/p90/p99 %.0f/%.0f/%.0f ms\n",
+				"latency p50/p90/p99 %.0f/%.0f/%.0f ms%s\n",
 			cli_prog, read, r.st.requests, r.st.ok, r.st.failed,
 			r.st.failed && o.failed ? " (see --failed)" : r.st.failed ? " (use --failed to keep them)" : "",
 			skipped, bad, r.st.retries_conn, r.st.retries_429, r.st.retries_5xx, r.st.retries_bad,
 			r.st.prompt_tokens, r.st.completion_tokens, r.st.reasoning_tokens, r.st.cached_tokens,
-			pct(&r.st, 0.5), pct(&r.st, 0.9), pct(&r.st, 0.99));
+			pct(&r.st, 0.5), pct(&r.st, 0.9), pct(&r.st, 0.99), cost_text);
 		for (int i = 0; o.n_servers > 1 && i < o.n_servers; i++)
 			fprintf(stderr, "%s:   %s: %ld requests, %ld ok, %ld errors\n", cli_prog, o.servers[i].url,
 				o.servers[i].requests, o.servers[i].ok, o.servers[i].errors);
 	}
 	jv_free(s);
+	jv_free(r.prices);
 	curl_multi_cleanup(r.multi);
 	curl_global_cleanup();
 	idset_free(r.done);

@@ -175,6 +175,21 @@ ok 'bad input lines are named; --skip-bad counts them' '
 	test "$(wc -l < out)" = 20 && grep -q "2 bad lines skipped" err
 '
 
+ok 'the cost comes from the price table by model-name prefix, in the summary and --stats' '
+	echo "{\"deepseek-reasoner\": {\"input_cache_hit\": 1, \"input_cache_miss\": 2, \"output\": 10}}" > prices.json &&
+	ds-teacher --base-url "$A1" --price prices.json --stats st.json "$P" > out 2> err &&
+	test "$(jq "(.tokens.cached * 1 + (.tokens.prompt - .tokens.cached) * 2 + .tokens.completion * 10) / 1e6 - .cost_usd | fabs < 1e-9" st.json)" = true &&
+	grep -q "; cost \$0.00" err
+'
+
+ok '--deadline stops sending; what is unsent is failed, never lost; exit 1' '
+	api_faults "$A1" "chat:latency:400" &&
+	expect_exit 1 ds-teacher -c 2 --deadline 0.5 --base-url "$A1" --failed f.jsonl "$P" > out 2> err &&
+	grep -q "deadline has passed" err &&
+	test "$(($(wc -l < out) + $(wc -l < f.jsonl)))" -ge 2 && test "$(wc -l < out)" -lt 20 &&
+	api_faults "$A1" ""
+'
+
 ok 'usage errors exit 2; --help lists every option of the man page' '
 	expect_exit 2 ds-teacher --bogus 2> err && grep -q "^usage: ds-teacher" err &&
 	expect_exit 2 ds-teacher -c 0 2> err &&
