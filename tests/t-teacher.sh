@@ -190,6 +190,14 @@ ok '--deadline stops sending; what is unsent is failed, never lost; exit 1' '
 	api_faults "$A1" ""
 '
 
+ok '--rpm 600 spaces the requests 0.1 s apart (the server'"'"'s clock says so)' '
+	curl -s -X DELETE "${A1%/v1}/_debug/requests" > /dev/null;
+	ds-teacher -q -c 16 --rpm 600 --base-url "$A1" "$P" > out &&
+	test "$(wc -l < out)" = 20 &&
+	curl -s "${A1%/v1}/_debug/requests" > log.json &&
+	test "$(jq "[.requests[].t] | (max - min) >= 1.8" log.json)" = true
+'
+
 ok 'usage errors exit 2; --help lists every option of the man page' '
 	expect_exit 2 ds-teacher --bogus 2> err && grep -q "^usage: ds-teacher" err &&
 	expect_exit 2 ds-teacher -c 0 2> err &&
