@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <math.h>
 #include <openssl/evp.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -127,12 +128,54 @@ static int locate(const download_req *q, const http_retry *pol, char **target, c
 	return *target ? 0 : -1;
 }
 
+/* The digest runs on a second thread that reads the part file just behind
+ * the writer (from the page cache), so hashing overlaps receiving instead
+ * of adding to it. */
+struct hasher {
+	EVP_MD_CTX *ctx;        /* borrowed */
+	const char *path;
+	long long off;          /* bytes hashed (a file offset) */
+	long long written;      /* bytes the writer has put there; under mu */
+	int done, failed;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	pthread_t th;
+};
+
+static void *hasher_run(void *arg)
+{
+	struct hasher *h = arg;
+	int fd = open(h->path, O_RDONLY | O_CLOEXEC);
+	static _Thread_local unsigned char buf[1 << 20];
+	if (fd < 0) h->failed = 1;
+	for (;;) {
+		pthread_mutex_lock(&h->mu);
+		while (h->off >= h->written && !h->done) pthread_cond_wait(&h->cv, &h->mu);
+		long long upto = h->written;
+		int done = h->done;
+		pthread_mutex_unlock(&h->mu);
+		while (!h->failed && h->off < upto) {
+			size_t want = (size_t)(upto - h->off) < sizeof buf ? (size_t)(upto - h->off) : sizeof buf;
+			ssize_t k = pread(fd, buf, want, h->off);
+			if (k <= 0) {
+				h->failed = 1;
+				break;
+			}
+			EVP_DigestUpdate(h->ctx, buf, (size_t)k);
+			h->off += k;
+		}
+		if (done || h->failed) break;
+	}
+	if (fd >= 0) close(fd);
+	return NULL;
+}
+
 /* Where the bytes go as they arrive: the part file (one write(2), no
- * stdio buffer between), the running digest and the progress count. */
+ * stdio buffer between), the hasher's count, and the progress count. */
 struct counting {
 	int fd;
 	_Atomic long long *progress;
-	EVP_MD_CTX *hash; /* or NULL */
+	struct hasher *hash; /* or NULL */
 };
 
 static size_t count_write(void *c, const char *buf, size_t n)
@@ -146,7 +189,12 @@ static size_t count_write(void *c, const char *buf, size_t n)
 		done += (size_t)w;
 	}
 	if (k->progress) atomic_fetch_add(k->progress, (long long)done);
-	if (k->hash) EVP_DigestUpdate(k->hash, buf, done);
+	if (k->hash) {
+		pthread_mutex_lock(&k->hash->mu);
+		k->hash->written += (long long)done;
+		pthread_cond_signal(&k->hash->cv);
+		pthread_mutex_unlock(&k->hash->mu);
+	}
 	return done;
 }
 
@@ -177,12 +225,26 @@ int download_file(const download_req *q, const http_retry *pol, _Atomic long lon
 				snprintf(err, errlen, "%s: %s", q->part, strerror(errno));
 				break;
 			}
-			struct counting c = {fd, progress, hash};
+			struct hasher hs = {.ctx = hash, .path = q->part, .off = have, .written = have,
+					    .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+			int threaded = hash && pthread_create(&hs.th, NULL, hasher_run, &hs) == 0;
+			struct counting c = {fd, progress, threaded ? &hs : NULL};
 			http_opts ho = {.bearer = redirected ? NULL : q->bearer, .follow = 0,
 					.range_from = have, .on_data = count_write, .on_data_ud = &c};
 			http_reply r;
 			int got = http_request(target, &ho, &r, err, errlen);
 			int closed = close(fd);
+			if (threaded) {
+				pthread_mutex_lock(&hs.mu);
+				hs.done = 1;
+				pthread_cond_signal(&hs.cv);
+				pthread_mutex_unlock(&hs.mu);
+				pthread_join(hs.th, NULL);
+			}
+			if (hash && (!threaded || hs.failed)) { /* hash the file after, instead */
+				EVP_MD_CTX_free(hash);
+				hash = NULL;
+			}
 			long status = r.status;
 			http_reply_free(&r);
 			if (got == 0 && status == 200 && have > 0) {
