@@ -93,24 +93,6 @@ struct opts {
 
 /* ---- the preset ------------------------------------------------------- */
 
-static char *slurp(const char *path)
-{
-	FILE *f = fopen(path, "r");
-	if (!f) return NULL;
-	char *s = NULL;
-	size_t n = 0, cap = 0, k;
-	char buf[65536];
-	while ((k = fread(buf, 1, sizeof buf, f)) > 0) {
-		if (n + k + 1 > cap) s = xrealloc(s, cap = (n + k + 1) * 2);
-		memcpy(s + n, buf, k);
-		n += k;
-	}
-	fclose(f);
-	if (!s) s = xcalloc(1, 1);
-	s[n] = '\0';
-	return s;
-}
-
 static char *preset_text(const char *name)
 {
 	size_t n = strlen(name) + 16;
@@ -118,7 +100,7 @@ static char *preset_text(const char *name)
 	snprintf(rel, n, "presets/%s.jq", name);
 	char *path = cli_share_path(rel);
 	free(rel);
-	char *text = path ? slurp(path) : NULL;
+	char *text = path ? cli_read_file(path) : NULL;
 	free(path);
 	return text;
 }
@@ -132,7 +114,7 @@ static jqprog *preset_compile(const struct opts *o, const char *dataset, const c
 	const char *what;
 	if (o->map) {
 		struct stat st;
-		body = stat(o->map, &st) == 0 && S_ISREG(st.st_mode) ? slurp(o->map) : xstrdup(o->map);
+		body = stat(o->map, &st) == 0 && S_ISREG(st.st_mode) ? cli_read_file(o->map) : xstrdup(o->map);
 		what = o->map;
 	} else if (o->preset) {
 		body = preset_text(o->preset);

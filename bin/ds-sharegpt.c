@@ -56,26 +56,12 @@ struct opts {
 	int skip_bad, quiet;
 };
 
+/* A system prompt file, without its final newline(s). Returns owned. */
 static char *read_text_file(const char *path)
 {
-	FILE *f = fopen(path, "r");
-	if (!f) cli_die(EXIT_RUNTIME, "%s: %m", path);
-	char *s = NULL;
-	size_t cap = 0, n = 0, k;
-	char buf[65536];
-	while ((k = fread(buf, 1, sizeof buf, f)) > 0) {
-		if (n + k + 1 > cap) {
-			cap = (n + k + 1) * 2;
-			s = realloc(s, cap);
-			if (!s) cli_die(EXIT_RUNTIME, "out of memory");
-		}
-		memcpy(s + n, buf, k);
-		n += k;
-	}
-	if (ferror(f)) cli_die(EXIT_RUNTIME, "%s: read error", path);
-	fclose(f);
-	if (!s) s = calloc(1, 1);
-	s[n] = '\0';
+	char *s = cli_read_file(path);
+	if (!s) cli_die(EXIT_RUNTIME, "%s: %m", path);
+	size_t n = strlen(s);
 	while (n > 0 && (s[n - 1] == '\n' || s[n - 1] == '\r')) s[--n] = '\0';
 	return s;
 }

@@ -90,24 +90,6 @@ struct opts {
 
 /* ---- prompts ------------------------------------------------------------ */
 
-static char *slurp(const char *path)
-{
-	FILE *f = fopen(path, "r");
-	if (!f) return NULL;
-	char *s = NULL;
-	size_t n = 0, cap = 0, k;
-	char buf[65536];
-	while ((k = fread(buf, 1, sizeof buf, f)) > 0) {
-		if (n + k + 1 > cap) s = xrealloc(s, cap = (n + k + 1) * 2);
-		memcpy(s + n, buf, k);
-		n += k;
-	}
-	fclose(f);
-	if (!s) s = xcalloc(1, 1);
-	s[n] = '\0';
-	return s;
-}
-
 struct templates {
 	char *fixed;          /* --template, or NULL */
 	char *math, *code, *other;
@@ -116,7 +98,7 @@ struct templates {
 static char *share_text(const char *rel)
 {
 	char *path = cli_share_path(rel);
-	char *t = path ? slurp(path) : NULL;
+	char *t = path ? cli_read_file(path) : NULL;
 	free(path);
 	if (!t) cli_die(EXIT_RUNTIME, "share/%s not found (set DS_SHARE)", rel);
 	return t;
@@ -744,7 +726,7 @@ static jv stats_json(struct run *r)
 static char *read_key(const char *file)
 {
 	if (file) {
-		char *k = slurp(file);
+		char *k = cli_read_file(file);
 		if (!k) cli_die(EXIT_USAGE, "%s: cannot read the API key file", file);
 		size_t n = strlen(k);
 		while (n && strchr(" \t\r\n", k[n - 1])) k[--n] = '\0';
@@ -821,7 +803,7 @@ int main(int argc, char **argv)
 	o.key = read_key(key_file);
 
 	struct run r = {.o = &o, .out = stdout, .done = idset_new()};
-	r.tpl.fixed = o.template_file ? slurp(o.template_file) : NULL;
+	r.tpl.fixed = o.template_file ? cli_read_file(o.template_file) : NULL;
 	if (o.template_file && !r.tpl.fixed) cli_die(EXIT_USAGE, "%s: cannot read the template", o.template_file);
 	r.tpl.math = share_text("prompts/math.txt");
 	r.tpl.code = share_text("prompts/code.txt");
@@ -834,7 +816,7 @@ int main(int argc, char **argv)
 	}
 	{
 		char *pf = o.price_file ? xstrdup(o.price_file) : cli_share_path("prices/deepseek.json");
-		char *text = pf ? slurp(pf) : NULL;
+		char *text = pf ? cli_read_file(pf) : NULL;
 		if (o.price_file && !text) cli_die(EXIT_USAGE, "%s: cannot read the price table", o.price_file);
 		size_t at;
 		const char *why;

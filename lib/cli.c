@@ -100,6 +100,30 @@ void cli_placeholder(int issue, const char *what)
 	exit(EXIT_USAGE);
 }
 
+char *cli_read_file(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	if (!f) return NULL;
+	char *s = NULL;
+	size_t n = 0, cap = 0, k;
+	char buf[65536];
+	while ((k = fread(buf, 1, sizeof buf, f)) > 0) {
+		if (n + k + 1 > cap) s = xrealloc(s, cap = (n + k + 1) * 2);
+		memcpy(s + n, buf, k);
+		n += k;
+	}
+	int bad = ferror(f);
+	fclose(f);
+	if (bad) {
+		free(s);
+		errno = EIO;
+		return NULL;
+	}
+	if (!s) s = xcalloc(1, 1);
+	s[n] = '\0';
+	return s;
+}
+
 static char *join(const char *dir, const char *rel)
 {
 	size_t n = strlen(dir) + strlen(rel) + 2;

@@ -57,6 +57,11 @@ void cli_placeholder(int issue, const char *what) __attribute__((noreturn));
  * DS_SHARE_DIR. Returns owned (free with free()), or NULL when not found. */
 char *cli_share_path(const char *rel);
 
+/* The whole of a small file the user named (a template, a key, a preset),
+ * NUL-terminated. Returns owned (free with free()), or NULL with errno set
+ * when it cannot be read. */
+char *cli_read_file(const char *path);
+
 /* The getopt_long entries every program has. */
 #define CLI_LONGOPTS_COMMON {"help", 0, 0, 'h'}, {"version", 0, 0, 'V'}
 
