@@ -62,6 +62,7 @@ static const char help[] =
 	"  -o, --output OUT      append to OUT; a rerun fetches only what is missing\n"
 	"      --skip-bad        count and skip rows that fail instead of stopping\n"
 	"  -q, --quiet           no summary on stderr\n"
+	"      --timeout S       retry a request that gets no data for S seconds (default 60)\n"
 	"\n"
 	"  model REPO -o DIR     download a model repo's files into DIR (resumed,\n"
 	"                        verified against the hub's hashes)\n"
@@ -914,6 +915,7 @@ int main(int argc, char **argv)
 		{"param", 1, 0, 'P'},    {"from-files", 0, 0, 'F'}, {"output", 1, 0, 'o'},
 		{"skip-bad", 0, 0, 'B'}, {"quiet", 0, 0, 'q'},    {"revision", 1, 0, 'R'},
 		{"include", 1, 0, 'I'},  {"jobs", 1, 0, 'j'},     {"source", 1, 0, 'M'},
+		{"timeout", 1, 0, 'W'},
 		CLI_LONGOPTS_COMMON,
 		{0, 0, 0, 0}};
 	int c;
@@ -952,6 +954,12 @@ int main(int argc, char **argv)
 			break;
 		case 'I': o.include[o.n_include++] = optarg; break;
 		case 'j': o.jobs = (int)parse_count(optarg, "--jobs"); break;
+		case 'W': {
+			long long t = parse_count(optarg, "--timeout");
+			if (t < 1) cli_usage_error(usage, "--timeout wants at least 1 second");
+			http_set_stall_timeout((long)t);
+			break;
+		}
 		case 'q': o.quiet = 1; break;
 		case 'h': fputs(usage, stdout); fputs(help, stdout); cli_close_stdout(); cli_exit(0);
 		case 'V': cli_version(); cli_close_stdout(); cli_exit(0);

@@ -11,6 +11,13 @@
 #include <time.h>
 #include <unistd.h>
 
+static long default_stall_s = 60;
+
+void http_set_stall_timeout(long seconds)
+{
+	if (seconds > 0) default_stall_s = seconds;
+}
+
 static void global_init(void)
 {
 	static int done;
@@ -147,7 +154,7 @@ int http_request(const char *url, const http_opts *o, http_reply *r, char *err, 
 	curl_easy_setopt(c, CURLOPT_NOBODY, o->head ? 1L : 0L);
 	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, o->connect_timeout_s ? o->connect_timeout_s : 30L);
 	curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
-	curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, o->stall_timeout_s ? o->stall_timeout_s : 60L);
+	curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, o->stall_timeout_s ? o->stall_timeout_s : default_stall_s);
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(c, CURLOPT_ACCEPT_ENCODING, ""); /* whatever libcurl decodes */
 	curl_easy_setopt(c, CURLOPT_BUFFERSIZE, 512L * 1024); /* fewer, larger writes */

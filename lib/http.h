@@ -42,6 +42,10 @@ typedef struct http_retry {
 	double max_s;        /* cap on one wait (Retry-After is capped too); default 60 */
 } http_retry;
 
+/* The stall time used when a request's stall_timeout_s is 0 (default 60):
+ * a program's --timeout. */
+void http_set_stall_timeout(long seconds);
+
 /* The defaults, with DS_RETRY_BASE_MS / DS_RETRY_ATTEMPTS from the
  * environment when set (tests make waits short). */
 http_retry http_retry_default(void);

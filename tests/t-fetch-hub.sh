@@ -88,6 +88,12 @@ ok 'a truncated cell is never written: the page shrinks until the row comes whol
 	jq -c "del(.id, .source)" out | diff - "$WORK/want"
 '
 
+ok 'a server that stops sending is given up on after --timeout and retried' '
+	hub_faults "^/rows:slow:4@1" &&
+	ds-fetch --timeout 1 --limit 5 AI-MO/NuminaMath-CoT > out 2> err &&
+	test "$(wc -l < out)" = 5 && grep -q "retrying in .*(.*[Tt]ime.*)" err
+'
+
 hub_faults ""
 
 ok 'an unknown dataset is a clear error naming it' '
