@@ -98,6 +98,7 @@ bench: all
 	@tests/bench/sharegpt.sh
 	@tests/bench/fetch.sh
 	@tests/bench/teacher.sh
+	@tests/bench/tokenize.sh
 
 units: $(UNITS) $(FUZZERS)
 

@@ -11,6 +11,7 @@
  */
 #include "../lib/check.h"
 #include "../lib/cli.h"
+#include "../lib/json.h"
 #include "../lib/jsonl.h"
 #include "../lib/progress.h"
 #include "../lib/shard.h"
@@ -18,6 +19,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -25,12 +27,13 @@
 /* ---- options ---------------------------------------------------------- */
 
 static const char usage[] =
-	"usage: ds-tokenize encode -t TOKENIZER [-q] [--skip-bad] [FILE...]\n"
-	"       ds-tokenize decode -t TOKENIZER [-q] [--skip-bad] [--replace]\n"
+	"usage: ds-tokenize encode -t TOKENIZER [-j N] [-q] [--skip-bad] [FILE...]\n"
+	"       ds-tokenize decode -t TOKENIZER [-j N] [-q] [--skip-bad] [--replace]\n"
 	"                          [--skip-special] [FILE...]\n"
 	"       ds-tokenize [shards] -t TOKENIZER [--template NAME] [--system TEXT]\n"
 	"                   [--cutoff-len N] [--train-on-prompt | --mask-history]\n"
-	"                   [--pack] [--no-truncate] [--skip-bad] [-q] [-o OUT] [FILE...]\n"
+	"                   [--pack] [--no-truncate] [--skip-bad] [-j N] [-q] [-o OUT]\n"
+	"                   [FILE...]\n"
 	"       ds-tokenize inspect [-t TOKENIZER] [--json | --stats] [FILE...]\n";
 
 static const char help[] =
@@ -51,6 +54,8 @@ static const char help[] =
 	"      --pack             pack conversations into sequences of the cutoff length\n"
 	"      --no-truncate      a conversation longer than the cutoff is bad input\n"
 	"  -o, --output FILE      write the shards to FILE instead of stdout\n"
+	"  -j, --jobs N           tokenize in N threads (default 1); the output is the\n"
+	"                         same bytes whatever N\n"
 	"      --json             inspect: one JSON line a sample (input_ids, labels, docs)\n"
 	"  -s, --stats            inspect: statistics only\n"
 	"      --replace          decode: replace invalid UTF-8 by U+FFFD, as Hugging\n"
@@ -70,6 +75,7 @@ struct opts {
 	enum mode mode;
 	const char *tokenizer;
 	int skip_bad, quiet, decode_flags;
+	int jobs; /* -j: worker threads; 1: none, the main thread works */
 	/* shards */
 	const char *template_name, *system, *output;
 	long cutoff;
@@ -88,10 +94,41 @@ struct stats {
 
 /* ---- one record ------------------------------------------------------- */
 
-/* Add "ids" to rec (consumed); returns the new record in *out, or the
- * reason it is malformed (then rec is freed). */
-static const char *encode_record(const tokenizer *t, jv rec, tokenizer_ids *ids, jv *out,
-				 struct stats *st)
+/* Room for k more bytes in b, and the spare byte json_dump keeps. */
+static void jbuf_reserve(jbuf *b, size_t k)
+{
+	if (b->n + k >= b->cap) {
+		b->cap = (b->n + k) * 2 + 256;
+		b->p = xrealloc(b->p, b->cap);
+	}
+}
+
+/* Append "ids":[...]} for ids[0..n): what json_dump writes for the list,
+ * without building it as a jv first (which costs more than the encoding). */
+static void put_ids(jbuf *b, const uint32_t *ids, size_t n)
+{
+	jbuf_reserve(b, 8 + 11 * n);
+	char *p = b->p + b->n;
+	memcpy(p, "\"ids\":[", 7);
+	p += 7;
+	for (size_t i = 0; i < n; i++) {
+		char d[10];
+		int k = 0;
+		uint32_t v = ids[i];
+		do d[k++] = (char)('0' + v % 10); while (v /= 10);
+		if (i) *p++ = ',';
+		while (k) *p++ = d[--k];
+	}
+	*p++ = ']';
+	*p++ = '}';
+	b->n = (size_t)(p - b->p);
+}
+
+/* Add "ids" to rec (consumed) and append the record as a line to out; adds
+ * its tokens to *tokens. Returns NULL, or the reason it is malformed (then
+ * out is unchanged). */
+static const char *encode_record(const tokenizer *t, jv rec, tokenizer_ids *ids, jbuf *out,
+				 uint64_t *tokens)
 {
 	jv text = jv_object_get(jv_copy(rec), jv_string("text"));
 	if (jv_get_kind(text) != JV_KIND_STRING) {
@@ -108,15 +145,30 @@ static const char *encode_record(const tokenizer *t, jv rec, tokenizer_ids *ids,
 		jv_free(rec);
 		return "\"text\" is not valid UTF-8";
 	}
-	jv a = jv_array_sized((int)ids->n);
-	for (size_t i = 0; i < ids->n; i++) a = jv_array_append(a, jv_number(ids->ids[i]));
-	st->tokens += ids->n;
-	*out = jv_object_set(rec, jv_string("ids"), a);
+	*tokens += ids->n;
+	if (!jv_object_has(jv_copy(rec), jv_string("ids"))) {
+		/* a new key goes last, as jv_object_set puts it: the record
+		 * without its closing brace, then the ids */
+		json_dump(out, rec);
+		out->p[out->n - 1] = ',';
+		put_ids(out, ids->ids, ids->n);
+	} else { /* an "ids" already there keeps its place */
+		jv a = jv_array_sized((int)ids->n);
+		for (size_t i = 0; i < ids->n; i++) a = jv_array_append(a, jv_number(ids->ids[i]));
+		rec = jv_object_set(rec, jv_string("ids"), a);
+		json_dump(out, rec);
+	}
+	jv_free(rec);
+	jbuf_reserve(out, 1);
+	out->p[out->n++] = '\n';
 	return NULL;
 }
 
+/* Add "text" to rec (consumed) and append the record as a line to out; adds
+ * its tokens to *tokens. Returns NULL, or the reason it is malformed (static,
+ * or in why[0..why_n)). */
 static const char *decode_record(const tokenizer *t, jv rec, int flags, tokenizer_ids *ids,
-				 jv *out, struct stats *st, char *why, size_t why_n)
+				 jbuf *out, uint64_t *tokens, char *why, size_t why_n)
 {
 	jv a = jv_object_get(jv_copy(rec), jv_string("ids"));
 	const char *err = NULL;
@@ -135,8 +187,7 @@ static const char *decode_record(const tokenizer *t, jv rec, int flags, tokenize
 		} else {
 			if (ids->n == ids->cap) {
 				ids->cap = ids->cap ? ids->cap * 2 : 1024;
-				ids->ids = realloc(ids->ids, ids->cap * sizeof *ids->ids);
-				if (!ids->ids) cli_die(EXIT_RUNTIME, "out of memory");
+				ids->ids = xrealloc(ids->ids, ids->cap * sizeof *ids->ids);
 			}
 			ids->ids[ids->n++] = (uint32_t)d;
 		}
@@ -157,8 +208,12 @@ static const char *decode_record(const tokenizer *t, jv rec, int flags, tokenize
 		err = why;
 		jv_free(text);
 	} else {
-		st->tokens += ids->n;
-		*out = jv_object_set(jv_copy(rec), jv_string("text"), text);
+		*tokens += ids->n;
+		jv r = jv_object_set(jv_copy(rec), jv_string("text"), text);
+		json_dump(out, r);
+		jv_free(r);
+		jbuf_reserve(out, 1);
+		out->p[out->n++] = '\n';
 	}
 	free(s);
 out:
@@ -166,54 +221,6 @@ out:
 	jv_free(rec);
 	return err;
 }
-
-/* ---- the run ---------------------------------------------------------- */
-
-static int run(const struct opts *o, const tokenizer *t, const char **inputs, int n_inputs,
-	       struct stats *st)
-{
-	tokenizer_ids ids = {0};
-	int status = 0;
-	progress pg;
-	char why[160];
-	for (int i = 0; i < n_inputs && status == 0; i++) {
-		char *err = NULL;
-		jsonl_reader *in = jsonl_reader_open(inputs[i], &err);
-		if (!in) {
-			cli_warn("%s", err);
-			free(err);
-			status = EXIT_RUNTIME;
-			break;
-		}
-		progress_start(&pg, cli_prog, jsonl_reader_size(in));
-		jv rec;
-		int k;
-		while ((k = jsonl_reader_next(in, &rec)) != 0) {
-			const char *bad = NULL;
-			jv out = jv_invalid();
-			if (k < 0) bad = jsonl_reader_error(in);
-			else if (o->mode == MODE_ENCODE) bad = encode_record(t, rec, &ids, &out, st);
-			else bad = decode_record(t, rec, o->decode_flags, &ids, &out, st, why, sizeof why);
-			if (bad) {
-				jsonl_reader_report(in, "%s", bad);
-				if (!o->skip_bad || (k < 0 && jsonl_reader_fatal(in))) {
-					status = EXIT_RUNTIME;
-					break;
-				}
-				st->bad++;
-				continue;
-			}
-			st->records++;
-			if (jsonl_write(stdout, out)) cli_die(EXIT_RUNTIME, "write error: %m");
-			progress_update(&pg, (uint64_t)st->records, jsonl_reader_bytes_in(in));
-		}
-		progress_finish(&pg);
-		jsonl_reader_close(in);
-	}
-	tokenizer_ids_free(&ids);
-	return status;
-}
-
 
 /* ---- chat template ---------------------------------------------------- */
 
@@ -412,7 +419,7 @@ static void encode_slot(struct encoder *e, const char *pre, const char *s, size_
 		cli_die(EXIT_RUNTIME, "internal error: invalid UTF-8 reached the encoder");
 }
 
-/* The conversation c into out (emptied first), as LLaMA-Factory's
+/* The conversation c appended to out, as LLaMA-Factory's
  * SupervisedDatasetProcessor._encode_data_example. Returns 1 when it was
  * truncated to fit the cutoff, 0 when whole; *full is its untruncated length. */
 static int encode_conv(struct encoder *e, const struct conv *c, struct tokens *out, size_t *full)
@@ -441,7 +448,6 @@ static int encode_conv(struct encoder *e, const struct conv *c, struct tokens *o
 	 * priority for last turns"); then laid out in conversation order. */
 	int pairs = c->n / 2, truncated = 0;
 	long total = 0;
-	out->n = 0;
 	struct span { size_t src, src_n, tgt, tgt_n; int train_tgt; } *sp = xmalloc((size_t)pairs * sizeof *sp);
 	int kept = 0;
 	for (int k = 0; k < pairs; k++) {
@@ -567,28 +573,306 @@ static void packer_free(struct packer *p)
 	free(p->start), free(p->len), free(p->flags);
 }
 
-/* ---- shards: the run -------------------------------------------------- */
+/* ---- the pipeline ----------------------------------------------------- */
 
-static int run_shards(const struct opts *o, const tokenizer *t, const uint8_t fp[32],
-		      const char **inputs, int n_inputs, FILE *out, struct stats *st)
-{
-	struct encoder e = {.tok = t, .tpl = template_find(o->template_name), .o = o};
-	/* LF's packing keeps one position for padding: data_args.cutoff_len -= 1 */
-	e.cutoff = o->pack ? o->cutoff - 1 : o->cutoff;
-	shard_header h = {.version = SHARD_VERSION,
-			  .vocab_size = tokenizer_vocab_size(t),
-			  .cutoff_len = (uint32_t)o->cutoff,
-			  .flags = (o->pack ? SHARD_PACKED : 0) |
-				   (o->train_on_prompt ? SHARD_TRAIN_ON_PROMPT : 0) |
-				   (o->mask_history ? SHARD_MASK_HISTORY : 0)};
-	memcpy(h.fingerprint, fp, 32);
-	snprintf(h.template_name, sizeof h.template_name, "%s", o->template_name);
-	shard_writer *w = shard_writer_open(out, &h, 3);
-	struct conv c = {0};
-	struct tokens tk = {0};
-	struct packer pk = {0};
-	int status = 0, werr = 0;
+/* The main thread reads and parses the records in batches; with -j N, N
+ * worker threads tokenize whole batches, each into the batch's own output,
+ * sharing the tokenizer read-only; the main thread takes the batches back
+ * in the order it read them and writes them out. So the output is the same
+ * bytes whatever N, and a bad line stops the run after exactly the records
+ * before it. With -j 1 the main thread does the work itself, no threads. */
+
+/* Small enough that a few hundred records already keep every thread busy
+ * (and that tests exercise the reordering), large enough that handing a
+ * batch over costs nothing next to tokenizing it. */
+#define BATCH_RECORDS 64
+#define BATCH_BYTES (256u << 10)
+
+struct item {
+	jv rec;          /* the record, consumed by the work; jv_invalid() for a bad line */
+	long line;       /* its line in the input, for messages */
+	char *bad;       /* owned: why the line or record is bad; NULL when good */
+	int fatal;       /* a read error: stop whatever --skip-bad says */
+	size_t at, n;    /* its output: out.p[at..at+n) or tk.ids[at..at+n) */
+	uint64_t tokens; /* its tokens (encode, decode) */
+	uint64_t trained;/* shards: tokens trained on */
+	size_t full;     /* shards: its untruncated length */
+	int trunc;       /* shards: truncated to the cutoff */
+};
+
+enum { BATCH_FREE, BATCH_QUEUED, BATCH_DONE };
+
+struct batch {
+	struct item *items; /* (n) */
+	int n, cap, state;
+	jbuf out;           /* encode, decode: the output lines */
+	struct tokens tk;   /* shards: the samples' ids and masks, end to end */
+};
+
+struct pool;
+
+/* pthread calls return the error instead of setting errno. */
+#define CHECK_PTHREAD(expr)                                                   \
+	do {                                                                  \
+		int e_ = (expr);                                              \
+		if (e_) errno = e_, check_fail_errno(__FILE__, __LINE__, #expr); \
+	} while (0)
+
+/* What each thread has of its own. */
+struct worker {
+	struct pool *p;
+	tokenizer_ids ids;
+	struct encoder e;
+	struct conv c;
 	char why[256];
+};
+
+struct pool {
+	const struct opts *o;
+	const tokenizer *t;
+	struct batch *b;    /* (nb) a ring: the k-th batch is b[k % nb] */
+	int nb;
+	struct worker *w;   /* (max(n_threads, 1)) */
+	pthread_t *threads; /* (n_threads); none for -j 1 */
+	int n_threads;
+	pthread_mutex_t mu; /* guards filled, taken, quit and each batch's state */
+	pthread_cond_t queued, done;
+	long filled, taken; /* batches handed to the workers, taken by them */
+	long emitted;       /* batches written out (main thread only) */
+	int quit;
+};
+
+/* Where the output goes, and the counts (main thread only). */
+struct sink {
+	shard_writer *w;    /* shards; NULL for encode, decode */
+	struct packer pk;
+	size_t cap;         /* the packing budget */
+	struct stats *st;
+	int werr;
+};
+
+/* The conversation rec (consumed) onto b->tk. Returns NULL or why it is
+ * bad (in w->why or static). */
+static const char *shard_record(struct worker *w, jv rec, struct item *it, struct tokens *tk)
+{
+	const struct opts *o = w->p->o;
+	size_t at = tk->n;
+	const char *bad = conv_parse(rec, &w->c, w->why, sizeof w->why);
+	if (!bad) {
+		it->trunc = encode_conv(&w->e, &w->c, tk, &it->full);
+		if (it->trunc && o->no_truncate) {
+			snprintf(w->why, sizeof w->why, "%zu tokens, longer than the cutoff of %ld",
+				 it->full, w->e.cutoff);
+			bad = w->why;
+			tk->n = at;
+		}
+	}
+	jv_free(rec); /* after encode_conv: the turns borrow from it */
+	it->at = at;
+	it->n = tk->n - at;
+	for (size_t j = at; j < tk->n; j++) it->trained += tk->mask[j];
+	return bad;
+}
+
+static void batch_work(struct worker *w, struct batch *b)
+{
+	const struct opts *o = w->p->o;
+	b->out.n = 0;
+	b->tk.n = 0;
+	for (int i = 0; i < b->n; i++) {
+		struct item *it = &b->items[i];
+		if (it->bad) continue;
+		const char *bad;
+		it->at = b->out.n;
+		if (o->mode == MODE_SHARDS) bad = shard_record(w, it->rec, it, &b->tk);
+		else if (o->mode == MODE_ENCODE)
+			bad = encode_record(w->p->t, it->rec, &w->ids, &b->out, &it->tokens);
+		else
+			bad = decode_record(w->p->t, it->rec, o->decode_flags, &w->ids, &b->out,
+					    &it->tokens, w->why, sizeof w->why);
+		if (o->mode != MODE_SHARDS) it->n = b->out.n - it->at;
+		it->rec = jv_invalid();
+		if (bad) it->bad = xstrdup(bad);
+	}
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	struct pool *p = w->p;
+	pthread_mutex_lock(&p->mu);
+	for (;;) {
+		while (p->taken == p->filled && !p->quit) pthread_cond_wait(&p->queued, &p->mu);
+		if (p->taken == p->filled) break;
+		struct batch *b = &p->b[p->taken++ % p->nb];
+		pthread_mutex_unlock(&p->mu);
+		batch_work(w, b);
+		pthread_mutex_lock(&p->mu);
+		b->state = BATCH_DONE;
+		pthread_cond_broadcast(&p->done);
+	}
+	pthread_mutex_unlock(&p->mu);
+	return NULL;
+}
+
+static void pool_init(struct pool *p, const struct opts *o, const tokenizer *t)
+{
+	*p = (struct pool){.o = o, .t = t, .n_threads = o->jobs > 1 ? o->jobs : 0};
+	p->nb = p->n_threads ? 4 * p->n_threads : 1;
+	p->b = xcalloc((size_t)p->nb, sizeof *p->b);
+	int nw = p->n_threads ? p->n_threads : 1;
+	p->w = xcalloc((size_t)nw, sizeof *p->w);
+	for (int i = 0; i < nw; i++) {
+		struct worker *w = &p->w[i];
+		w->p = p;
+		w->e = (struct encoder){.tok = t, .o = o};
+		if (o->mode == MODE_SHARDS) {
+			w->e.tpl = template_find(o->template_name);
+			/* LF's packing keeps one position for padding: data_args.cutoff_len -= 1 */
+			w->e.cutoff = o->pack ? o->cutoff - 1 : o->cutoff;
+		}
+	}
+	if (!p->n_threads) return;
+	CHECK_PTHREAD(pthread_mutex_init(&p->mu, NULL));
+	CHECK_PTHREAD(pthread_cond_init(&p->queued, NULL));
+	CHECK_PTHREAD(pthread_cond_init(&p->done, NULL));
+	p->threads = xcalloc((size_t)p->n_threads, sizeof *p->threads);
+	for (int i = 0; i < p->n_threads; i++)
+		CHECK_PTHREAD(pthread_create(&p->threads[i], NULL, worker_main, &p->w[i]));
+}
+
+static void pool_free(struct pool *p)
+{
+	if (p->n_threads) {
+		pthread_mutex_lock(&p->mu);
+		p->quit = 1;
+		pthread_cond_broadcast(&p->queued);
+		pthread_mutex_unlock(&p->mu);
+		for (int i = 0; i < p->n_threads; i++) pthread_join(p->threads[i], NULL);
+		pthread_cond_destroy(&p->queued);
+		pthread_cond_destroy(&p->done);
+		pthread_mutex_destroy(&p->mu);
+		free(p->threads);
+	}
+	for (int i = 0; i < p->nb; i++) {
+		free(p->b[i].items);
+		jbuf_free(&p->b[i].out);
+		tokens_free(&p->b[i].tk);
+	}
+	for (int i = 0; i < (p->n_threads ? p->n_threads : 1); i++) {
+		struct worker *w = &p->w[i];
+		tokenizer_ids_free(&w->ids);
+		tokenizer_ids_free(&w->e.ids);
+		free(w->e.buf);
+		free(w->e.msg_end);
+		free(w->c.turns);
+	}
+	free(p->b);
+	free(p->w);
+}
+
+/* Read the next batch of lines of in into b. Returns 1 at the end of the
+ * input (or at a read error that ends it), 0 when there may be more. */
+static int batch_fill(struct batch *b, jsonl_reader *in)
+{
+	b->n = 0;
+	uint64_t start = jsonl_reader_bytes_in(in);
+	while (b->n < BATCH_RECORDS && jsonl_reader_bytes_in(in) - start < BATCH_BYTES) {
+		jv rec;
+		int k = jsonl_reader_next(in, &rec);
+		if (k == 0) return 1;
+		if (b->n == b->cap) {
+			b->cap = b->cap ? 2 * b->cap : BATCH_RECORDS;
+			b->items = xrealloc(b->items, (size_t)b->cap * sizeof *b->items);
+		}
+		struct item *it = &b->items[b->n++];
+		*it = (struct item){.rec = k > 0 ? rec : jv_invalid(), .line = jsonl_reader_line(in)};
+		if (k < 0) {
+			it->bad = xstrdup(jsonl_reader_error(in));
+			it->fatal = jsonl_reader_fatal(in);
+			if (it->fatal) return 1;
+		}
+	}
+	return 0;
+}
+
+static void batch_submit(struct pool *p, struct batch *b)
+{
+	if (!p->n_threads) {
+		batch_work(&p->w[0], b);
+		b->state = BATCH_DONE;
+		p->filled++;
+		return;
+	}
+	pthread_mutex_lock(&p->mu);
+	b->state = BATCH_QUEUED;
+	p->filled++;
+	pthread_cond_signal(&p->queued);
+	pthread_mutex_unlock(&p->mu);
+}
+
+static void batch_wait(struct pool *p, struct batch *b)
+{
+	if (!p->n_threads) return;
+	pthread_mutex_lock(&p->mu);
+	while (b->state != BATCH_DONE) pthread_cond_wait(&p->done, &p->mu);
+	pthread_mutex_unlock(&p->mu);
+}
+
+/* Write out the done batch b, in order, and count it. name is the input's
+ * (NULL for stdin), for messages. Returns 0, or EXIT_RUNTIME where a bad
+ * line stops the run. */
+static int batch_emit(struct pool *p, struct batch *b, const char *name, struct sink *sk)
+{
+	const struct opts *o = p->o;
+	struct stats *st = sk->st;
+	for (int i = 0; i < b->n; i++) {
+		const struct item *it = &b->items[i];
+		if (it->bad) { /* as jsonl_reader_report words it */
+			if (name) fprintf(stderr, "%s:%s:%ld: %s\n", cli_prog, name, it->line, it->bad);
+			else fprintf(stderr, "%s:%ld: %s\n", cli_prog, it->line, it->bad);
+			if (!o->skip_bad || it->fatal) return EXIT_RUNTIME;
+			st->bad++;
+			continue;
+		}
+		st->records++;
+		if (o->mode != MODE_SHARDS) {
+			st->tokens += it->tokens;
+			if (fwrite(b->out.p + it->at, 1, it->n, stdout) != it->n)
+				cli_die(EXIT_RUNTIME, "write error: %m");
+			continue;
+		}
+		st->docs++;
+		st->tokens += it->n;
+		st->truncated += it->trunc;
+		st->trained += it->trained;
+		uint32_t flags = it->trunc ? SHARD_DOC_TRUNCATED : 0;
+		struct tokens one = {b->tk.ids + it->at, b->tk.mask + it->at, it->n, it->n};
+		if (o->pack) {
+			packer_add(&sk->pk, &one, flags);
+			if (sk->pk.n == PACK_BATCH) sk->werr |= packer_flush(&sk->pk, sk->w, sk->cap);
+		} else {
+			uint32_t len = (uint32_t)one.n;
+			shard_sample s = {len, 1, one.ids, one.mask, &len, &flags};
+			sk->werr |= shard_writer_add(sk->w, &s);
+			st->samples++;
+		}
+		if (sk->werr) return EXIT_RUNTIME;
+	}
+	return 0;
+}
+
+static void batch_clear(struct batch *b)
+{
+	for (int i = 0; i < b->n; i++) free(b->items[i].bad);
+	b->n = 0;
+	b->state = BATCH_FREE;
+}
+
+/* Every record of inputs[0..n_inputs) through the pool into sk. */
+static int pool_run(struct pool *p, const char **inputs, int n_inputs, struct sink *sk)
+{
+	int status = 0;
 	progress pg;
 	for (int i = 0; i < n_inputs && status == 0; i++) {
 		char *err = NULL;
@@ -599,62 +883,69 @@ static int run_shards(const struct opts *o, const tokenizer *t, const uint8_t fp
 			status = EXIT_RUNTIME;
 			break;
 		}
+		const char *name = strcmp(inputs[i], "-") ? inputs[i] : NULL;
 		progress_start(&pg, cli_prog, jsonl_reader_size(in));
-		jv rec;
-		int k;
-		while (status == 0 && (k = jsonl_reader_next(in, &rec)) != 0) {
-			const char *bad = NULL;
-			size_t full = 0;
-			int trunc = 0;
-			if (k < 0) bad = jsonl_reader_error(in);
-			else if (!(bad = conv_parse(rec, &c, why, sizeof why))) {
-				trunc = encode_conv(&e, &c, &tk, &full);
-				if (trunc && o->no_truncate) {
-					snprintf(why, sizeof why, "%zu tokens, longer than the cutoff of %ld",
-						 full, e.cutoff);
-					bad = why;
-				}
+		int eof = 0;
+		for (;;) {
+			while (!eof && status == 0 && p->filled - p->emitted < p->nb) {
+				struct batch *b = &p->b[p->filled % p->nb];
+				eof = batch_fill(b, in);
+				if (b->n == 0) break;
+				batch_submit(p, b);
+				progress_update(&pg, (uint64_t)jsonl_reader_line(in), jsonl_reader_bytes_in(in));
 			}
-			if (k > 0) jv_free(rec);
-			if (bad) {
-				jsonl_reader_report(in, "%s", bad);
-				if (!o->skip_bad || (k < 0 && jsonl_reader_fatal(in))) status = EXIT_RUNTIME;
-				else st->bad++;
-				continue;
-			}
-			st->records++;
-			st->docs++;
-			st->tokens += tk.n;
-			st->truncated += trunc;
-			for (size_t j = 0; j < tk.n; j++) st->trained += tk.mask[j];
-			uint32_t flags = trunc ? SHARD_DOC_TRUNCATED : 0;
-			if (o->pack) {
-				packer_add(&pk, &tk, flags);
-				if (pk.n == PACK_BATCH) werr |= packer_flush(&pk, w, (size_t)e.cutoff);
-			} else {
-				uint32_t len = (uint32_t)tk.n;
-				shard_sample s = {len, 1, tk.ids, tk.mask, &len, &flags};
-				werr |= shard_writer_add(w, &s);
-				st->samples++;
-			}
-			if (werr) status = EXIT_RUNTIME;
-			progress_update(&pg, (uint64_t)st->records, jsonl_reader_bytes_in(in));
+			if (p->emitted == p->filled) break;
+			/* the oldest; after a stop, the rest only drain */
+			struct batch *b = &p->b[p->emitted % p->nb];
+			batch_wait(p, b);
+			if (status == 0) status = batch_emit(p, b, name, sk);
+			batch_clear(b);
+			p->emitted++;
 		}
 		progress_finish(&pg);
 		jsonl_reader_close(in);
 	}
-	if (o->pack && pk.n) werr |= packer_flush(&pk, w, (size_t)e.cutoff);
-	if (o->pack) st->samples = pk.sequences;
-	if (shard_writer_close(w) || werr) {
+	return status;
+}
+
+/* ---- the runs --------------------------------------------------------- */
+
+static int run(const struct opts *o, const tokenizer *t, const char **inputs, int n_inputs,
+	       struct stats *st)
+{
+	struct pool p;
+	struct sink sk = {.st = st};
+	pool_init(&p, o, t);
+	int status = pool_run(&p, inputs, n_inputs, &sk);
+	pool_free(&p);
+	return status;
+}
+
+static int run_shards(const struct opts *o, const tokenizer *t, const uint8_t fp[32],
+		      const char **inputs, int n_inputs, FILE *out, struct stats *st)
+{
+	shard_header h = {.version = SHARD_VERSION,
+			  .vocab_size = tokenizer_vocab_size(t),
+			  .cutoff_len = (uint32_t)o->cutoff,
+			  .flags = (o->pack ? SHARD_PACKED : 0) |
+				   (o->train_on_prompt ? SHARD_TRAIN_ON_PROMPT : 0) |
+				   (o->mask_history ? SHARD_MASK_HISTORY : 0)};
+	memcpy(h.fingerprint, fp, 32);
+	snprintf(h.template_name, sizeof h.template_name, "%s", o->template_name);
+	struct sink sk = {.w = shard_writer_open(out, &h, 3), .st = st,
+			  /* LF's packing keeps one position for padding: data_args.cutoff_len -= 1 */
+			  .cap = (size_t)(o->pack ? o->cutoff - 1 : o->cutoff)};
+	struct pool p;
+	pool_init(&p, o, t);
+	int status = pool_run(&p, inputs, n_inputs, &sk);
+	pool_free(&p);
+	if (o->pack && sk.pk.n) sk.werr |= packer_flush(&sk.pk, sk.w, sk.cap);
+	if (o->pack) st->samples = sk.pk.sequences;
+	if (shard_writer_close(sk.w) || sk.werr) {
 		cli_warn("write error: %m");
 		status = EXIT_RUNTIME;
 	}
-	packer_free(&pk);
-	tokens_free(&tk);
-	tokenizer_ids_free(&e.ids);
-	free(e.buf);
-	free(e.msg_end);
-	free(c.turns);
+	packer_free(&sk.pk);
 	return status;
 }
 
@@ -837,7 +1128,7 @@ static long parse_long(const char *s, const char *what, long lo, long hi)
 int main(int argc, char **argv)
 {
 	cli_init("ds-tokenize");
-	struct opts o = {.mode = MODE_SHARDS, .template_name = "qwen", .cutoff = 8192};
+	struct opts o = {.mode = MODE_SHARDS, .template_name = "qwen", .cutoff = 8192, .jobs = 1};
 	enum { O_TEMPLATE = 256, O_SYSTEM, O_CUTOFF, O_TOP, O_MASKH, O_PACK, O_NOTRUNC, O_JSON };
 	static const struct option longopts[] = {
 		{"tokenizer", 1, 0, 't'}, {"skip-bad", 0, 0, 'B'}, {"replace", 0, 0, 'R'},
@@ -846,6 +1137,7 @@ int main(int argc, char **argv)
 		{"cutoff-len", 1, 0, O_CUTOFF}, {"train-on-prompt", 0, 0, O_TOP},
 		{"mask-history", 0, 0, O_MASKH}, {"pack", 0, 0, O_PACK},
 		{"no-truncate", 0, 0, O_NOTRUNC}, {"json", 0, 0, O_JSON}, {"stats", 0, 0, 's'},
+		{"jobs", 1, 0, 'j'},
 		CLI_LONGOPTS_COMMON, {0, 0, 0, 0}};
 
 	const char *sub = argc > 1 ? argv[1] : "";
@@ -862,14 +1154,15 @@ int main(int argc, char **argv)
 		argc--, argv++;
 	}
 
-	int c, sharding = 0, inspecting = 0, decoding = 0;
-	while ((c = getopt_long(argc, argv, "t:o:sqhV", longopts, NULL)) != -1) {
+	int c, sharding = 0, inspecting = 0, decoding = 0, jobbing = 0;
+	while ((c = getopt_long(argc, argv, "t:o:j:sqhV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 't': o.tokenizer = optarg; break;
 		case 'B': o.skip_bad = 1; break;
 		case 'R': o.decode_flags |= TOKENIZER_DECODE_REPLACE, decoding = 1; break;
 		case 'S': o.decode_flags |= TOKENIZER_DECODE_SKIP_SPECIAL, decoding = 1; break;
 		case 'q': o.quiet = 1; break;
+		case 'j': o.jobs = (int)parse_long(optarg, "-j", 1, 256), jobbing = 1; break;
 		case 'o': o.output = optarg, sharding = 1; break;
 		case O_TEMPLATE: o.template_name = optarg, sharding = 1; break;
 		case O_SYSTEM: o.system = optarg, sharding = 1; break;
@@ -893,6 +1186,7 @@ int main(int argc, char **argv)
 	if (inspecting && o.mode != MODE_INSPECT) cli_usage_error(usage, "--json and --stats are for inspect");
 	if (decoding && o.mode != MODE_DECODE)
 		cli_usage_error(usage, "--replace and --skip-special are for decode");
+	if (jobbing && o.mode == MODE_INSPECT) cli_usage_error(usage, "-j is for encode, decode and shards");
 	if (o.json && o.stats_only) cli_usage_error(usage, "--json or --stats, not both");
 	if (o.mode != MODE_INSPECT && !o.tokenizer) cli_usage_error(usage, "-t TOKENIZER is required");
 	if (o.mode == MODE_INSPECT && !o.tokenizer && !o.json && !o.stats_only)

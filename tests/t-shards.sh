@@ -62,6 +62,10 @@ if have_lf; then
 		ds-tokenize -t "$TOK" --cutoff-len 512 --pack "$D/many.jsonl" 2>&1 > /dev/null |
 			grep -q "efficiency"
 	'
+	ok '-j 2: still LLaMA-Factory'"'"'s rows, unpacked and packed over 2500 records' '
+		same conv 256 "" "-j 2" &&
+		same many 512 --neat-packing "--pack -j 2"
+	'
 else
 	skip 'input_ids and labels identical to LLaMA-Factory' 'no tests/.venv with llamafactory: run tests/setup-venv.sh'
 fi
@@ -155,6 +159,32 @@ ok 'the stream streams through a pipe and the output is the same byte for byte e
 	ds-tokenize -q -t "$TOK" --cutoff-len 128 --pack < in.jsonl > a.shard &&
 	cat in.jsonl | ds-tokenize -q -t "$TOK" --cutoff-len 128 --pack | cmp - a.shard &&
 	ds-tokenize inspect -s a.shard | grep -q "^packing efficiency"
+'
+
+# ---- threads ------------------------------------------------------------------
+
+ok '-j 2, 3 and 8 write the same shard bytes as -j 1, packed or not, and the same summary' '
+	"$PY" "$CASES" 700 --seed 5 > in.jsonl 2>/dev/null ||
+		for i in $(seq 700); do two_records "q $i $(seq $i)" "a $i"; done > in.jsonl &&
+	for opts in "--cutoff-len 256" "--cutoff-len 512 --pack" "--cutoff-len 200 --mask-history"; do
+		ds-tokenize -t "$TOK" $opts -j 1 in.jsonl > j1.shard 2> e1 &&
+		for j in 2 3 8; do
+			ds-tokenize -t "$TOK" $opts -j $j in.jsonl > jn.shard 2> en &&
+			cmp j1.shard jn.shard && cmp e1 en || exit 1
+		done
+	done &&
+	ds-tokenize inspect -s j1.shard | grep -Eq "^samples +700$"
+'
+
+ok '-j 4: a bad conversation stops the stream where -j 1 stops it' '
+	for i in $(seq 300); do two_records "q $i" "a $i"; done > good.jsonl &&
+	{ cat good.jsonl; echo "{\"conversations\":[]}"; cat good.jsonl; } > in.jsonl &&
+	expect_exit 1 ds-tokenize -q -t "$TOK" -j 1 in.jsonl > a.shard 2> e1 &&
+	expect_exit 1 ds-tokenize -q -t "$TOK" -j 4 in.jsonl > b.shard 2> e4 &&
+	cmp e1 e4 && grep -q "^ds-tokenize:in.jsonl:301: no turns" e4 &&
+	ds-tokenize -q -t "$TOK" --skip-bad -j 4 in.jsonl > c.shard &&
+	ds-tokenize -q -t "$TOK" --skip-bad -j 1 in.jsonl | cmp - c.shard &&
+	ds-tokenize inspect -s c.shard | grep -Eq "^samples +600$"
 '
 
 # ---- bad input ------------------------------------------------------------------

@@ -119,6 +119,13 @@ ok 'other fields pass through unchanged; decode adds text' '
 	test "$(jq -r .text back)" = "hi there" && test "$(jq -c .meta back)" = "{\"k\":[1,2]}"
 '
 
+ok 'an "ids" already in the record is replaced where it stands; a new one goes last' '
+	printf "%s\n" "{\"ids\":[1],\"text\":\"Hello world!\",\"z\":null}" "{\"text\":\"\",\"a\":{}}" > in.jsonl &&
+	ds-tokenize encode -q -t "$TOK" in.jsonl > got &&
+	printf "%s\n" "{\"ids\":[9707,1879,0],\"text\":\"Hello world!\",\"z\":null}" "{\"text\":\"\",\"a\":{},\"ids\":[]}" > want &&
+	diff want got
+'
+
 ok 'a zstd tokenizer.json and zstd input are read as they are' '
 	zstd -q -c "$FIX" > in.zst &&
 	ds-tokenize encode -q -t "$DATA/qwen/tokenizer.json.zst" in.zst > a &&
@@ -135,6 +142,42 @@ ok 'the summary counts records and tokens' '
 	ds-tokenize encode -t "$TOK" "$FIX" > out 2> err &&
 	grep -q "^ds-tokenize: $(wc -l < "$FIX") records, $(jq -s "map(.ids | length) | add" out) tokens, 0 bad lines skipped" err
 '
+
+# ---- threads ------------------------------------------------------------------
+
+ok '-j 2, 3 and 8 write the same bytes as -j 1 (encode, decode), thousands of records' '
+	for i in $(seq 40); do cat "$FIX"; done > many.jsonl &&
+	test "$(wc -l < many.jsonl)" -gt 1000 &&
+	ds-tokenize encode -j 1 -t "$TOK" many.jsonl > j1 2> e1 &&
+	for j in 2 3 8; do
+		ds-tokenize encode -j $j -t "$TOK" many.jsonl > jn 2> en && cmp j1 jn && cmp e1 en || exit 1
+	done &&
+	ds-tokenize decode -t "$TOK" j1 > d1 &&
+	ds-tokenize decode -j 4 -t "$TOK" < j1 | cmp - d1
+'
+
+ok '-j 4: a bad line stops after exactly the records before it; --skip-bad counts alike' '
+	for i in $(seq 30); do cat "$FIX"; done > a.jsonl &&
+	{ cat a.jsonl; echo "{\"id\":1}"; cat a.jsonl; printf "{\"text\":\"a\\377b\"}\n"; cat a.jsonl; } > bad.jsonl &&
+	n=$(($(wc -l < a.jsonl) + 1)) &&
+	expect_exit 1 ds-tokenize encode -q -j 1 -t "$TOK" bad.jsonl > o1 2> e1 &&
+	expect_exit 1 ds-tokenize encode -q -j 4 -t "$TOK" bad.jsonl > o4 2> e4 &&
+	cmp o1 o4 && cmp e1 e4 && test "$(wc -l < o4)" = $((n - 1)) &&
+	grep -qx "ds-tokenize:bad.jsonl:$n: no \"text\" string" e4 &&
+	ds-tokenize encode --skip-bad -j 1 -t "$TOK" bad.jsonl > o1 2> e1 &&
+	ds-tokenize encode --skip-bad -j 4 -t "$TOK" bad.jsonl > o4 2> e4 &&
+	cmp o1 o4 && cmp e1 e4 && grep -q "2 bad lines skipped" e4
+'
+
+if have_hf; then
+ok '-j 2: the corpus, every id as Hugging Face tokenizers' '
+	"$PY" "$ORACLE" corpus 4000000 > corpus.jsonl &&
+	ds-tokenize encode -q -j 2 -t "$TOK" corpus.jsonl | jq -c .ids > ds.ids &&
+	"$PY" "$ORACLE" encode "$TOK" corpus.jsonl > hf.ids &&
+	test "$(wc -l < hf.ids)" = "$(wc -l < corpus.jsonl)" &&
+	cmp ds.ids hf.ids
+'
+fi
 
 # ---- bad input ----------------------------------------------------------------
 
@@ -263,5 +306,8 @@ ok 'usage errors exit 2 with a short usage on stderr' '
 	expect_exit 2 ds-tokenize frobnicate 2> err && grep -q "unknown subcommand" err &&
 	expect_exit 2 ds-tokenize encode "$FIX" 2> err && grep -q "TOKENIZER is required" err &&
 	expect_exit 2 ds-tokenize encode --bogus -t "$TOK" 2> err &&
-	expect_exit 2 ds-tokenize encode --replace -t "$TOK" "$FIX" 2> err
+	expect_exit 2 ds-tokenize encode --replace -t "$TOK" "$FIX" 2> err &&
+	expect_exit 2 ds-tokenize encode -j 0 -t "$TOK" "$FIX" 2> err && grep -q "^ds-tokenize: -j must be" err &&
+	expect_exit 2 ds-tokenize encode -j x -t "$TOK" "$FIX" 2> err &&
+	expect_exit 2 ds-tokenize inspect -j 2 --json /dev/null 2> err && grep -q "^usage:" err
 '
