@@ -302,15 +302,9 @@ static jv read_rows(const char *path)
 	size_t plen = strlen(path);
 	int is_json = plen > 5 && strcmp(path + plen - 5, ".json") == 0;
 	if (is_json) {
-		zreader *z = zreader_open(path, &err);
-		if (!z) cli_die(EXIT_RUNTIME, "%s", err);
-		size_t n = 0, cap = 1 << 20;
-		char *buf = xmalloc(cap);
-		ssize_t k;
-		while ((k = zreader_read(z, buf + n, cap - n)) > 0)
-			if ((n += (size_t)k) == cap) buf = xrealloc(buf, cap *= 2);
-		if (k < 0) cli_die(EXIT_RUNTIME, "%s: %s", path, zreader_error(z));
-		zreader_close(z);
+		size_t n;
+		char *buf = zreader_slurp(path, &n, &err);
+		if (!buf) cli_die(EXIT_RUNTIME, "%s", err);
 		size_t at;
 		const char *why;
 		jv v = json_parse(buf, n, &at, &why);

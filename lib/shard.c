@@ -130,29 +130,6 @@ static int as_u32(jv v, uint32_t *out)
 	return 0;
 }
 
-static char *read_file(const char *path, size_t *len, char **err)
-{
-	zreader *z = zreader_open(path, err);
-	if (!z) return NULL;
-	size_t cap = 1 << 20, n = 0;
-	char *buf = xmalloc(cap);
-	ssize_t k;
-	while ((k = zreader_read(z, buf + n, cap - n)) > 0) {
-		n += (size_t)k;
-		if (n == cap) buf = xrealloc(buf, cap *= 2);
-	}
-	if (k < 0) {
-		const char *why = zreader_error(z);
-		size_t m = strlen(path) + strlen(why) + 3;
-		*err = xmalloc(m);
-		snprintf(*err, m, "%s: %s", path, why);
-		free(buf);
-		buf = NULL;
-	}
-	zreader_close(z);
-	*len = n;
-	return buf;
-}
 
 static char *fp_error(const char *path, const char *why)
 {
@@ -166,7 +143,7 @@ int shard_fingerprint(const char *path, uint8_t out[32], char **err)
 {
 	size_t n, at;
 	const char *why = NULL;
-	char *text = read_file(path, &n, err);
+	char *text = zreader_slurp(path, &n, err);
 	if (!text) return -1;
 	jv root = json_parse(text, n, &at, &why);
 	free(text);

@@ -692,33 +692,12 @@ out:
 
 /* ---- loading: the whole ------------------------------------------------ */
 
-/* The whole of path, decompressed when it is zstd, as an owned buffer. */
-static char *read_all(const char *path, size_t *len, char **err)
-{
-	zreader *z = zreader_open(path, err);
-	if (!z) return NULL;
-	size_t cap = 1 << 20, n = 0;
-	char *buf = xmalloc(cap);
-	ssize_t k;
-	while ((k = zreader_read(z, buf + n, cap - n)) > 0) {
-		n += (size_t)k;
-		if (n == cap) buf = xrealloc(buf, cap *= 2);
-	}
-	if (k < 0) {
-		*err = fmt("%s: %s", path, zreader_error(z));
-		free(buf);
-		buf = NULL;
-	}
-	zreader_close(z);
-	*len = n;
-	return buf;
-}
 
 tokenizer *tokenizer_load(const char *path, char **err)
 {
 	alphabet_init();
 	size_t n;
-	char *text = read_all(path, &n, err);
+	char *text = zreader_slurp(path, &n, err);
 	if (!text) return NULL;
 	if (n > 0x7fffffff) {
 		free(text);

@@ -172,6 +172,27 @@ void zreader_close(zreader *r)
 	free(r);
 }
 
+char *zreader_slurp(const char *path, size_t *len, char **err)
+{
+	zreader *z = zreader_open(path, err);
+	if (!z) return NULL;
+	size_t cap = 1 << 20, n = 0;
+	char *buf = xmalloc(cap);
+	ssize_t k;
+	while ((k = zreader_read(z, buf + n, cap - n)) > 0) {
+		n += (size_t)k;
+		if (n == cap) buf = xrealloc(buf, cap *= 2);
+	}
+	if (k < 0) {
+		*err = fmt_err(path, zreader_error(z));
+		free(buf);
+		buf = NULL;
+	}
+	zreader_close(z);
+	*len = n;
+	return buf;
+}
+
 /* ---- writer ----------------------------------------------------------- */
 
 struct zwriter {

@@ -34,6 +34,11 @@ int zreader_is_zstd(const zreader *r);
 
 void zreader_close(zreader *r);
 
+/* The whole of path ("-" for stdin), decompressed when it is zstd. Returns
+ * an owned buffer (free with free()) with its length in *len, or NULL with
+ * *err an owned message naming path. */
+char *zreader_slurp(const char *path, size_t *len, char **err);
+
 /* A zstd frame onto f (borrowed; not closed by zwriter_close). level as
  * zstd's (1..19; 3 is its default). Returns owned. */
 zwriter *zwriter_new(FILE *f, int level);
