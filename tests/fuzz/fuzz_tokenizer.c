@@ -49,19 +49,4 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	return 0;
 }
 
-#ifndef FUZZING
-int main(int argc, char **argv)
-{
-	for (int i = 1; i < argc; i++) {
-		FILE *f = fopen(argv[i], "rb");
-		if (!f) { perror(argv[i]); return 1; }
-		static uint8_t buf[1 << 20];
-		size_t n = fread(buf, 1, sizeof buf, f);
-		fclose(f);
-		LLVMFuzzerTestOneInput(buf, n);
-	}
-	tokenizer_free(tok);
-	printf("fuzz_tokenizer: replayed %d inputs\n", argc - 1);
-	return 0;
-}
-#endif
+#include "replay.h"
