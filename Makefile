@@ -19,8 +19,14 @@ OPT      ?= -O2
 CFLAGS   ?= $(OPT) -g
 WARN      = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wno-unused-parameter
 CPPFLAGS += -D_GNU_SOURCE -DDS_SHARE_DIR='"$(SHAREDIR)"'
-ALL_CFLAGS = -std=c11 $(WARN) $(CFLAGS) $(SANFLAGS) $(CPPFLAGS)
-LDLIBS   += -ljq -lzstd -lcurl -lcrypto -lpthread -lm -lutf8proc
+ALL_CFLAGS = -std=c11 $(WARN) $(CFLAGS) $(CFLAGS_OMP) $(SANFLAGS) $(CPPFLAGS)
+# OpenBLAS (the OpenMP build, so a BLAS call made inside an OpenMP loop
+# runs on one thread instead of oversubscribing) and libyaml for ds-train.
+BLAS_CFLAGS := $(shell pkg-config --cflags openblas 2>/dev/null)
+BLAS_LIBS   := $(or $(shell pkg-config --libs openblas 2>/dev/null),-lopenblas)
+CPPFLAGS += $(BLAS_CFLAGS)
+CFLAGS_OMP = -fopenmp
+LDLIBS   += -ljq -lzstd -lcurl -lcrypto -lpthread -lm -lutf8proc -lyaml $(BLAS_LIBS) -fopenmp
 
 ifeq ($(SAN),1)
 SANFLAGS  = -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
@@ -113,7 +119,7 @@ fuzz:
 	@mkdir -p build/fuzz
 	for f in $(FUZZ_SRC); do n=$$(basename $$f .c); \
 	  clang -g -O1 -DFUZZING -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
-	    -o build/fuzz/$$n $$f $(LIB_SRC) $(LDLIBS) && \
+	    -o build/fuzz/$$n $$f $(LIB_SRC) $(filter-out -fopenmp,$(LDLIBS)) && \
 	  mkdir -p tests/fuzz/corpus/$${n#fuzz_} && \
 	  build/fuzz/$$n -max_total_time=$(FUZZ_SECONDS) -max_len=65536 tests/fuzz/corpus/$${n#fuzz_} || exit 1; \
 	done
