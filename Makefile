@@ -105,6 +105,7 @@ bench: all
 	@tests/bench/fetch.sh
 	@tests/bench/teacher.sh
 	@tests/bench/tokenize.sh
+	@tests/bench/train.sh
 
 units: $(UNITS) $(FUZZERS)
 

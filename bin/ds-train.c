@@ -1,10 +1,962 @@
-/* ds-train — placeholder until issue #7 lands: it says so and exits 2,
- * whatever it is asked, so that no pipeline mistakes it for the real
- * program. */
+/* ds-train — full-parameter SFT of a Qwen2 model on token shards.
+ *
+ *   ds-train [CONFIG.yaml] [KEY=VALUE ...] [--KEY VALUE ...]   train
+ *   ds-train --init-random CONFIG.json -o DIR                   a random model
+ *   ds-train logits -m DIR --ids 1,2,3 -o OUT.safetensors       testing aids:
+ *   ds-train check-step -m DIR --batch B.json -o OUT.safetensors  the numbers
+ *                                                    the oracle tests compare
+ *
+ * The model (lib/qwen2.c) and the update (lib/optim.c) live in lib/; this
+ * file is the run around them: settings, data order, accumulation,
+ * logging, checkpoints and resuming.
+ */
+#include "../lib/check.h"
 #include "../lib/cli.h"
+#include "../lib/json.h"
+#include "../lib/optim.h"
+#include "../lib/qwen2.h"
+#include "../lib/safetensors.h"
+#include "../lib/progress.h"
+#include "../lib/shard.h"
+#include "../lib/svgplot.h"
+#include "../lib/trainconf.h"
 
-int main(void)
+#include <cblas.h>
+#include <dirent.h>
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+static const char usage[] =
+	"usage: ds-train [CONFIG.yaml] [KEY=VALUE ...] [--KEY VALUE ...]\n"
+	"       ds-train --init-random CONFIG.json -o DIR [--seed N] [--dtype float32|bfloat16|float16]\n"
+	"       ds-train logits -m DIR --ids ID,ID,... -o OUT.safetensors\n"
+	"       ds-train check-step -m DIR --batch BATCH.json -o OUT.safetensors [--lr X]\n"
+	"                [--weight-decay X] [--max-grad-norm X] [--scheduler NAME]\n"
+	"                [--warmup-ratio X] [--total-steps N] [--adam-eps X]\n"
+	"Full-parameter SFT of a Qwen2 model on ds-tokenize shards, on the CPU.\n"
+	"Settings are LLaMA-Factory's keys (see ds-train(1)).\n";
+
+/* ---- testing aids ----------------------------------------------------- */
+
+static qwen2_model *load_or_die(const char *dir)
+{
+	char *err = NULL;
+	qwen2_model *m = qwen2_load(dir, &err);
+	if (!m) cli_die(EXIT_RUNTIME, "%s", err);
+	return m;
+}
+
+static jv read_json_or_die(const char *path)
+{
+	char *text = cli_read_file(path);
+	if (!text) cli_die(EXIT_RUNTIME, "%s: %s", path, strerror(errno));
+	size_t at;
+	const char *why;
+	jv v = json_parse(text, strlen(text), &at, &why);
+	free(text);
+	if (!jv_is_valid(v)) cli_die(EXIT_RUNTIME, "%s: byte %zu: %s", path, at, why);
+	return v;
+}
+
+static void save_or_die(st_writer *w, const char *out)
+{
+	char *err = NULL;
+	if (safetensors_writer_save_file(w, out, &err) < 0) cli_die(EXIT_RUNTIME, "%s", err);
+	safetensors_writer_free(w);
+}
+
+/* A sample of BATCH.json: {"ids": [...], "mask": [...], "doc_len": [...]}. */
+typedef struct jsample {
+	qwen2_batch b;
+	uint32_t *ids, *doc_len;
+	uint8_t *mask;
+} jsample;
+
+static uint32_t *u32_array(jv a, const char *what, int *n, uint32_t limit)
+{
+	if (jv_get_kind(a) != JV_KIND_ARRAY) cli_die(EXIT_RUNTIME, "batch: %s is not an array", what);
+	*n = jv_array_length(jv_copy(a));
+	uint32_t *out = xmalloc((size_t)(*n ? *n : 1) * sizeof *out);
+	for (int i = 0; i < *n; i++) {
+		jv x = jv_array_get(jv_copy(a), i);
+		double d = jv_get_kind(x) == JV_KIND_NUMBER ? jv_number_value(x) : -1;
+		jv_free(x);
+		if (d < 0 || d != (uint32_t)d || d >= limit)
+			cli_die(EXIT_RUNTIME, "batch: %s[%d] is not an integer below %u", what, i, limit);
+		out[i] = (uint32_t)d;
+	}
+	jv_free(a);
+	return out;
+}
+
+static void jsample_read(jsample *s, jv o, uint32_t vocab)
+{
+	int n, nm, nd;
+	s->ids = u32_array(jv_object_get(jv_copy(o), jv_string("ids")), "ids", &n, vocab);
+	uint32_t *m = u32_array(jv_object_get(jv_copy(o), jv_string("mask")), "mask", &nm, 2);
+	s->doc_len = u32_array(jv_object_get(jv_copy(o), jv_string("doc_len")), "doc_len", &nd, UINT32_MAX);
+	jv_free(o);
+	long sum = 0;
+	for (int i = 0; i < nd; i++) sum += s->doc_len[i];
+	if (n < 1 || nm != n || nd < 1 || sum != n)
+		cli_die(EXIT_RUNTIME, "batch: a sample's ids, mask and doc_len do not agree");
+	s->mask = xmalloc((size_t)n);
+	for (int i = 0; i < n; i++) s->mask[i] = (uint8_t)m[i];
+	free(m);
+	s->b = (qwen2_batch){n, nd, s->ids, s->mask, s->doc_len};
+}
+
+static uint32_t *parse_ids(const char *list, int *n)
+{
+	uint32_t *ids = xmalloc((strlen(list) / 2 + 2) * sizeof *ids);
+	*n = 0;
+	for (const char *p = list; *p;) {
+		char *end;
+		errno = 0;
+		unsigned long v = strtoul(p, &end, 10);
+		if (end == p || errno || v > UINT32_MAX || (*end && *end != ','))
+			cli_usage_error(usage, "--ids: '%s' is not a comma-separated list of token ids", list);
+		ids[(*n)++] = (uint32_t)v;
+		p = *end ? end + 1 : end;
+	}
+	if (!*n) cli_usage_error(usage, "--ids: no ids");
+	return ids;
+}
+
+static int cmd_logits(int argc, char **argv)
+{
+	const char *model = NULL, *ids_arg = NULL, *out = NULL;
+	static const struct option lo[] = {{"model", 1, 0, 'm'}, {"ids", 1, 0, 'i'}, {"output", 1, 0, 'o'}, {0}};
+	for (int c; (c = getopt_long(argc, argv, "m:o:", lo, NULL)) != -1;) {
+		if (c == 'm') model = optarg;
+		else if (c == 'i') ids_arg = optarg;
+		else if (c == 'o') out = optarg;
+		else cli_usage_error(usage, "logits: unknown option");
+	}
+	if (!model || !ids_arg || !out) cli_usage_error(usage, "logits needs -m, --ids and -o");
+	int n;
+	uint32_t *ids = parse_ids(ids_arg, &n);
+	qwen2_model *m = load_or_die(model);
+	for (int i = 0; i < n; i++)
+		if (ids[i] >= (uint32_t)m->cfg.vocab) cli_die(EXIT_USAGE, "--ids: %u is not below the vocabulary size %d", ids[i], m->cfg.vocab);
+	uint8_t *mask = xcalloc((size_t)n, 1);
+	uint32_t doc = (uint32_t)n;
+	qwen2_batch b = {n, 1, ids, mask, &doc};
+	float *logits = xmalloc((size_t)n * m->cfg.vocab * sizeof(float));
+	qwen2_logits(m, &b, logits);
+	st_writer *w = safetensors_writer_new();
+	int64_t shape[2] = {n, m->cfg.vocab};
+	safetensors_writer_add(w, "logits", ST_F32, 2, shape, logits);
+	save_or_die(w, out);
+	free(logits);
+	free(mask);
+	free(ids);
+	qwen2_free(m);
+	return 0;
+}
+
+static double num_arg(const char *opt, const char *s)
+{
+	char *end;
+	errno = 0;
+	double d = strtod(s, &end);
+	if (end == s || *end || errno) cli_usage_error(usage, "--%s: '%s' is not a number", opt, s);
+	return d;
+}
+
+/* What the PyTorch oracle (tests/oracle/qwen2_ref.py train) computes, so
+ * the two can be compared tensor by tensor: per step the loss, lr, grad
+ * norm and target count; the first step's logits and gradients; the final
+ * parameters. */
+static int cmd_check_step(int argc, char **argv)
+{
+	const char *model = NULL, *batch = NULL, *out = NULL, *sched = "cosine";
+	double lr = 1e-3, wd = 0.1, max_norm = 1.0, warmup_ratio = 0.1, eps = 1e-8;
+	long total = 0;
+	static const struct option lo[] = {
+		{"model", 1, 0, 'm'}, {"batch", 1, 0, 'b'}, {"output", 1, 0, 'o'}, {"lr", 1, 0, 'l'},
+		{"weight-decay", 1, 0, 'w'}, {"max-grad-norm", 1, 0, 'g'}, {"scheduler", 1, 0, 's'},
+		{"warmup-ratio", 1, 0, 'r'}, {"total-steps", 1, 0, 't'}, {"adam-eps", 1, 0, 'e'}, {0}};
+	for (int c; (c = getopt_long(argc, argv, "m:o:", lo, NULL)) != -1;) {
+		switch (c) {
+		case 'm': model = optarg; break;
+		case 'b': batch = optarg; break;
+		case 'o': out = optarg; break;
+		case 'l': lr = num_arg("lr", optarg); break;
+		case 'w': wd = num_arg("weight-decay", optarg); break;
+		case 'g': max_norm = num_arg("max-grad-norm", optarg); break;
+		case 's': sched = optarg; break;
+		case 'r': warmup_ratio = num_arg("warmup-ratio", optarg); break;
+		case 't': total = (long)num_arg("total-steps", optarg); break;
+		case 'e': eps = num_arg("adam-eps", optarg); break;
+		default: cli_usage_error(usage, "check-step: unknown option");
+		}
+	}
+	if (!model || !batch || !out) cli_usage_error(usage, "check-step needs -m, --batch and -o");
+	int kind = sched_parse(sched);
+	if (kind < 0) cli_usage_error(usage, "--scheduler: '%s' is not linear, cosine, constant or constant_with_warmup", sched);
+	qwen2_model *m = load_or_die(model);
+	jv steps = jv_object_get(read_json_or_die(batch), jv_string("steps"));
+	if (jv_get_kind(steps) != JV_KIND_ARRAY || jv_array_length(jv_copy(steps)) < 1)
+		cli_die(EXIT_RUNTIME, "%s: no \"steps\" array", batch);
+	int S = jv_array_length(jv_copy(steps));
+	if (total <= 0) total = S;
+	long warmup = (long)ceil(warmup_ratio * (double)total);
+	if (kind == SCHED_CONSTANT && warmup > 0) kind = SCHED_CONSTANT_WARMUP;
+	qwen2_alloc_grads(m);
+	size_t N = m->w.n;
+	float *mom = xcalloc(N, sizeof(float)), *var = xcalloc(N, sizeof(float));
+	float *loss = xmalloc(S * sizeof(float)), *lrs = xmalloc(S * sizeof(float));
+	float *norms = xmalloc(S * sizeof(float)), *ntok = xmalloc(S * sizeof(float));
+	float *grad0 = xmalloc(N * sizeof(float)), *logits0 = NULL;
+	int64_t logits_shape[2] = {0, m->cfg.vocab};
+	for (int k = 0; k < S; k++) {
+		jv list = jv_array_get(jv_copy(steps), k);
+		if (jv_get_kind(list) != JV_KIND_ARRAY) cli_die(EXIT_RUNTIME, "%s: steps[%d] is not an array", batch, k);
+		int ns = jv_array_length(jv_copy(list));
+		jsample *smp = xcalloc((size_t)(ns ? ns : 1), sizeof *smp);
+		long targets = 0;
+		for (int i = 0; i < ns; i++) {
+			jsample_read(&smp[i], jv_array_get(jv_copy(list), i), (uint32_t)m->cfg.vocab);
+			targets += qwen2_count_targets(&smp[i].b);
+		}
+		jv_free(list);
+		if (k == 0 && ns > 0) {
+			logits_shape[0] = smp[0].b.n_tokens;
+			logits0 = xmalloc((size_t)smp[0].b.n_tokens * m->cfg.vocab * sizeof(float));
+			qwen2_logits(m, &smp[0].b, logits0);
+		}
+		qwen2_zero_grads(m);
+		double sum = 0;
+		for (int i = 0; i < ns && targets > 0; i++) sum += qwen2_train_sample(m, &smp[i].b, 1.0f / (float)targets);
+		loss[k] = targets ? (float)(sum / (double)targets) : 0.0f;
+		ntok[k] = (float)targets;
+		if (k == 0) memcpy(grad0, m->g.base, N * sizeof(float));
+		norms[k] = (float)optim_clip(m->g.base, N, max_norm);
+		adamw_hparams h = {lr * sched_factor(kind, k, total, warmup), 0.9, 0.999, eps, wd};
+		lrs[k] = (float)h.lr;
+		for (size_t i = 0; i < m->n_params; i++) {
+			const qwen2_param *p = &m->table[i];
+			adamw_update(m->w.base + p->offset, m->g.base + p->offset, mom + p->offset, var + p->offset, p->numel,
+			             k + 1, &h, p->decay);
+		}
+		for (int i = 0; i < ns; i++) {
+			free(smp[i].ids);
+			free(smp[i].mask);
+			free(smp[i].doc_len);
+		}
+		free(smp);
+	}
+	jv_free(steps);
+	st_writer *w = safetensors_writer_new();
+	int64_t sshape[1] = {S};
+	safetensors_writer_add(w, "loss", ST_F32, 1, sshape, loss);
+	safetensors_writer_add(w, "lr", ST_F32, 1, sshape, lrs);
+	safetensors_writer_add(w, "grad_norm", ST_F32, 1, sshape, norms);
+	safetensors_writer_add(w, "ntok", ST_F32, 1, sshape, ntok);
+	if (logits0) safetensors_writer_add(w, "logits.0", ST_F32, 2, logits_shape, logits0);
+	char **names = xmalloc(2 * m->n_params * sizeof *names);
+	for (size_t i = 0; i < m->n_params; i++) {
+		const qwen2_param *p = &m->table[i];
+		names[2 * i] = xasprintf("grad.%s", p->name);
+		names[2 * i + 1] = xasprintf("param.%s", p->name);
+		safetensors_writer_add(w, names[2 * i], ST_F32, p->ndim, p->shape, grad0 + p->offset);
+		safetensors_writer_add(w, names[2 * i + 1], ST_F32, p->ndim, p->shape, m->w.base + p->offset);
+	}
+	save_or_die(w, out);
+	for (size_t i = 0; i < 2 * m->n_params; i++) free(names[i]);
+	free(names);
+	free(mom), free(var), free(loss), free(lrs), free(norms), free(ntok), free(grad0), free(logits0);
+	qwen2_free(m);
+	return 0;
+}
+
+static int cmd_init_random(const char *config, const char *out, uint64_t seed, const char *dtype)
+{
+	qwen2_config c;
+	char *err = NULL;
+	if (qwen2_config_load(config, &c, &err) < 0) cli_die(EXIT_RUNTIME, "%s", err);
+	qwen2_model *m = qwen2_init_random(&c, seed);
+	if (qwen2_save(m, out, dtype, &err) < 0) cli_die(EXIT_RUNTIME, "%s", err);
+	qwen2_free(m);
+	return 0;
+}
+
+/* ---- the data --------------------------------------------------------- */
+
+/* Every sample of the shards, in memory: token shards are compact (4 bytes
+ * a token; the seed's 5k samples at 8192 are 160 MB), and holding them lets
+ * each epoch visit them in its own seeded order. */
+typedef struct dataset {
+	size_t n;                 /* samples */
+	size_t *tok_off, *doc_off; /* (n + 1) offsets into ids/mask and doc_len */
+	uint32_t *ids;            /* (total tokens) */
+	uint8_t *mask;            /* (total tokens) */
+	uint32_t *doc_len;        /* (total documents) */
+	size_t cap_tok, cap_doc;
+	long targets;             /* over all samples */
+	uint64_t tokens;
+	int max_len;
+} dataset;
+
+static qwen2_batch dataset_get(const dataset *d, size_t i)
+{
+	size_t t0 = d->tok_off[i], d0 = d->doc_off[i];
+	return (qwen2_batch){(int)(d->tok_off[i + 1] - t0), (int)(d->doc_off[i + 1] - d0), d->ids + t0, d->mask + t0,
+	                     d->doc_len + d0};
+}
+
+/* Read every shard, refusing one made with another tokenizer than the
+ * model's (when the model directory has a tokenizer.json to compare). */
+static void dataset_load(dataset *d, const train_config *tc, const qwen2_model *m, const char *tok_dir)
+{
+	memset(d, 0, sizeof *d);
+	d->tok_off = xmalloc(sizeof(size_t));
+	d->doc_off = xmalloc(sizeof(size_t));
+	d->tok_off[0] = d->doc_off[0] = 0;
+	uint8_t fp[32];
+	int have_fp = 0;
+	char *tok = tok_dir ? xasprintf("%s/tokenizer.json", tok_dir) : NULL;
+	if (tok && access(tok, R_OK) == 0) {
+		char *err = NULL;
+		if (shard_fingerprint(tok, fp, &err) < 0) cli_die(EXIT_RUNTIME, "%s", err);
+		have_fp = 1;
+	} else {
+		cli_warn("%s: no tokenizer.json beside the model; the shards' tokenizer is not checked",
+		         tok_dir ? tok_dir : "init_random");
+	}
+	free(tok);
+	size_t cap_n = 0;
+	for (int f = 0; f < tc->n_shards; f++) {
+		const char *path = tc->shards[f];
+		char *err = NULL;
+		shard_reader *r = shard_reader_open(path, &err);
+		if (!r) cli_die(EXIT_RUNTIME, "%s", err);
+		const shard_header *h = shard_reader_header(r);
+		if (have_fp && memcmp(h->fingerprint, fp, 32)) {
+			char a[65], b[65];
+			shard_fingerprint_hex(h->fingerprint, a);
+			shard_fingerprint_hex(fp, b);
+			cli_die(EXIT_RUNTIME, "%s: made with another tokenizer than the model's (shard %.12s, model %.12s): "
+			        "tokenize again with the model's tokenizer.json", path, a, b);
+		}
+		if (h->vocab_size > (uint32_t)m->cfg.vocab)
+			cli_die(EXIT_RUNTIME, "%s: tokenizer vocabulary %u is larger than the model's %d", path, h->vocab_size,
+			        m->cfg.vocab);
+		if (h->cutoff_len > (uint32_t)tc->cutoff_len)
+			cli_die(EXIT_RUNTIME, "%s: samples are up to %u tokens, over cutoff_len %d: set cutoff_len: %u, or "
+			        "tokenize again with --cutoff %d", path, h->cutoff_len, tc->cutoff_len, h->cutoff_len,
+			        tc->cutoff_len);
+		shard_sample s;
+		int rc;
+		long kept = 0;
+		while ((rc = shard_reader_next(r, &s)) == 1) {
+			if (tc->max_samples > 0 && kept >= tc->max_samples) break;
+			kept++;
+			if (d->n + 2 > cap_n) {
+				cap_n = 2 * cap_n + 64;
+				d->tok_off = xrealloc(d->tok_off, cap_n * sizeof(size_t));
+				d->doc_off = xrealloc(d->doc_off, cap_n * sizeof(size_t));
+			}
+			size_t t0 = d->tok_off[d->n], d0 = d->doc_off[d->n];
+			if (t0 + s.n_tokens > d->cap_tok) {
+				d->cap_tok = 2 * (t0 + s.n_tokens);
+				d->ids = xrealloc(d->ids, d->cap_tok * sizeof *d->ids);
+				d->mask = xrealloc(d->mask, d->cap_tok);
+			}
+			if (d0 + s.n_docs > d->cap_doc) {
+				d->cap_doc = 2 * (d0 + s.n_docs);
+				d->doc_len = xrealloc(d->doc_len, d->cap_doc * sizeof *d->doc_len);
+			}
+			for (uint32_t i = 0; i < s.n_tokens; i++)
+				if (s.ids[i] >= (uint32_t)m->cfg.vocab)
+					cli_die(EXIT_RUNTIME, "%s: sample %zu: token id %u is not below the model's vocabulary %d",
+					        path, d->n + 1, s.ids[i], m->cfg.vocab);
+			memcpy(d->ids + t0, s.ids, s.n_tokens * sizeof *s.ids);
+			memcpy(d->mask + t0, s.mask, s.n_tokens);
+			memcpy(d->doc_len + d0, s.doc_len, s.n_docs * sizeof *s.doc_len);
+			d->tok_off[d->n + 1] = t0 + s.n_tokens;
+			d->doc_off[d->n + 1] = d0 + s.n_docs;
+			d->n++;
+			qwen2_batch b = dataset_get(d, d->n - 1);
+			d->targets += qwen2_count_targets(&b);
+			d->tokens += s.n_tokens;
+			if ((int)s.n_tokens > d->max_len) d->max_len = (int)s.n_tokens;
+		}
+		if (rc < 0) cli_die(EXIT_RUNTIME, "%s: %s", path, shard_reader_error(r));
+		shard_reader_close(r);
+	}
+	if (d->n == 0) cli_die(EXIT_RUNTIME, "the shards hold no samples");
+	if (d->targets == 0) cli_die(EXIT_RUNTIME, "the shards hold no trained tokens (every loss mask is 0)");
+}
+
+static void dataset_free(dataset *d)
+{
+	free(d->tok_off), free(d->doc_off), free(d->ids), free(d->mask), free(d->doc_len);
+}
+
+/* The order of epoch e: a Fisher-Yates shuffle seeded by (seed, e), so a
+ * resumed run sees the same order without saving it. */
+static void epoch_order(size_t *order, size_t n, long seed, long epoch)
+{
+	uint64_t s = (uint64_t)seed * 0x9e3779b97f4a7c15ull ^ (uint64_t)(epoch + 1) * 0xd1b54a32d192ed03ull;
+	for (size_t i = 0; i < n; i++) order[i] = i;
+	for (size_t i = n; i > 1; i--) {
+		s += 0x9e3779b97f4a7c15ull;
+		uint64_t z = s;
+		z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+		z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+		z ^= z >> 31;
+		size_t j = (size_t)(z % i), t = order[i - 1];
+		order[i - 1] = order[j];
+		order[j] = t;
+	}
+}
+
+/* ---- files -------------------------------------------------------------- */
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static int is_nonempty_dir(const char *path)
+{
+	DIR *d = opendir(path);
+	if (!d) return 0;
+	struct dirent *e;
+	int any = 0;
+	while (!any && (e = readdir(d))) any = strcmp(e->d_name, ".") && strcmp(e->d_name, "..");
+	closedir(d);
+	return any;
+}
+
+/* Copy src to dst through a temporary name (atomic). */
+static int copy_file(const char *src, const char *dst)
+{
+	FILE *in = fopen(src, "rb");
+	if (!in) return errno == ENOENT ? 0 : -1;
+	char *tmp = xasprintf("%s.tmp", dst);
+	FILE *out = fopen(tmp, "wb");
+	int rc = -1;
+	if (out) {
+		char buf[1 << 16];
+		size_t n;
+		while ((n = fread(buf, 1, sizeof buf, in)) > 0)
+			if (fwrite(buf, 1, n, out) != n) break;
+		int bad = ferror(in) || ferror(out) || fflush(out) || fsync(fileno(out));
+		bad |= fclose(out) != 0;
+		if (!bad && rename(tmp, dst) == 0) rc = 0;
+		else unlink(tmp);
+	}
+	fclose(in);
+	free(tmp);
+	return rc;
+}
+
+/* The files beside the weights that make a model directory usable. */
+static const char *const tokenizer_files[] = {
+	"tokenizer.json", "tokenizer_config.json", "vocab.json", "merges.txt", "special_tokens_map.json",
+	"added_tokens.json", "generation_config.json", "chat_template.jinja", NULL};
+
+static void write_text_atomic(const char *path, const char *text)
+{
+	char *tmp = xasprintf("%s.tmp", path);
+	FILE *f = fopen(tmp, "wb");
+	int bad = !f;
+	if (f) {
+		bad = fputs(text, f) < 0 || fflush(f) || fsync(fileno(f));
+		bad |= fclose(f) != 0;
+	}
+	if (bad || rename(tmp, path) < 0) cli_die(EXIT_RUNTIME, "%s: %s", path, strerror(errno));
+	free(tmp);
+}
+
+/* ---- the run -------------------------------------------------------------- */
+
+typedef struct run {
+	train_config *tc;
+	qwen2_model *m;
+	const char *tok_dir;  /* where the tokenizer files come from, or NULL */
+	float *mom, *var;     /* (N) AdamW moments */
+	long step;            /* optimizer steps done */
+	long total, warmup, steps_per_epoch;
+	int sched;
+	jv log;               /* array of the log lines written so far */
+	char *last_ckpt;      /* owned; NULL before the first */
+} run;
+
+static void save_model_dir(run *r, const char *dir)
+{
+	char *err = NULL;
+	if (qwen2_save(r->m, dir, r->tc->bf16 ? "bfloat16" : r->tc->fp16 ? "float16" : "float32", &err) < 0)
+		cli_die(EXIT_RUNTIME, "%s", err);
+	for (int i = 0; r->tok_dir && tokenizer_files[i]; i++) {
+		char *src = xasprintf("%s/%s", r->tok_dir, tokenizer_files[i]);
+		char *dst = xasprintf("%s/%s", dir, tokenizer_files[i]);
+		if (strcmp(r->tok_dir, dir) && copy_file(src, dst) < 0) cli_die(EXIT_RUNTIME, "%s: %s", dst, strerror(errno));
+		free(src);
+		free(dst);
+	}
+}
+
+static void write_state(run *r, const char *dir)
+{
+	jv st = jv_object();
+	st = jv_object_set(st, jv_string("global_step"), jv_number((double)r->step));
+	st = jv_object_set(st, jv_string("max_steps"), jv_number((double)r->total));
+	st = jv_object_set(st, jv_string("epoch"), jv_number((double)r->step / (double)r->steps_per_epoch));
+	st = jv_object_set(st, jv_string("seed"), jv_number((double)r->tc->seed));
+	st = jv_object_set(st, jv_string("log_history"), jv_copy(r->log));
+	jv s = jv_dump_string(st, JV_PRINT_PRETTY | JV_PRINT_SPACE1);
+	char *path = xasprintf("%s/trainer_state.json", dir);
+	write_text_atomic(path, jv_string_value(s));
+	jv_free(s);
+	free(path);
+}
+
+/* The master weights and the moments, fp32, so that a resumed run is the
+ * same run bit for bit. */
+static void write_optimizer(run *r, const char *dir)
+{
+	qwen2_model *m = r->m;
+	st_writer *w = safetensors_writer_new();
+	char **names = xmalloc(3 * m->n_params * sizeof *names);
+	for (size_t i = 0; i < m->n_params; i++) {
+		const qwen2_param *p = &m->table[i];
+		names[3 * i] = xasprintf("master.%s", p->name);
+		names[3 * i + 1] = xasprintf("exp_avg.%s", p->name);
+		names[3 * i + 2] = xasprintf("exp_avg_sq.%s", p->name);
+		safetensors_writer_add(w, names[3 * i], ST_F32, p->ndim, p->shape, m->w.base + p->offset);
+		safetensors_writer_add(w, names[3 * i + 1], ST_F32, p->ndim, p->shape, r->mom + p->offset);
+		safetensors_writer_add(w, names[3 * i + 2], ST_F32, p->ndim, p->shape, r->var + p->offset);
+	}
+	char step[32];
+	snprintf(step, sizeof step, "%ld", r->step);
+	safetensors_writer_meta(w, "step", step);
+	char *path = xasprintf("%s/optimizer.safetensors", dir), *err = NULL;
+	if (safetensors_writer_save_file(w, path, &err) < 0) cli_die(EXIT_RUNTIME, "%s", err);
+	safetensors_writer_free(w);
+	for (size_t i = 0; i < 3 * m->n_params; i++) free(names[i]);
+	free(names);
+	free(path);
+}
+
+static long ckpt_step(const char *name)
+{
+	if (strncmp(name, "checkpoint-", 11)) return -1;
+	char *end;
+	long v = strtol(name + 11, &end, 10);
+	return *end || end == name + 11 ? -1 : v;
+}
+
+/* Remove the oldest checkpoints beyond save_total_limit. */
+static void prune_checkpoints(run *r)
+{
+	if (r->tc->save_total_limit <= 0) return;
+	for (;;) {
+		DIR *d = opendir(r->tc->output_dir);
+		if (!d) return;
+		struct dirent *e;
+		long oldest = -1;
+		int count = 0;
+		while ((e = readdir(d))) {
+			long s = ckpt_step(e->d_name);
+			if (s < 0) continue;
+			count++;
+			if (oldest < 0 || s < oldest) oldest = s;
+		}
+		closedir(d);
+		if (count <= r->tc->save_total_limit) return;
+		char *cmd_dir = xasprintf("%s/checkpoint-%ld", r->tc->output_dir, oldest);
+		DIR *c = opendir(cmd_dir);
+		if (c) {
+			while ((e = readdir(c))) {
+				if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+				char *f = xasprintf("%s/%s", cmd_dir, e->d_name);
+				unlink(f);
+				free(f);
+			}
+			closedir(c);
+		}
+		if (rmdir(cmd_dir) < 0) {
+			cli_warn("%s: %s", cmd_dir, strerror(errno));
+			free(cmd_dir);
+			return;
+		}
+		free(cmd_dir);
+	}
+}
+
+/* checkpoint-STEP: written under a temporary name, then renamed, so a run
+ * killed while saving leaves the previous checkpoint as the latest. */
+static void save_checkpoint(run *r)
+{
+	char *dir = xasprintf("%s/checkpoint-%ld", r->tc->output_dir, r->step);
+	char *tmp = xasprintf("%s/.checkpoint-%ld.tmp", r->tc->output_dir, r->step);
+	if (mkdir(tmp, 0777) < 0 && errno != EEXIST) cli_die(EXIT_RUNTIME, "%s: %s", tmp, strerror(errno));
+	save_model_dir(r, tmp);
+	write_state(r, tmp);
+	if (!r->tc->save_only_model) write_optimizer(r, tmp);
+	if (is_nonempty_dir(dir)) {
+		/* The same step saved before (a rerun): replace it. */
+		DIR *d = opendir(dir);
+		struct dirent *e;
+		while (d && (e = readdir(d))) {
+			if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+			char *f = xasprintf("%s/%s", dir, e->d_name);
+			unlink(f);
+			free(f);
+		}
+		if (d) closedir(d);
+		rmdir(dir);
+	}
+	if (rename(tmp, dir) < 0) cli_die(EXIT_RUNTIME, "%s: %s", dir, strerror(errno));
+	free(tmp);
+	free(r->last_ckpt);
+	r->last_ckpt = dir;
+	prune_checkpoints(r);
+}
+
+static char *latest_checkpoint(const char *out)
+{
+	DIR *d = opendir(out);
+	if (!d) return NULL;
+	struct dirent *e;
+	long best = -1;
+	while ((e = readdir(d))) {
+		long s = ckpt_step(e->d_name);
+		if (s > best) best = s;
+	}
+	closedir(d);
+	return best < 0 ? NULL : xasprintf("%s/checkpoint-%ld", out, best);
+}
+
+/* Continue from dir: weights, moments and step from optimizer.safetensors;
+ * the log from trainer_state.json. */
+static void resume(run *r, const char *dir)
+{
+	char *path = xasprintf("%s/optimizer.safetensors", dir), *err = NULL;
+	if (access(path, R_OK) < 0)
+		cli_die(EXIT_RUNTIME, "%s: no optimizer state (saved with save_only_model?): cannot resume from it", dir);
+	st_model *st = safetensors_open(path, &err);
+	if (!st) cli_die(EXIT_RUNTIME, "%s", err);
+	qwen2_model *m = r->m;
+	float *dst[3] = {m->w.base, r->mom, r->var};
+	static const char *prefix[3] = {"master", "exp_avg", "exp_avg_sq"};
+	for (size_t i = 0; i < m->n_params; i++)
+		for (int k = 0; k < 3; k++) {
+			char name[96];
+			snprintf(name, sizeof name, "%s.%s", prefix[k], m->table[i].name);
+			const st_tensor *t = safetensors_find(st, name);
+			if (!t || t->numel != m->table[i].numel)
+				cli_die(EXIT_RUNTIME, "%s: %s is missing or of another size: not a checkpoint of this model", path, name);
+			if (safetensors_to_f32(t, dst[k] + m->table[i].offset, &err) < 0) cli_die(EXIT_RUNTIME, "%s: %s", path, err);
+		}
+	const char *step = safetensors_metadata(st, "step");
+	if (!step) cli_die(EXIT_RUNTIME, "%s: no step in its metadata", path);
+	r->step = atol(step);
+	safetensors_close(st);
+	free(path);
+	path = xasprintf("%s/trainer_state.json", dir);
+	jv state = read_json_or_die(path);
+	jv hist = jv_object_get(state, jv_string("log_history"));
+	if (jv_get_kind(hist) == JV_KIND_ARRAY) {
+		jv_free(r->log);
+		r->log = hist;
+	} else {
+		jv_free(hist);
+	}
+	free(path);
+	if (r->step > r->total)
+		cli_die(EXIT_RUNTIME, "%s: step %ld is past this run's %ld steps", dir, r->step, r->total);
+	cli_warn("resuming from %s at step %ld of %ld", dir, r->step, r->total);
+}
+
+static void fmt_hms(char *buf, size_t n, double s)
+{
+	long t = s > 0 ? (long)(s + 0.5) : 0;
+	snprintf(buf, n, "%ld:%02ld:%02ld", t / 3600, t / 60 % 60, t % 60);
+}
+
+/* trainer_log.jsonl: LLaMA-Factory's per-log line, rewritten whole from
+ * r->log so a resumed run's file holds each step once. */
+static void write_log(run *r)
+{
+	jbuf b = {0};
+	int n = jv_array_length(jv_copy(r->log));
+	for (int i = 0; i < n; i++) {
+		jv e = jv_array_get(jv_copy(r->log), i);
+		json_dump(&b, e);
+		jv_free(e);
+		if (b.n + 1 > b.cap) b.p = xrealloc(b.p, b.cap = 2 * b.cap + 16);
+		b.p[b.n++] = '\n';
+	}
+	if (b.n + 1 > b.cap) b.p = xrealloc(b.p, b.cap = b.cap + 1);
+	b.p[b.n] = 0;
+	char *path = xasprintf("%s/trainer_log.jsonl", r->tc->output_dir);
+	write_text_atomic(path, b.p);
+	free(path);
+	jbuf_free(&b);
+}
+
+static void write_plot(run *r)
+{
+	int n = jv_array_length(jv_copy(r->log));
+	double *x = xmalloc((size_t)(n ? n : 1) * sizeof *x), *y = xmalloc((size_t)(n ? n : 1) * sizeof *y);
+	for (int i = 0; i < n; i++) {
+		jv e = jv_array_get(jv_copy(r->log), i);
+		jv s = jv_object_get(jv_copy(e), jv_string("current_steps")), l = jv_object_get(e, jv_string("loss"));
+		x[i] = jv_get_kind(s) == JV_KIND_NUMBER ? jv_number_value(s) : NAN;
+		y[i] = jv_get_kind(l) == JV_KIND_NUMBER ? jv_number_value(l) : NAN;
+		jv_free(s);
+		jv_free(l);
+	}
+	char *path = xasprintf("%s/training_loss.svg", r->tc->output_dir), *tmp = xasprintf("%s.tmp", path);
+	FILE *f = fopen(tmp, "wb");
+	if (!f || svgplot_loss(f, x, y, (size_t)n, "training loss") < 0 || fclose(f) != 0 || rename(tmp, path) < 0)
+		cli_die(EXIT_RUNTIME, "%s: %s", path, strerror(errno));
+	free(path), free(tmp), free(x), free(y);
+}
+
+static int train(train_config *tc)
+{
+	char *err = NULL;
+	if (tc->threads > 0) {
+		omp_set_num_threads(tc->threads);
+		openblas_set_num_threads(tc->threads);
+	}
+	/* LLaMA-Factory's rule, which makes a rerun of a killed command carry
+	 * on: an output_dir holding checkpoints resumes from the newest unless
+	 * overwrite_output_dir; one holding anything else is refused. */
+	int auto_resume = 0;
+	if (is_nonempty_dir(tc->output_dir) && !tc->overwrite_output_dir && !tc->resume_from_checkpoint &&
+	    !tc->resume_latest) {
+		char *last = latest_checkpoint(tc->output_dir);
+		if (!last)
+			cli_die(EXIT_RUNTIME, "%s: output directory exists and is not empty: set overwrite_output_dir, or "
+			        "resume_from_checkpoint to continue", tc->output_dir);
+		free(last);
+		auto_resume = 1;
+	}
+	if (mkdir(tc->output_dir, 0777) < 0 && errno != EEXIST) cli_die(EXIT_RUNTIME, "%s: %s", tc->output_dir, strerror(errno));
+	run r = {.tc = tc, .log = jv_array()};
+	if (tc->init_random) {
+		qwen2_config c;
+		if (qwen2_config_load(tc->init_random, &c, &err) < 0) cli_die(EXIT_RUNTIME, "%s", err);
+		r.m = qwen2_init_random(&c, (uint64_t)tc->seed);
+	} else {
+		r.m = load_or_die(tc->model_name_or_path);
+		r.tok_dir = tc->model_name_or_path;
+	}
+	qwen2_model *m = r.m;
+	dataset data;
+	dataset_load(&data, tc, m, r.tok_dir);
+	/* The settings as run, beside the results. */
+	{
+		char *path = xasprintf("%s/ds_train_args.yaml", tc->output_dir);
+		FILE *f = fopen(path, "w");
+		if (!f || trainconf_write_yaml(tc, f) < 0 || fclose(f) != 0) cli_die(EXIT_RUNTIME, "%s: %s", path, strerror(errno));
+		free(path);
+	}
+	long per_step = (long)tc->per_device_train_batch_size * tc->gradient_accumulation_steps;
+	r.steps_per_epoch = ((long)data.n + per_step - 1) / per_step;
+	r.total = tc->max_steps > 0 ? tc->max_steps : (long)ceil(tc->num_train_epochs * (double)r.steps_per_epoch);
+	if (r.total < 1) r.total = 1;
+	r.warmup = trainconf_warmup_steps(tc, r.total);
+	r.sched = sched_parse(tc->lr_scheduler_type);
+	if (r.sched == SCHED_CONSTANT && r.warmup > 0) r.sched = SCHED_CONSTANT_WARMUP;
+	size_t N = m->w.n;
+	qwen2_alloc_grads(m);
+	r.mom = xcalloc(N, sizeof(float));
+	r.var = xcalloc(N, sizeof(float));
+	char *from = tc->resume_from_checkpoint ? xstrdup(tc->resume_from_checkpoint)
+	             : tc->resume_latest || auto_resume ? latest_checkpoint(tc->output_dir)
+	                                        : NULL;
+	if (tc->resume_latest && !from) cli_warn("%s: no checkpoint to resume from; starting afresh", tc->output_dir);
+	if (from) resume(&r, from);
+	free(from);
+	cli_warn("%zu samples (%lu tokens, %ld trained), %ld steps of %ld samples, %d thread%s", data.n,
+	         (unsigned long)data.tokens, data.targets, r.total, per_step, omp_get_max_threads(),
+	         omp_get_max_threads() == 1 ? "" : "s");
+	size_t *order = xmalloc(data.n * sizeof *order);
+	long order_epoch = -1;
+	progress bar;
+	progress_start(&bar, "steps", r.total);
+	double t0 = now_s(), window_loss = 0, window_t = now_s();
+	long window_steps = 0;
+	uint64_t tokens_done = 0, window_tokens = 0;
+	long first_step = r.step;
+	while (r.step < r.total) {
+		long epoch = r.step / r.steps_per_epoch, k = r.step % r.steps_per_epoch;
+		if (epoch != order_epoch) {
+			epoch_order(order, data.n, tc->seed, epoch);
+			order_epoch = epoch;
+		}
+		size_t a = (size_t)k * (size_t)per_step, b = a + (size_t)per_step < data.n ? a + (size_t)per_step : data.n;
+		long targets = 0;
+		for (size_t i = a; i < b; i++) {
+			qwen2_batch s = dataset_get(&data, order[i]);
+			targets += qwen2_count_targets(&s);
+		}
+		qwen2_zero_grads(m);
+		double sum = 0;
+		for (size_t i = a; i < b && targets > 0; i++) {
+			qwen2_batch s = dataset_get(&data, order[i]);
+			sum += qwen2_train_sample(m, &s, 1.0f / (float)targets);
+			tokens_done += (uint64_t)s.n_tokens;
+			window_tokens += (uint64_t)s.n_tokens;
+		}
+		double loss = targets ? sum / (double)targets : 0.0;
+		double norm = optim_clip(m->g.base, N, tc->max_grad_norm);
+		if (!isfinite(loss) || !isfinite(norm))
+			cli_die(EXIT_RUNTIME, "step %ld: the %s is %s; stopping before the update (last good checkpoint: %s)",
+			        r.step + 1, isfinite(loss) ? "gradient norm" : "loss", isnan(isfinite(loss) ? norm : loss) ? "NaN" : "infinite",
+			        r.last_ckpt ? r.last_ckpt : "none saved in this run");
+		adamw_hparams h = {tc->learning_rate * sched_factor(r.sched, r.step, r.total, r.warmup), tc->adam_beta1,
+		                   tc->adam_beta2, tc->adam_epsilon, tc->weight_decay};
+		for (size_t i = 0; i < m->n_params; i++) {
+			const qwen2_param *p = &m->table[i];
+			adamw_update(m->w.base + p->offset, m->g.base + p->offset, r.mom + p->offset, r.var + p->offset,
+			             p->numel, r.step + 1, &h, p->decay);
+		}
+		r.step++;
+		window_loss += loss;
+		window_steps++;
+		progress_update(&bar, (uint64_t)r.step, (uint64_t)r.step);
+		if (r.step % tc->logging_steps == 0 || r.step == r.total) {
+			double t = now_s(), elapsed = t - t0;
+			double rate = elapsed / (double)(r.step - first_step);
+			char el[32], rem[32];
+			fmt_hms(el, sizeof el, elapsed);
+			fmt_hms(rem, sizeof rem, rate * (double)(r.total - r.step));
+			jv e = jv_object();
+			e = jv_object_set(e, jv_string("current_steps"), jv_number((double)r.step));
+			e = jv_object_set(e, jv_string("total_steps"), jv_number((double)r.total));
+			e = jv_object_set(e, jv_string("loss"), jv_number(round(window_loss / window_steps * 1e4) / 1e4));
+			e = jv_object_set(e, jv_string("lr"), jv_number(h.lr));
+			e = jv_object_set(e, jv_string("grad_norm"), jv_number(norm));
+			e = jv_object_set(e, jv_string("epoch"), jv_number(round((double)r.step / r.steps_per_epoch * 100) / 100));
+			e = jv_object_set(e, jv_string("percentage"), jv_number(round((double)r.step / r.total * 1e4) / 100));
+			e = jv_object_set(e, jv_string("elapsed_time"), jv_string(el));
+			e = jv_object_set(e, jv_string("remaining_time"), jv_string(rem));
+			e = jv_object_set(e, jv_string("throughput"), jv_number(round(window_tokens / (t - window_t) * 100) / 100));
+			e = jv_object_set(e, jv_string("total_tokens"), jv_number((double)tokens_done));
+			/* Drop entries a resumed run repeats. */
+			while (jv_array_length(jv_copy(r.log)) > 0) {
+				jv last = jv_array_get(jv_copy(r.log), jv_array_length(jv_copy(r.log)) - 1);
+				jv ls = jv_object_get(last, jv_string("current_steps"));
+				int stale = jv_get_kind(ls) == JV_KIND_NUMBER && jv_number_value(ls) >= (double)r.step;
+				jv_free(ls);
+				if (!stale) break;
+				r.log = jv_array_slice(r.log, 0, jv_array_length(jv_copy(r.log)) - 1);
+			}
+			r.log = jv_array_append(r.log, e);
+			write_log(&r);
+			if (!isatty(2) || getenv("DS_NO_PROGRESS")) {
+				fprintf(stderr, "ds-train: step %ld/%ld loss %.4f lr %.3g grad-norm %.3f %.0f tok/s\n", r.step,
+				        r.total, window_loss / window_steps, h.lr, norm, window_tokens / (t - window_t));
+			}
+			window_loss = 0;
+			window_steps = 0;
+			window_tokens = 0;
+			window_t = t;
+		}
+		if (tc->save_steps > 0 && r.step % tc->save_steps == 0 && r.step < r.total) save_checkpoint(&r);
+	}
+	progress_finish(&bar);
+	save_checkpoint(&r);
+	save_model_dir(&r, tc->output_dir);
+	write_state(&r, tc->output_dir);
+	if (tc->plot_loss) write_plot(&r);
+	cli_warn("done: %ld steps in %.1f s; model in %s", r.step - first_step, now_s() - t0, tc->output_dir);
+	free(order);
+	dataset_free(&data);
+	free(r.mom), free(r.var), free(r.last_ckpt);
+	jv_free(r.log);
+	qwen2_free(m);
+	(void)err;
+	return 0;
+}
+
+/* ---- entry point -------------------------------------------------------- */
+
+int main(int argc, char **argv)
 {
 	cli_init("ds-train");
-	cli_placeholder(7, "training");
+	if (argc > 1 && !strcmp(argv[1], "logits")) return cmd_logits(argc - 1, argv + 1);
+	if (argc > 1 && !strcmp(argv[1], "check-step")) return cmd_check_step(argc - 1, argv + 1);
+	train_config tc;
+	trainconf_defaults(&tc);
+	const char *init_cfg = NULL, *out = NULL, *dtype = "float32";
+	char *err = NULL;
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+			fputs(usage, stdout);
+			cli_close_stdout();
+			return 0;
+		}
+		if (!strcmp(a, "--version")) {
+			cli_version();
+			cli_close_stdout();
+			return 0;
+		}
+		if (!strncmp(a, "--", 2)) {
+			/* --key value or --key=value; dashes in the key read as underscores. */
+			char *key = xstrdup(a + 2), *val = strchr(key, '=');
+			if (val) *val++ = 0;
+			else if (i + 1 < argc) val = argv[++i];
+			else cli_usage_error(usage, "%s needs a value", a);
+			for (char *p = key; *p; p++)
+				if (*p == '-') *p = '_';
+			if (!strcmp(key, "init_random")) init_cfg = val;
+			else if (!strcmp(key, "dtype")) dtype = val;
+			else if (trainconf_set(&tc, key, val, &err) < 0) cli_usage_error(usage, "%s", err);
+			free(key);
+		} else if (!strcmp(a, "-o")) {
+			if (++i == argc) cli_usage_error(usage, "-o needs a directory");
+			out = argv[i];
+		} else if (a[0] == '-' && a[1]) {
+			cli_usage_error(usage, "unknown option %s", a);
+		} else if (strchr(a, '=')) {
+			if (trainconf_override(&tc, a, &err) < 0) cli_usage_error(usage, "%s", err);
+		} else {
+			if (trainconf_load_yaml(&tc, a, &err) < 0) cli_die(EXIT_USAGE, "%s", err);
+		}
+	}
+	if (init_cfg && out) {
+		int rc = cmd_init_random(init_cfg, out, (uint64_t)tc.seed, dtype);
+		trainconf_free(&tc);
+		return rc;
+	}
+	if (init_cfg && trainconf_set(&tc, "init_random", init_cfg, &err) < 0) cli_usage_error(usage, "%s", err);
+	if (out && trainconf_set(&tc, "output_dir", out, &err) < 0) cli_usage_error(usage, "%s", err);
+	size_t n;
+	const char *const *ig = trainconf_ignored(&tc, &n);
+	if (n) {
+		jbuf b = {0};
+		for (size_t i = 0; i < n; i++) {
+			size_t l = strlen(ig[i]);
+			if (b.n + l + 3 > b.cap) b.p = xrealloc(b.p, b.cap = 2 * (b.n + l + 3));
+			b.n += (size_t)sprintf(b.p + b.n, "%s%s", i ? ", " : "", ig[i]);
+		}
+		cli_warn("ignored (LLaMA-Factory keys ds-train has no use for): %s", b.p);
+		jbuf_free(&b);
+	}
+	const char *const *un = trainconf_unknown(&tc, &n);
+	for (size_t i = 0; i < n; i++) cli_warn("ignored: unknown key '%s'", un[i]);
+	if (trainconf_validate(&tc, &err) < 0) cli_usage_error(usage, "%s", err);
+	int rc = train(&tc);
+	trainconf_free(&tc);
+	return rc;
 }

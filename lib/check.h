@@ -26,5 +26,6 @@ void *xmalloc(size_t n);
 void *xcalloc(size_t count, size_t size);
 void *xrealloc(void *p, size_t n); /* consumes p (as realloc) */
 char *xstrdup(const char *s);      /* borrows s */
+char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 #endif

@@ -15,7 +15,7 @@ ok '--help agrees with the man page SYNOPSIS: every option is in both' '
 	diff help.opts man.opts
 '
 
-for p in ds-train ds-infer; do
+for p in ds-infer; do
 	ok "$p is an honest placeholder: says so, exits 2, writes nothing" '
 		expect_exit 2 '$p' --help > out 2> err &&
 		test ! -s out && grep -q "^'$p': placeholder: .* not built yet (issue #[0-9]*)" err &&
