@@ -48,5 +48,8 @@ echo "train step, Qwen2.5-0.5B shape (random weights), $tokens tokens, fp32, $TH
 printf '  %-34s %10s %12s\n' "" "tokens/s" "peak RSS GB"
 printf '  %-34s %10.1f %12s\n' "ds-train (OpenBLAS)" "$ds_s" "$ds_mem"
 printf '  %-34s %10.1f %12s\n' "PyTorch $("$PY" -c 'import torch; print(torch.__version__)') + transformers" "$pt_s" "$pt_mem"
+# The same first step, so the same loss: a check that both did the same work.
+printf '  first-step loss: ds-train %s, PyTorch %s\n' "$(jq -r 'select(.current_steps == 1) | .loss' "$w/out/trainer_log.jsonl")" \
+	"$(awk '/^step 1 / { print $5 }' "$w/pt.log")"
 awk -v a="$ds_s" -v b="$pt_s" -v c="$ds_mem" -v d="$pt_mem" \
 	'BEGIN { printf "  ds-train / PyTorch: %.2fx the speed, %.2fx the memory\n", a / b, c / d }'
