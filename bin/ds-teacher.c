@@ -6,6 +6,13 @@
  * bounded whatever the input size. Every (id, sample) pair ends either as a
  * line in the output or as a line in --failed: nothing goes missing
  * silently, and a rerun with the same -o finishes what is left.
+ *
+ * With --guided the input is ds-judge's rejected records: each problem is
+ * asked again with the reference answer in the prompt, and the new sample
+ * keeps the failed one under teacher.previous. Guided samples are numbered
+ * 1000 * attempt + i, so the attempt travels with the record through
+ * ds-judge and back, (id, sample) stays unique beside the ordinary samples
+ * (numbered below 1000), and the output file says which attempts are done.
  */
 #include "../lib/check.h"
 #include "../lib/cli.h"
@@ -13,6 +20,7 @@
 #include "../lib/idset.h"
 #include "../lib/json.h"
 #include "../lib/jsonl.h"
+#include "../lib/mathans.h"
 #include "../lib/progress.h"
 #include "../lib/resume.h"
 
@@ -33,7 +41,7 @@ static const char usage[] =
 	"usage: ds-teacher [-q] [--skip-bad] [--base-url URL]... [--model M] [--api-key-file F]\n"
 	"                  [-c N] [-n K] [--max-tokens N] [--temperature T] [--template FILE]\n"
 	"                  [--stream] [--timeout S] [--retries N] [--rpm N] [--tpm N] [--deadline S]\n"
-	"                  [--price FILE] [--shard I/N] [--ordered]\n"
+	"                  [--price FILE] [--shard I/N] [--ordered] [--guided [--max-attempts K]]\n"
 	"                  [-o OUT] [--failed FILE] [--stats FILE] [FILE...]\n";
 
 static const char help[] =
@@ -51,7 +59,11 @@ static const char help[] =
 	"      --temperature T   sampling temperature (default 0.6, as R1 recommends)\n"
 	"      --stream          ask for server-sent events (the answer as it is made)\n"
 	"      --template FILE   prompt template for every domain (default:\n"
-	"                        share/prompts/DOMAIN.txt, else default.txt)\n"
+	"                        share/prompts/DOMAIN.txt, else default.txt; with\n"
+	"                        --guided, share/prompts/guided.txt)\n"
+	"      --guided          ask again for ds-judge's wrong answers, giving the\n"
+	"                        reference answer; the failed one goes to teacher.previous\n"
+	"      --max-attempts K  at most K guided attempts per problem (default 2)\n"
 	"      --timeout S       per-request time limit in seconds (default 1800)\n"
 	"      --retries N       tries per request (default 6)\n"
 	"      --rpm N           at most N requests started per minute\n"
@@ -81,6 +93,7 @@ struct opts {
 	int n_servers;
 	const char *model, *template_file, *output, *failed, *stats;
 	int concurrency, samples, retries, ordered, skip_bad, quiet, stream;
+	int guided, max_attempts;
 	long max_tokens;
 	double temperature, timeout_s, rpm, tpm, deadline_s;
 	const char *price_file;
@@ -93,6 +106,12 @@ struct opts {
 struct templates {
 	char *fixed;          /* --template, or NULL */
 	char *math, *code, *other;
+	char *guided;         /* --guided */
+};
+
+/* What a template's placeholders become (all borrowed; NULL is ""). */
+struct fill {
+	const char *problem, *starter, *answer, *solution;
 };
 
 static char *share_text(const char *rel)
@@ -113,10 +132,15 @@ static void put(char **out, size_t *len, size_t *cap, const char *s, size_t n)
 	(*out)[*len] = '\0';
 }
 
-/* The template with {problem} and the {starter_code} line filled in.
- * Returns owned. */
-static char *render(const char *tpl, const char *problem, const char *starter)
+/* The template with {problem}, {answer} and {solution} filled in, and the
+ * {starter_code} line. Only the template is scanned, never what is put in,
+ * so a problem that happens to hold "{answer}" stays as it is. Returns
+ * owned. */
+static char *render(const char *tpl, const struct fill *f)
 {
+	static const char *const names[] = {"{problem}", "{answer}", "{solution}"};
+	const char *values[] = {f->problem, f->answer, f->solution};
+	const char *starter = f->starter;
 	char *out = NULL;
 	size_t len = 0, cap = 0;
 	put(&out, &len, &cap, "", 0);
@@ -132,14 +156,20 @@ static char *render(const char *tpl, const char *problem, const char *starter)
 			}
 		} else {
 			for (const char *q = p; q < p + ll;) {
-				const char *ph = strstr(q, "{problem}");
-				if (!ph || ph >= p + ll) {
+				const char *ph = NULL;
+				int which = 0;
+				for (int k = 0; k < 3; k++) {
+					const char *h = strstr(q, names[k]);
+					if (h && h < p + ll && (!ph || h < ph)) ph = h, which = k;
+				}
+				if (!ph) {
 					put(&out, &len, &cap, q, (size_t)(p + ll - q));
 					break;
 				}
 				put(&out, &len, &cap, q, (size_t)(ph - q));
-				put(&out, &len, &cap, problem, strlen(problem));
-				q = ph + 9;
+				const char *v = values[which] ? values[which] : "";
+				put(&out, &len, &cap, v, strlen(v));
+				q = ph + strlen(names[which]);
 			}
 			if (nl) put(&out, &len, &cap, "\n", 1);
 		}
@@ -189,6 +219,7 @@ static void split_think(jv msg, jv *reasoning, jv *content)
 struct job {
 	jv rec;            /* owned: the input record */
 	char *key;         /* resume key (id, sample) */
+	char *ref;         /* --guided: the reference answer (owned) */
 	long seq;          /* input order, for --ordered */
 	int sample, attempts;
 	double ready_at;   /* not before this time (backoff) */
@@ -286,10 +317,14 @@ static void start(struct run *r, struct job *j)
 	if (!j->body) {
 		const char *domain = jsonl_get_string(j->rec, "domain");
 		const char *tpl = r->tpl.fixed ? r->tpl.fixed
+				  : o->guided ? r->tpl.guided
 				  : domain && !strcmp(domain, "math") ? r->tpl.math
 				  : domain && !strcmp(domain, "code") ? r->tpl.code : r->tpl.other;
-		char *prompt = render(tpl, jsonl_get_string(j->rec, "problem"),
-				      jsonl_get_string(j->rec, "starter_code"));
+		struct fill f = {.problem = jsonl_get_string(j->rec, "problem"),
+				 .starter = jsonl_get_string(j->rec, "starter_code"),
+				 .answer = j->ref ? j->ref : jsonl_get_string(j->rec, "answer"),
+				 .solution = jsonl_get_string(j->rec, "solution")};
+		char *prompt = render(tpl, &f);
 		jv msg = jv_object_set(jv_object_set(jv_object(), jv_string("role"), jv_string("user")),
 				       jv_string("content"), jv_string(prompt));
 		free(prompt);
@@ -371,6 +406,7 @@ static void emit(struct run *r, struct job *j)
 	j->result = jv_invalid();
 	jv_free(j->rec);
 	free(j->key);
+	free(j->ref);
 	free(j->body);
 	free(j->resp);
 	free(j);
@@ -597,6 +633,25 @@ static int judge_reply(struct run *r, struct job *j, CURLcode cc, long status, j
 	return verdict;
 }
 
+/* The record to write for an answered job. A guided answer takes the
+ * failed one's place, and that one moves under teacher.previous together
+ * with the judge's verdict on it: left at the top, the old verdict would be
+ * read as the new sample's. Borrows r and j; consumes teacher. */
+static jv answered(const struct run *r, const struct job *j, jv teacher)
+{
+	jv rec = jv_copy(j->rec);
+	if (r->o->guided) {
+		jv prev = jv_object_get(jv_copy(rec), jv_string("teacher"));
+		jv judge = jv_object_get(jv_copy(rec), jv_string("judge"));
+		if (jv_get_kind(judge) == JV_KIND_OBJECT) prev = jv_object_set(prev, jv_string("judge"), judge);
+		else jv_free(judge);
+		rec = jv_object_delete(rec, jv_string("judge"));
+		teacher = jv_object_set(teacher, jv_string("guided"), jv_true());
+		teacher = jv_object_set(teacher, jv_string("previous"), prev);
+	}
+	return jv_object_set(rec, jv_string("teacher"), teacher);
+}
+
 static void enqueue(struct run *r, struct job *j)
 {
 	j->next = NULL;
@@ -629,7 +684,7 @@ static void done_request(struct run *r, CURLMsg *m)
 		j->srv->ok++;
 		j->srv->fails_in_row = 0;
 		r->st.ok++;
-		finish(r, j, jv_object_set(jv_copy(j->rec), jv_string("teacher"), teacher), 1);
+		finish(r, j, answered(r, j, teacher), 1);
 		return;
 	}
 	j->srv->errors++;
@@ -661,6 +716,63 @@ static void done_request(struct run *r, CURLMsg *m)
 	err = jv_object_set(err, jv_string("attempts"), jv_number(j->attempts));
 	err = jv_object_set(err, jv_string("sample"), jv_number(j->sample));
 	finish(r, j, jv_object_set(jv_copy(j->rec), jv_string("teacher_error"), err), 0);
+}
+
+/* ---- guided regeneration ------------------------------------------------ */
+
+/* Guided attempt a is sampled as GUIDED_BASE * a + i: ordinary samples stay
+ * below it (-n is refused above it with --guided). */
+#define GUIDED_BASE 1000
+
+struct guided_stats {
+	long not_wrong, no_ref, at_limit;
+};
+
+/* --guided: is rec (borrowed) a wrong answer to ask again for? If so, *ref
+ * gets its reference answer (owned), as ds-judge reads it: "answer" (its
+ * last \boxed{} when it has one), else the last \boxed{} of "solution";
+ * and *base the first sample number of the attempt it is owed. A failed
+ * guided sample owes the attempt after its own, up to --max-attempts. */
+static int guided_take(const struct opts *o, jv rec, char **ref, int *base, struct guided_stats *gs)
+{
+	jv judge = jv_object_get(jv_copy(rec), jv_string("judge"));
+	jv t = jv_object_get(jv_copy(rec), jv_string("teacher"));
+	const char *v = jv_get_kind(judge) == JV_KIND_OBJECT ? jsonl_get_string(judge, "verdict") : NULL;
+	int ok = 0;
+	if (jv_get_kind(t) != JV_KIND_OBJECT || !v || (strcmp(v, "incorrect") != 0 && strcmp(v, "unparsable") != 0)) {
+		gs->not_wrong++;
+		goto out;
+	}
+	double attempt = 0; /* of the failed sample; 0: an ordinary one */
+	jv g = jv_object_get(jv_copy(t), jv_string("guided"));
+	jv sm = jv_object_get(jv_copy(t), jv_string("sample"));
+	if (jv_get_kind(g) == JV_KIND_TRUE) {
+		attempt = jv_get_kind(sm) == JV_KIND_NUMBER ? floor(jv_number_value(sm) / GUIDED_BASE) : 1;
+		if (!(attempt >= 1)) attempt = 1;
+	}
+	jv_free(g);
+	jv_free(sm);
+	if (attempt + 1 > o->max_attempts) {
+		gs->at_limit++;
+		goto out;
+	}
+	const char *answer = jsonl_get_string(rec, "answer"), *solution = jsonl_get_string(rec, "solution");
+	char *gold = NULL;
+	if (answer && *answer)
+		gold = strstr(answer, "\\boxed") || strstr(answer, "\\fbox") ? mathans_extract(answer) : xstrdup(answer);
+	else if (solution)
+		gold = mathans_extract(solution);
+	if (!gold) {
+		gs->no_ref++;
+		goto out;
+	}
+	*ref = gold;
+	*base = GUIDED_BASE * ((int)attempt + 1);
+	ok = 1;
+out:
+	jv_free(judge);
+	jv_free(t);
+	return ok;
 }
 
 /* ---- the run ------------------------------------------------------------ */
@@ -742,7 +854,8 @@ int main(int argc, char **argv)
 {
 	cli_init("ds-teacher");
 	struct opts o = {.model = "deepseek-reasoner", .concurrency = 16, .samples = 1, .retries = 6,
-			 .temperature = 0.6, .timeout_s = 1800, .shard_n = 1};
+			 .temperature = 0.6, .timeout_s = 1800, .shard_n = 1, .max_attempts = 2};
+	int max_attempts_set = 0;
 	const char *key_file = NULL;
 	static const struct option longopts[] = {
 		{"base-url", 1, 0, 'u'}, {"model", 1, 0, 'm'},     {"api-key-file", 1, 0, 'k'},
@@ -752,7 +865,7 @@ int main(int argc, char **argv)
 		{"ordered", 0, 0, 'O'},  {"output", 1, 0, 'o'},    {"failed", 1, 0, 'f'},
 		{"stats", 1, 0, 's'},    {"skip-bad", 0, 0, 'B'},  {"quiet", 0, 0, 'q'},
 		{"stream", 0, 0, 'S'},   {"tpm", 1, 0, 'P'},       {"deadline", 1, 0, 'D'},
-		{"price", 1, 0, 'C'},
+		{"price", 1, 0, 'C'},    {"guided", 0, 0, 'G'},    {"max-attempts", 1, 0, 'K'},
 		CLI_LONGOPTS_COMMON,     {0, 0, 0, 0}};
 	int c;
 	o.servers = xcalloc((size_t)argc + 1, sizeof *o.servers);
@@ -789,6 +902,13 @@ int main(int argc, char **argv)
 		case 'P': o.tpm = strtod(optarg, &end); if (*end || o.tpm <= 0) cli_usage_error(usage, "--tpm wants a positive number"); break;
 		case 'D': o.deadline_s = strtod(optarg, &end); if (*end || o.deadline_s <= 0) cli_usage_error(usage, "--deadline wants seconds"); break;
 		case 'C': o.price_file = optarg; break;
+		case 'G': o.guided = 1; break;
+		case 'K':
+			o.max_attempts = (int)strtol(optarg, &end, 10);
+			if (*end || o.max_attempts < 1 || o.max_attempts > 1000)
+				cli_usage_error(usage, "--max-attempts wants a count from 1 to 1000");
+			max_attempts_set = 1;
+			break;
 		case 'o': o.output = optarg; break;
 		case 'f': o.failed = optarg; break;
 		case 's': o.stats = optarg; break;
@@ -799,6 +919,9 @@ int main(int argc, char **argv)
 		default: cli_usage_error(usage, "bad option");
 		}
 	}
+	if (max_attempts_set && !o.guided) cli_usage_error(usage, "--max-attempts goes with --guided");
+	if (o.guided && o.samples > GUIDED_BASE)
+		cli_usage_error(usage, "-n is at most %d with --guided (the samples of one attempt)", GUIDED_BASE);
 	if (o.n_servers == 0) o.servers[o.n_servers++].url = xstrdup("https://api.deepseek.com/chat/completions");
 	o.key = read_key(key_file);
 
@@ -808,6 +931,7 @@ int main(int argc, char **argv)
 	r.tpl.math = share_text("prompts/math.txt");
 	r.tpl.code = share_text("prompts/code.txt");
 	r.tpl.other = share_text("prompts/default.txt");
+	if (o.guided) r.tpl.guided = share_text("prompts/guided.txt");
 	long n_done = 0;
 	if (o.output) r.out = resume_open(o.output, r.done, resume_key_id_sample, &n_done);
 	if (o.failed) {
@@ -838,7 +962,9 @@ int main(int argc, char **argv)
 	const char **inputs = optind < argc ? (const char **)argv + optind : stdin_only;
 	int n_inputs = optind < argc ? argc - optind : 1, in_i = 0;
 	jsonl_reader *in = NULL;
-	int eof = 0, sample_next = 0;
+	int eof = 0, sample_next = 0, sample_base = 0;
+	char *cur_ref = NULL; /* --guided: cur's reference answer */
+	struct guided_stats gs = {0};
 	jv cur = jv_invalid();
 	long skipped = 0, bad = 0, read = 0;
 	progress_start(&r.pg, cli_prog, -1);
@@ -880,6 +1006,13 @@ int main(int argc, char **argv)
 					cur = jv_invalid();
 					continue;
 				}
+				free(cur_ref);
+				cur_ref = NULL;
+				if (o.guided && !guided_take(&o, cur, &cur_ref, &sample_base, &gs)) {
+					jv_free(cur);
+					cur = jv_invalid();
+					continue;
+				}
 			}
 			if (sample_next >= o.samples) {
 				jv_free(cur);
@@ -889,7 +1022,7 @@ int main(int argc, char **argv)
 			const char *id = jsonl_get_string(cur, "id");
 			size_t kn = strlen(id) + 32;
 			char *key = xmalloc(kn);
-			snprintf(key, kn, "%s\x1f%d", id, sample_next);
+			snprintf(key, kn, "%s\x1f%d", id, sample_base + sample_next);
 			if (idset_has(r.done, key, strlen(key))) {
 				skipped++;
 				free(key);
@@ -900,7 +1033,8 @@ int main(int argc, char **argv)
 			struct job *j = xcalloc(1, sizeof *j);
 			j->rec = jv_copy(cur);
 			j->key = key;
-			j->sample = sample_next++;
+			j->ref = cur_ref ? xstrdup(cur_ref) : NULL;
+			j->sample = sample_base + sample_next++;
 			j->seq = r.next_seq++;
 			enqueue(&r, j);
 			r.pending++;
@@ -955,6 +1089,7 @@ int main(int argc, char **argv)
 	}
 	progress_finish(&r.pg);
 	jv_free(cur);
+	free(cur_ref);
 	if (in) jsonl_reader_close(in);
 	if (o.output) resume_close(r.out, o.output);
 	else cli_close_stdout();
@@ -978,6 +1113,10 @@ int main(int argc, char **argv)
 			skipped, bad, r.st.retries_conn, r.st.retries_429, r.st.retries_5xx, r.st.retries_bad,
 			r.st.prompt_tokens, r.st.completion_tokens, r.st.reasoning_tokens, r.st.cached_tokens,
 			pct(&r.st, 0.5), pct(&r.st, 0.9), pct(&r.st, 0.99), cost_text);
+		if (o.guided)
+			fprintf(stderr, "%s: guided: %ld not judged wrong, %ld without a reference answer, "
+					"%ld at the attempt limit (--max-attempts %d)\n",
+				cli_prog, gs.not_wrong, gs.no_ref, gs.at_limit, o.max_attempts);
 		for (int i = 0; o.n_servers > 1 && i < o.n_servers; i++)
 			fprintf(stderr, "%s:   %s: %ld requests, %ld ok, %ld errors\n", cli_prog, o.servers[i].url,
 				o.servers[i].requests, o.servers[i].ok, o.servers[i].errors);
@@ -989,7 +1128,7 @@ int main(int argc, char **argv)
 	idset_free(r.done);
 	free(r.st.lat);
 	free(r.reorder);
-	free(r.tpl.fixed), free(r.tpl.math), free(r.tpl.code), free(r.tpl.other);
+	free(r.tpl.fixed), free(r.tpl.math), free(r.tpl.code), free(r.tpl.other), free(r.tpl.guided);
 	for (int i = 0; i < o.n_servers; i++) free(o.servers[i].url);
 	free(o.servers);
 	if (o.key) {

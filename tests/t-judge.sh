@@ -75,11 +75,11 @@ ok 'verdicts, predicted answers and routing on a golden set' '
 	m/6 | 0 | correct | math | $(x-1)(x+1)$
 	m/1 | 1 | incorrect | math | \frac{1}{3}
 	m/4 | 0 | unparsable | math | -
-	c/1 | 0 | error | math | -
+	s/1 | 0 | error | math | -
 	m/5 | 0 | error | math | -
 	EOT
 	diff got want &&
-	test "$(jq -r "select(.id == \"c/1\") | .judge.reason" rej.jsonl)" = "no judge for domain code yet" &&
+	test "$(jq -r "select(.id == \"s/1\") | .judge.reason" rej.jsonl)" = "no judge for domain science yet" &&
 	test "$(jq -c "del(.judge)" out | head -1)" = "$(head -1 "$IN")"
 '
 
@@ -143,6 +143,20 @@ ok 'a cut-short last line in -o is removed and redone' '
 ok 'repeated (id, sample) pairs are judged once' '
 	cat "$IN" "$IN" | ds-judge -r rej.jsonl > out 2> err &&
 	test "$(wc -l < out)" = 4 && test "$(wc -l < rej.jsonl)" = 4 && grep -q "8 duplicates" err
+'
+
+# ---- guided samples that give the game away ------------------------------------
+
+ok 'a guided sample that says it was handed the answer is incorrect, whatever its answer' '
+	jq -nc "{id: \"g/1\", domain: \"math\", problem: \"1+1?\", answer: \"2\",
+		teacher: {guided: true, reasoning: \"The answer is 2, as given.\", content: \"\\\\boxed{2}\"}},
+		{id: \"g/2\", domain: \"math\", problem: \"x+1 with x=1?\", answer: \"2\",
+		teacher: {guided: true, reasoning: \"Given that x = 1, 1+1 = 2.\", content: \"\\\\boxed{2}\"}},
+		{id: \"g/3\", domain: \"math\", problem: \"1+1?\", answer: \"2\",
+		teacher: {reasoning: \"The answer is 2, as given.\", content: \"\\\\boxed{2}\"}}" > in.jsonl &&
+	ds-judge -r rej.jsonl in.jsonl > out &&
+	test "$(jq -r .id out | tr "\n" " ")" = "g/2 g/3 " &&
+	test "$(jq -r "[.id, .judge.verdict, .judge.reason] | join(\"|\")" rej.jsonl)" = "g/1|incorrect|mentions the given answer: '"'"'as given'"'"'"
 '
 
 # ---- usage -----------------------------------------------------------------
