@@ -136,6 +136,7 @@ struct hasher {
 	const char *path;
 	long long off;          /* bytes hashed (a file offset) */
 	long long written;      /* bytes the writer has put there; under mu */
+	long long kicked;       /* written when the writer last woke the hasher; the writer's */
 	int done, failed;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
@@ -190,9 +191,15 @@ static size_t count_write(void *c, const char *buf, size_t n)
 	}
 	if (k->progress) atomic_fetch_add(k->progress, (long long)done);
 	if (k->hash) {
+		/* Wake the hasher once per 4 MB, not per write: on a busy machine a
+		 * wake-up for every 16 KB costs more than the hashing. The last
+		 * bytes are handed over when the download ends (done). */
 		pthread_mutex_lock(&k->hash->mu);
 		k->hash->written += (long long)done;
-		pthread_cond_signal(&k->hash->cv);
+		if (k->hash->written - k->hash->kicked >= (4 << 20)) {
+			k->hash->kicked = k->hash->written;
+			pthread_cond_signal(&k->hash->cv);
+		}
 		pthread_mutex_unlock(&k->hash->mu);
 	}
 	return done;
@@ -225,7 +232,7 @@ int download_file(const download_req *q, const http_retry *pol, _Atomic long lon
 				snprintf(err, errlen, "%s: %s", q->part, strerror(errno));
 				break;
 			}
-			struct hasher hs = {.ctx = hash, .path = q->part, .off = have, .written = have,
+			struct hasher hs = {.ctx = hash, .path = q->part, .off = have, .written = have, .kicked = have,
 					    .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
 			int threaded = hash && pthread_create(&hs.th, NULL, hasher_run, &hs) == 0;
 			struct counting c = {fd, progress, threaded ? &hs : NULL};
