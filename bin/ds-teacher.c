@@ -42,6 +42,7 @@ static const char usage[] =
 	"                  [-c N] [-n K] [--max-tokens N] [--temperature T] [--template FILE]\n"
 	"                  [--stream] [--timeout S] [--retries N] [--rpm N] [--tpm N] [--deadline S]\n"
 	"                  [--price FILE] [--shard I/N] [--ordered] [--guided [--max-attempts K]]\n"
+	"                  [--offline]\n"
 	"                  [-o OUT] [--failed FILE] [--stats FILE] [FILE...]\n";
 
 static const char help[] =
@@ -64,6 +65,8 @@ static const char help[] =
 	"      --guided          ask again for ds-judge's wrong answers, giving the\n"
 	"                        reference answer; the failed one goes to teacher.previous\n"
 	"      --max-attempts K  at most K guided attempts per problem (default 2)\n"
+	"      --offline         no API: the dataset's own solution is the teacher's\n"
+	"                        answer (its thought, or the solution, as reasoning)\n"
 	"      --timeout S       per-request time limit in seconds (default 1800)\n"
 	"      --retries N       tries per request (default 6)\n"
 	"      --rpm N           at most N requests started per minute\n"
@@ -93,7 +96,7 @@ struct opts {
 	int n_servers;
 	const char *model, *template_file, *output, *failed, *stats;
 	int concurrency, samples, retries, ordered, skip_bad, quiet, stream;
-	int guided, max_attempts;
+	int guided, max_attempts, offline;
 	long max_tokens;
 	double temperature, timeout_s, rpm, tpm, deadline_s;
 	const char *price_file;
@@ -311,9 +314,86 @@ static struct server *pick_server(struct run *r)
 	return best;
 }
 
+static void finish(struct run *r, struct job *j, jv rec, int ok);
+static jv answered(const struct run *r, const struct job *j, jv teacher);
+
+/* The last paragraph of s (after its last blank line), trimmed. Returns
+ * owned. */
+static char *last_paragraph(const char *s)
+{
+	size_t n = strlen(s);
+	while (n && strchr(" \t\r\n", s[n - 1])) n--;
+	size_t b = n;
+	while (b >= 2 && !(s[b - 1] == '\n' && (s[b - 2] == '\n' || s[b - 2] == '\r'))) b--;
+	if (b < 2) b = 0;
+	while (b < n && strchr(" \t\r\n", s[b])) b++;
+	char *p = xmalloc(n - b + 1);
+	memcpy(p, s + b, n - b);
+	p[n - b] = '\0';
+	return p;
+}
+
+/* --offline: the dataset's own chain of thought as the teacher's answer,
+ * for datasets that carry one (NuminaMath-CoT's solutions,
+ * long_form_thought_data_5k's thoughts). A thought and a solution give
+ * reasoning and content; a solution alone is the reasoning, and the
+ * content states the reference answer boxed (or repeats the solution's
+ * last paragraph when there is none). */
+static void offline_answer(struct run *r, struct job *j)
+{
+	jv meta = jv_object_get(jv_copy(j->rec), jv_string("meta"));
+	const char *thought = jv_get_kind(meta) == JV_KIND_OBJECT ? jsonl_get_string(meta, "thought") : NULL;
+	const char *solution = jsonl_get_string(j->rec, "solution");
+	const char *answer = jsonl_get_string(j->rec, "answer");
+	r->st.requests++;
+	if (!solution || !*solution) {
+		jv_free(meta);
+		r->st.failed++;
+		jv err = jv_object_set(jv_object(), jv_string("error"),
+				       jv_string("--offline: the record has no \"solution\" to take as the answer"));
+		err = jv_object_set(err, jv_string("attempts"), jv_number(0));
+		err = jv_object_set(err, jv_string("sample"), jv_number(j->sample));
+		finish(r, j, jv_object_set(jv_copy(j->rec), jv_string("teacher_error"), err), 0);
+		return;
+	}
+	jv reasoning, content;
+	if (thought && *thought) {
+		reasoning = jv_string(thought);
+		content = jv_string(solution);
+	} else {
+		reasoning = jv_string(solution);
+		if (answer && *answer) {
+			content = jv_string_fmt("The final answer is $\\boxed{%s}$.", answer);
+		} else {
+			char *last = last_paragraph(solution);
+			content = jv_string(last);
+			free(last);
+		}
+	}
+	jv_free(meta);
+	jv use = jv_object_set(jv_object(), jv_string("prompt_tokens"), jv_number(0));
+	use = jv_object_set(use, jv_string("completion_tokens"), jv_number(0));
+	use = jv_object_set(use, jv_string("reasoning_tokens"), jv_number(0));
+	use = jv_object_set(use, jv_string("cached_tokens"), jv_number(0));
+	jv t = jv_object_set(jv_object(), jv_string("model"), jv_string("offline"));
+	t = jv_object_set(t, jv_string("reasoning"), reasoning);
+	t = jv_object_set(t, jv_string("content"), content);
+	t = jv_object_set(t, jv_string("finish_reason"), jv_string("stop"));
+	t = jv_object_set(t, jv_string("sample"), jv_number(j->sample));
+	t = jv_object_set(t, jv_string("usage"), use);
+	t = jv_object_set(t, jv_string("latency_ms"), jv_number(0));
+	t = jv_object_set(t, jv_string("offline"), jv_true());
+	r->st.ok++;
+	finish(r, j, answered(r, j, t), 1);
+}
+
 static void start(struct run *r, struct job *j)
 {
 	const struct opts *o = r->o;
+	if (o->offline) {
+		offline_answer(r, j);
+		return;
+	}
 	if (!j->body) {
 		const char *domain = jsonl_get_string(j->rec, "domain");
 		const char *tpl = r->tpl.fixed ? r->tpl.fixed
@@ -866,6 +946,7 @@ int main(int argc, char **argv)
 		{"stats", 1, 0, 's'},    {"skip-bad", 0, 0, 'B'},  {"quiet", 0, 0, 'q'},
 		{"stream", 0, 0, 'S'},   {"tpm", 1, 0, 'P'},       {"deadline", 1, 0, 'D'},
 		{"price", 1, 0, 'C'},    {"guided", 0, 0, 'G'},    {"max-attempts", 1, 0, 'K'},
+		{"offline", 0, 0, 'F'},
 		CLI_LONGOPTS_COMMON,     {0, 0, 0, 0}};
 	int c;
 	o.servers = xcalloc((size_t)argc + 1, sizeof *o.servers);
@@ -903,6 +984,7 @@ int main(int argc, char **argv)
 		case 'D': o.deadline_s = strtod(optarg, &end); if (*end || o.deadline_s <= 0) cli_usage_error(usage, "--deadline wants seconds"); break;
 		case 'C': o.price_file = optarg; break;
 		case 'G': o.guided = 1; break;
+		case 'F': o.offline = 1; break;
 		case 'K':
 			o.max_attempts = (int)strtol(optarg, &end, 10);
 			if (*end || o.max_attempts < 1 || o.max_attempts > 1000)
@@ -920,6 +1002,8 @@ int main(int argc, char **argv)
 		}
 	}
 	if (max_attempts_set && !o.guided) cli_usage_error(usage, "--max-attempts goes with --guided");
+	if (o.offline && (o.guided || o.samples != 1))
+		cli_usage_error(usage, "--offline has one answer a problem: not with --guided or -n");
 	if (o.guided && o.samples > GUIDED_BASE)
 		cli_usage_error(usage, "-n is at most %d with --guided (the samples of one attempt)", GUIDED_BASE);
 	if (o.n_servers == 0) o.servers[o.n_servers++].url = xstrdup("https://api.deepseek.com/chat/completions");

@@ -211,3 +211,22 @@ ok 'the test server itself answers as the API does, proven with the official ope
 	python3 "$TOP/tests/servers/test_openai.py" > log 2>&1 || { tail -30 log; false; } &&
 	tail -1 log | grep -q " 0 failed"
 '
+
+# ---- --offline: the dataset's own chain of thought -------------------------------
+
+ok '--offline takes the solution (or the thought) as the answer, sends nothing, and resumes' '
+	printf "%s\n" "{\"id\":\"a\",\"problem\":\"1+1?\",\"domain\":\"math\",\"answer\":\"2\",\"solution\":\"Add.\\n\\nSo \\\\boxed{2}.\"}" \
+		"{\"id\":\"b\",\"problem\":\"?\",\"solution\":\"Think.\\n\\nThe result is 5.\"}" \
+		"{\"id\":\"c\",\"problem\":\"?\",\"meta\":{\"thought\":\"long thought\"},\"solution\":\"Short.\"}" \
+		"{\"id\":\"d\",\"problem\":\"no solution\"}" > in.jsonl &&
+	DS_API_KEY= ds-teacher --offline --base-url http://127.0.0.1:9/v1 -o out.jsonl --failed f.jsonl in.jsonl 2> err &&
+	test "$(jq -c "[.id, .teacher.reasoning, .teacher.content, .teacher.model, .teacher.offline]" out.jsonl)" = \
+"$(printf "%s\n" "[\"a\",\"Add.\\n\\nSo \\\\boxed{2}.\",\"The final answer is \$\\\\boxed{2}\$.\",\"offline\",true]" \
+	"[\"b\",\"Think.\\n\\nThe result is 5.\",\"The result is 5.\",\"offline\",true]" \
+	"[\"c\",\"long thought\",\"Short.\",\"offline\",true]")" &&
+	test "$(jq -r ".id, .teacher_error.error" f.jsonl | tr "\n" "|")" = "d|--offline: the record has no \"solution\" to take as the answer|" &&
+	ds-judge -r rej.jsonl out.jsonl > judged.jsonl && jq -r "select(.id == \"a\") | .judge.verdict" judged.jsonl | grep -qx correct &&
+	ds-teacher --offline -o out.jsonl in.jsonl 2> err2 && test "$(wc -l < out.jsonl)" = 3 &&
+	expect_exit 2 ds-teacher --offline -n 2 in.jsonl 2> /dev/null &&
+	expect_exit 2 ds-teacher --offline --guided in.jsonl 2> /dev/null
+'
