@@ -956,6 +956,8 @@ int main(int argc, char **argv)
 	const char *const *un = trainconf_unknown(&tc, &n);
 	for (size_t i = 0; i < n; i++) cli_warn("ignored: unknown key '%s'", un[i]);
 	if (trainconf_validate(&tc, &err) < 0) cli_usage_error(usage, "%s", err);
+	if (!strcmp(tc.device, "cuda"))
+		cli_warn("device: cuda: this release has no CUDA engine yet; training on the CPU");
 	int rc = train(&tc);
 	trainconf_free(&tc);
 	return rc;
