@@ -7,7 +7,6 @@
 #include <fcntl.h>
 #include <math.h>
 #include <openssl/evp.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -128,55 +127,16 @@ static int locate(const download_req *q, const http_retry *pol, char **target, c
 	return *target ? 0 : -1;
 }
 
-/* The digest runs on a second thread that reads the part file just behind
- * the writer (from the page cache), so hashing overlaps receiving instead
- * of adding to it. */
-struct hasher {
-	EVP_MD_CTX *ctx;        /* borrowed */
-	const char *path;
-	long long off;          /* bytes hashed (a file offset) */
-	long long written;      /* bytes the writer has put there; under mu */
-	long long kicked;       /* written when the writer last woke the hasher; the writer's */
-	int done, failed;
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	pthread_t th;
-};
-
-static void *hasher_run(void *arg)
-{
-	struct hasher *h = arg;
-	int fd = open(h->path, O_RDONLY | O_CLOEXEC);
-	static _Thread_local unsigned char buf[1 << 20];
-	if (fd < 0) h->failed = 1;
-	for (;;) {
-		pthread_mutex_lock(&h->mu);
-		while (h->off >= h->written && !h->done) pthread_cond_wait(&h->cv, &h->mu);
-		long long upto = h->written;
-		int done = h->done;
-		pthread_mutex_unlock(&h->mu);
-		while (!h->failed && h->off < upto) {
-			size_t want = (size_t)(upto - h->off) < sizeof buf ? (size_t)(upto - h->off) : sizeof buf;
-			ssize_t k = pread(fd, buf, want, h->off);
-			if (k <= 0) {
-				h->failed = 1;
-				break;
-			}
-			EVP_DigestUpdate(h->ctx, buf, (size_t)k);
-			h->off += k;
-		}
-		if (done || h->failed) break;
-	}
-	if (fd >= 0) close(fd);
-	return NULL;
-}
-
-/* Where the bytes go as they arrive: the part file (one write(2), no
- * stdio buffer between), the hasher's count, and the progress count. */
+/* The digest is taken from the bytes as they arrive, in the callback that
+ * writes them: they are in the cache then, and the receiving thread waits
+ * on the network most of the time anyway. (A second thread reading the
+ * part file back cost more, in copies and wake-ups, on a busy machine.)
+ * What a resumed download already holds is hashed from the file first. */
 struct counting {
 	int fd;
 	_Atomic long long *progress;
-	struct hasher *hash; /* or NULL */
+	EVP_MD_CTX *hash;  /* or NULL */
+	long long *hashed; /* bytes the digest has seen */
 };
 
 static size_t count_write(void *c, const char *buf, size_t n)
@@ -191,18 +151,28 @@ static size_t count_write(void *c, const char *buf, size_t n)
 	}
 	if (k->progress) atomic_fetch_add(k->progress, (long long)done);
 	if (k->hash) {
-		/* Wake the hasher once per 4 MB, not per write: on a busy machine a
-		 * wake-up for every 16 KB costs more than the hashing. The last
-		 * bytes are handed over when the download ends (done). */
-		pthread_mutex_lock(&k->hash->mu);
-		k->hash->written += (long long)done;
-		if (k->hash->written - k->hash->kicked >= (4 << 20)) {
-			k->hash->kicked = k->hash->written;
-			pthread_cond_signal(&k->hash->cv);
-		}
-		pthread_mutex_unlock(&k->hash->mu);
+		EVP_DigestUpdate(k->hash, buf, done);
+		*k->hashed += (long long)done;
 	}
 	return done;
+}
+
+/* Bring the digest up to byte `upto` of path from byte *hashed. */
+static int hash_catch_up(EVP_MD_CTX *h, const char *path, long long *hashed, long long upto)
+{
+	if (*hashed >= upto) return 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) return -1;
+	static _Thread_local unsigned char buf[1 << 20];
+	while (*hashed < upto) {
+		size_t want = (size_t)(upto - *hashed) < sizeof buf ? (size_t)(upto - *hashed) : sizeof buf;
+		ssize_t k = pread(fd, buf, want, *hashed);
+		if (k <= 0) break;
+		EVP_DigestUpdate(h, buf, (size_t)k);
+		*hashed += k;
+	}
+	close(fd);
+	return *hashed == upto ? 0 : -1;
 }
 
 int download_file(const download_req *q, const http_retry *pol, _Atomic long long *progress,
@@ -217,6 +187,7 @@ int download_file(const download_req *q, const http_retry *pol, _Atomic long lon
 	int redirected = strcmp(target, q->url) != 0;
 	int rc = -1;
 	EVP_MD_CTX *hash = NULL;
+	long long hashed = 0; /* bytes of the part file the digest has seen */
 	for (int attempt = 0; attempt < pol->attempts; attempt++) {
 		long long have = file_size(q->part);
 		if (have < 0) have = 0;
@@ -225,33 +196,26 @@ int download_file(const download_req *q, const http_retry *pol, _Atomic long lon
 			have = 0;
 			if (hash) EVP_MD_CTX_free(hash), hash = NULL;
 		}
-		if (!hash) hash = hash_begin(q);
+		if (!hash) {
+			hash = hash_begin(q);
+			hashed = 0;
+		}
 		if (q->size < 0 || have < q->size) {
 			int fd = open(q->part, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0666);
 			if (fd < 0) {
 				snprintf(err, errlen, "%s: %s", q->part, strerror(errno));
 				break;
 			}
-			struct hasher hs = {.ctx = hash, .path = q->part, .off = have, .written = have, .kicked = have,
-					    .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
-			int threaded = hash && pthread_create(&hs.th, NULL, hasher_run, &hs) == 0;
-			struct counting c = {fd, progress, threaded ? &hs : NULL};
+			if (hash && hash_catch_up(hash, q->part, &hashed, have) != 0) { /* hash the file after, instead */
+				EVP_MD_CTX_free(hash);
+				hash = NULL;
+			}
+			struct counting c = {fd, progress, hash, &hashed};
 			http_opts ho = {.bearer = redirected ? NULL : q->bearer, .follow = 0,
 					.range_from = have, .on_data = count_write, .on_data_ud = &c};
 			http_reply r;
 			int got = http_request(target, &ho, &r, err, errlen);
 			int closed = close(fd);
-			if (threaded) {
-				pthread_mutex_lock(&hs.mu);
-				hs.done = 1;
-				pthread_cond_signal(&hs.cv);
-				pthread_mutex_unlock(&hs.mu);
-				pthread_join(hs.th, NULL);
-			}
-			if (hash && (!threaded || hs.failed)) { /* hash the file after, instead */
-				EVP_MD_CTX_free(hash);
-				hash = NULL;
-			}
 			long status = r.status;
 			http_reply_free(&r);
 			if (got == 0 && status == 200 && have > 0) {
