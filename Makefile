@@ -19,14 +19,14 @@ OPT      ?= -O2
 CFLAGS   ?= $(OPT) -g
 WARN      = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wno-unused-parameter
 CPPFLAGS += -D_GNU_SOURCE -DDS_SHARE_DIR='"$(SHAREDIR)"'
-ALL_CFLAGS = -std=c11 $(WARN) $(CFLAGS) $(CFLAGS_OMP) $(SANFLAGS) $(CPPFLAGS)
+ALL_CFLAGS = -std=c11 $(WARN) $(CFLAGS) -fno-math-errno $(CFLAGS_OMP) $(SANFLAGS) $(CPPFLAGS)
 # OpenBLAS (the OpenMP build, so a BLAS call made inside an OpenMP loop
 # runs on one thread instead of oversubscribing) and libyaml for ds-train.
 BLAS_CFLAGS := $(shell pkg-config --cflags openblas 2>/dev/null)
 BLAS_LIBS   := $(or $(shell pkg-config --libs openblas 2>/dev/null),-lopenblas)
 CPPFLAGS += $(BLAS_CFLAGS)
 CFLAGS_OMP = -fopenmp
-LDLIBS   += -ljq -lzstd -lcurl -lcrypto -lpthread -lm -lutf8proc -lyaml $(BLAS_LIBS) -fopenmp
+LDLIBS   += -ljq -lzstd -lcurl -lcrypto -lpthread -lm -lutf8proc -lyaml $(BLAS_LIBS) -lmvec -fopenmp
 
 ifeq ($(SAN),1)
 SANFLAGS  = -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer

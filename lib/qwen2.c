@@ -23,7 +23,15 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* glibc's libmvec has a vector expf, but math.h declares it only under
+ * -ffast-math, which would loosen every other float here; declaring it
+ * ourselves lets the softmax loops call it 4 floats at a time. */
+__attribute__((simd("notinbranch"))) float expf(float);
+
 #define QB 64      /* attention query block (rows) */
+/* Loops over fewer elements than this run on one thread: waking the team
+ * costs more than it saves, and tiny models are all such loops. */
+#define PAR(n) ((n) >= (size_t)1 << 16)
 #define HEAD_ROWS 128 /* LM-head chunk (tokens): 128 x 151936 floats = 78 MB */
 
 /* ---- config -------------------------------------------------------- */
@@ -587,7 +595,7 @@ static void linear_fwd(float *out, const float *in, const float *W, const float 
 {
 	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, O, K, 1.0f, in, K, W, K, 0.0f, out, O);
 	if (b) {
-#pragma omp parallel for
+#pragma omp parallel for if (PAR((size_t)T * O))
 		for (int t = 0; t < T; t++)
 			for (int o = 0; o < O; o++) out[(size_t)t * O + o] += b[o];
 	}
@@ -602,7 +610,7 @@ static void linear_bwd(float *din, int accumulate, float *dW, float *db, const f
 		            accumulate ? 1.0f : 0.0f, din, K);
 	cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, O, K, T, 1.0f, dout, O, in, K, 1.0f, dW, K);
 	if (db) {
-#pragma omp parallel for
+#pragma omp parallel for if (PAR((size_t)T * O))
 		for (int o = 0; o < O; o++) {
 			float acc = 0;
 			for (int t = 0; t < T; t++) acc += dout[(size_t)t * O + o];
@@ -614,7 +622,7 @@ static void linear_bwd(float *din, int accumulate, float *dW, float *db, const f
 /* out = x / sqrt(mean(x^2) + eps) * w, per row; rstd (T) saved. */
 static void rmsnorm_fwd(float *out, float *rstd, const float *x, const float *w, int T, int C, float eps)
 {
-#pragma omp parallel for
+#pragma omp parallel for if (PAR((size_t)T * C))
 	for (int t = 0; t < T; t++) {
 		const float *xr = x + (size_t)t * C;
 		float *o = out + (size_t)t * C;
@@ -630,7 +638,7 @@ static void rmsnorm_fwd(float *out, float *rstd, const float *x, const float *w,
 static void rmsnorm_bwd(float *dx, float *dw, const float *dy, const float *x, const float *rstd,
                         const float *w, int T, int C)
 {
-#pragma omp parallel for
+#pragma omp parallel for if (PAR((size_t)T * C))
 	for (int t = 0; t < T; t++) {
 		const float *xr = x + (size_t)t * C, *g = dy + (size_t)t * C;
 		float *d = dx + (size_t)t * C, r = rstd[t];
@@ -639,7 +647,7 @@ static void rmsnorm_bwd(float *dx, float *dw, const float *dy, const float *x, c
 		float k = dot * r * r * r / C;
 		for (int i = 0; i < C; i++) d[i] += g[i] * w[i] * r - xr[i] * k;
 	}
-#pragma omp parallel for
+#pragma omp parallel for if (PAR((size_t)T * C))
 	for (int i = 0; i < C; i++) {
 		float acc = 0;
 		for (int t = 0; t < T; t++) acc += dy[(size_t)t * C + i] * x[(size_t)t * C + i] * rstd[t];
@@ -672,7 +680,7 @@ static void rope_tables(qwen2_scratch *s, const qwen2_config *c, const qwen2_bat
 static void rope_apply(float *x, const qwen2_scratch *s, int T, int nh, int D, int inverse)
 {
 	int half = D / 2;
-#pragma omp parallel for
+#pragma omp parallel for if (PAR((size_t)T * nh * D))
 	for (int t = 0; t < T; t++)
 		for (int h = 0; h < nh; h++) {
 			float *v = x + ((size_t)t * nh + h) * D;
@@ -776,7 +784,7 @@ static void attention_bwd(qwen2_model *m, const qwen2_batch *b, const float *q, 
 		}
 	}
 	/* Sum the heads of each key/value group. */
-#pragma omp parallel for
+#pragma omp parallel for if (PAR((size_t)T * KS * group))
 	for (int t = 0; t < T; t++)
 		for (int g = 0; g < c->n_kv_heads; g++)
 			for (int e = 0; e < D; e++) {
@@ -806,7 +814,7 @@ static void forward(qwen2_model *m, const qwen2_batch *b)
 	int C = c->dim, FF = c->hidden, H = c->n_heads, D = c->head_dim;
 	int QD = H * D, KD = c->n_kv_heads * D;
 	rope_tables(s, c, b);
-#pragma omp parallel for
+#pragma omp parallel for if (PAR((size_t)T * C))
 	for (int t = 0; t < T; t++)
 		memcpy(s->x + (size_t)t * C, m->w.embed + (size_t)b->ids[t] * C, (size_t)C * sizeof(float));
 	for (int l = 0; l < c->n_layers; l++) {
@@ -828,7 +836,7 @@ static void forward(qwen2_model *m, const qwen2_batch *b)
 		rmsnorm_fwd(h2, LAYER(s->rstd2, l, 1), s->x, w->ln2, T, C, c->rms_eps);
 		linear_fwd(gate, h2, w->wg, NULL, T, C, FF);
 		linear_fwd(up, h2, w->wu, NULL, T, C, FF);
-#pragma omp parallel for
+#pragma omp parallel for if (PAR((size_t)T * FF))
 		for (size_t i = 0; i < (size_t)T * FF; i++) {
 			float g = gate[i];
 			act[i] = g / (1.0f + expf(-g)) * up[i];
@@ -857,7 +865,7 @@ static void backward(qwen2_model *m, const qwen2_batch *b)
 		float *gate = LAYER(s->gate, l, FF), *up = LAYER(s->up, l, FF), *act = LAYER(s->act, l, FF);
 		/* MLP: x += down(silu(gate(h2)) * up(h2)) */
 		linear_bwd(s->dgate, 0, gw->wd, NULL, s->dx, act, w->wd, T, FF, C); /* dgate holds d(act) */
-#pragma omp parallel for
+#pragma omp parallel for if (PAR((size_t)T * FF))
 		for (size_t i = 0; i < (size_t)T * FF; i++) {
 			float g = gate[i], sig = 1.0f / (1.0f + expf(-g)), da = s->dgate[i];
 			s->dup[i] = da * g * sig;
@@ -878,7 +886,7 @@ static void backward(qwen2_model *m, const qwen2_batch *b)
 	}
 	/* Rows of the embedding can repeat: accumulate per column so threads
 	 * never write the same float. */
-#pragma omp parallel for
+#pragma omp parallel for if (PAR((size_t)T * C))
 	for (int i = 0; i < C; i++)
 		for (int t = 0; t < T; t++) m->g.embed[(size_t)b->ids[t] * C + i] += s->dx[(size_t)t * C + i];
 }
@@ -919,13 +927,16 @@ double qwen2_train_sample(qwen2_model *m, const qwen2_batch *b, float scale)
 #pragma omp parallel for reduction(+ : part)
 		for (int i = 0; i < R; i++) {
 			float *z = s->logits + (size_t)i * V;
-			float mx = -INFINITY;
+			float mx = -INFINITY, zt = z[tgt[r0 + i]];
+#pragma omp simd reduction(max : mx)
 			for (int j = 0; j < V; j++) mx = z[j] > mx ? z[j] : mx;
-			double sum = 0;
-			for (int j = 0; j < V; j++) sum += expf(z[j] - mx);
-			float lse = mx + (float)log(sum);
-			part += lse - z[tgt[r0 + i]];
-			for (int j = 0; j < V; j++) z[j] = expf(z[j] - lse) * scale;
+			float sum = 0;
+#pragma omp simd reduction(+ : sum)
+			for (int j = 0; j < V; j++) sum += (z[j] = expf(z[j] - mx));
+			part += mx + logf(sum) - zt;
+			float k = scale / sum;
+#pragma omp simd
+			for (int j = 0; j < V; j++) z[j] *= k;
 			z[tgt[r0 + i]] -= scale;
 		}
 		loss += part;
@@ -1050,7 +1061,7 @@ int qwen2_forward_segs(qwen2_model *m, const qwen2_seg *segs, int nseg, float *l
 		rmsnorm_fwd(h, rstd, x, w->ln2, T, C, c->rms_eps);
 		linear_fwd(gate, h, w->wg, NULL, T, C, FF);
 		linear_fwd(up, h, w->wu, NULL, T, C, FF);
-#pragma omp parallel for
+#pragma omp parallel for if (PAR((size_t)T * FF))
 		for (size_t i = 0; i < (size_t)T * FF; i++) gate[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
 		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, C, FF, 1.0f, gate, FF, w->wd, FF, 1.0f, x, C);
 	}
