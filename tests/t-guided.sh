@@ -13,7 +13,8 @@ trap 'kill $API_PID 2>/dev/null; rm -rf "$WORK"' EXIT
 for i in 1 2 3 4 5 6 7 8; do
 	echo "{\"id\":\"p/$i\",\"domain\":\"math\",\"problem\":\"What is $i + $i? P-$i-END\",\"answer\":\"$((2 * i))\",\"meta\":{}}"
 done > "$WORK/p.jsonl"
-ds-teacher -q --base-url "$A" "$WORK/p.jsonl" > "$WORK/t.jsonl" &&
+# --ordered: the cases below pick records of $W by line number.
+ds-teacher -q --ordered --base-url "$A" "$WORK/p.jsonl" > "$WORK/t.jsonl" &&
 	ds-judge -q -r "$WORK/wrong.jsonl" "$WORK/t.jsonl" > "$WORK/ok.jsonl" || exit 1
 W=$WORK/wrong.jsonl
 GUIDED=$TOP/share/prompts/guided.txt
