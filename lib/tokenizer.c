@@ -434,13 +434,43 @@ static int added_cmp(const void *a, const void *b)
 	return memcmp(x->text, y->text, x->len);
 }
 
+/* The post-processor only adds special tokens (BOS, EOS) when asked to,
+ * and ids here are those of encode(text, add_special_tokens=False), the
+ * chat template placing every special token itself; so the kinds that do
+ * nothing else are accepted, and an unknown kind is refused rather than
+ * guessed at. */
+static char *check_post_processor(jv p)
+{
+	char ty[64];
+	type_of(p, ty, sizeof ty);
+	if (jv_get_kind(p) == JV_KIND_INVALID || jv_get_kind(p) == JV_KIND_NULL) return NULL;
+	static const char *const known[] = {"ByteLevel", "TemplateProcessing", "RobertaProcessing", "BertProcessing"};
+	for (size_t i = 0; i < sizeof known / sizeof *known; i++)
+		if (!strcmp(ty, known[i])) return NULL;
+	if (!strcmp(ty, "Sequence")) {
+		jv list = get(p, "processors");
+		char *err = NULL;
+		int n = jv_get_kind(list) == JV_KIND_ARRAY ? jv_array_length(jv_copy(list)) : -1;
+		if (n < 0) err = fmt("post_processor: Sequence without a list");
+		for (int i = 0; i < n && !err; i++) {
+			jv one = jv_array_get(jv_copy(list), i);
+			if (!strcmp(type_of(one, ty, sizeof ty), "Sequence")) err = fmt("post_processor: a nested Sequence is not supported");
+			else err = check_post_processor(one);
+			jv_free(one);
+		}
+		jv_free(list);
+		return err;
+	}
+	return fmt("post_processor \"%s\" is not supported", ty);
+}
+
 /* Everything from the parsed JSON root (borrowed) into t. */
 static char *load_json(tokenizer *t, jv root)
 {
 	char *err = NULL;
 	jv model = get(root, "model"), vocab = get(model, "vocab"), merges = get(model, "merges");
 	jv added = get(root, "added_tokens"), norm = get(root, "normalizer");
-	jv pre = get(root, "pre_tokenizer"), dec = get(root, "decoder");
+	jv pre = get(root, "pre_tokenizer"), dec = get(root, "decoder"), post = get(root, "post_processor");
 	jv trunc = get(root, "truncation"), pad = get(root, "padding");
 	struct vocab_map vm = {0};
 	char ty[64];
@@ -454,7 +484,7 @@ static char *load_json(tokenizer *t, jv root)
 		goto out;
 	}
 	if ((err = check_model(model)) || (err = check_normalizer(t, norm)) ||
-	    (err = check_pre_tokenizer(pre)))
+	    (err = check_pre_tokenizer(pre)) || (err = check_post_processor(post)))
 		goto out;
 	if (strcmp(type_of(dec, ty, sizeof ty), "ByteLevel") != 0) {
 		err = fmt("decoder \"%s\" is not supported (only ByteLevel)", ty);
@@ -685,6 +715,7 @@ out:
 	jv_free(norm);
 	jv_free(pre);
 	jv_free(dec);
+	jv_free(post);
 	jv_free(trunc);
 	jv_free(pad);
 	return err;

@@ -284,6 +284,13 @@ ok 'other normalizers, pre-tokenizers and decoders are refused' '
 	refuse ".truncation = {max_length: 5}" "truncation is set"
 '
 
+ok 'post-processors: the ones that only add special tokens are accepted (ids are add_special_tokens=False), others refused' '
+	jq -c ".post_processor = {type: \"TemplateProcessing\", single: [{SpecialToken: {id: \"<|endoftext|>\", type_id: 0}}, {Sequence: {id: \"A\", type_id: 0}}], pair: [], special_tokens: {}}" "$SMALL" > t.json &&
+	echo "{\"text\":\"hello\"}" | ds-tokenize encode -q -t t.json > out && test "$(jq -c .ids out)" = "[71,301,385]" &&
+	refuse ".post_processor = {type: \"Whatever\"}" "post_processor \"Whatever\" is not supported" &&
+	refuse ".post_processor = {type: \"Sequence\", processors: [{type: \"ByteLevel\"}, {type: \"Other\"}]}" "post_processor \"Other\" is not supported"
+'
+
 ok 'broken vocabularies and merges are refused' '
 	refuse ".model.merges += [[\"Ġ\", \"zzz\"]]" "model.merges[744]: a token of \"Ġ zzz\" is not in the vocab" &&
 	refuse ".model.merges += [\"a b c\"]" "model.merges[744]: not \"a b\" nor" &&
