@@ -106,6 +106,7 @@ bench: all
 	@tests/bench/teacher.sh
 	@tests/bench/tokenize.sh
 	@tests/bench/train.sh
+	@tests/bench/judge.sh
 
 units: $(UNITS) $(FUZZERS)
 

@@ -93,7 +93,9 @@ static char *last_box(const char *text)
 		char *b = NULL;
 		if (!strncmp(r, "\\boxed", 6)) b = box_at(r + 6);
 		else if (!strncmp(r, "\\fbox", 5)) b = box_at(r + 5);
-		if (b) return b;
+		/* an empty box holds no answer */
+		if (b && b[strspn(b, " \t\n")]) return b;
+		free(b);
 	}
 	return NULL;
 }
@@ -123,9 +125,9 @@ char *mathans_extract(const char *text)
 	}
 	size_t n = strcspn(at, "\n");
 	while (n && isspace((unsigned char)at[n - 1])) n--;
-	while (n && (isspace((unsigned char)*at) || *at == ':')) at++, n--;
-	/* **42** and a trailing period belong to the prose, not the answer */
-	while (n && (*at == '*')) at++, n--;
+	/* "**Answer:** 42" and a trailing period belong to the prose, not
+	 * the answer */
+	while (n && (isspace((unsigned char)*at) || *at == ':' || *at == '*')) at++, n--;
 	while (n && (at[n - 1] == '*' || at[n - 1] == '.')) n--;
 	if (n == 0) return NULL;
 	return xstrndup(at, n);
@@ -164,12 +166,14 @@ static int is_unit_text(const char *s, size_t n)
 	return letters > 0;
 }
 
-static void normalize_into(sbuf *b, const char *s, size_t n);
+static void normalize_into(sbuf *b, sbuf *unit, const char *s, size_t n);
 
-char *mathans_normalize(const char *s)
+/* The normal form of s, owned; the units it dropped go into unit when
+ * that is not NULL. */
+static char *normalize(const char *s, sbuf *unit)
 {
 	sbuf b = {0};
-	normalize_into(&b, s, strlen(s));
+	normalize_into(&b, unit, s, strlen(s));
 	char *t = sb_take(&b);
 	/* ^{} and ^ left behind by a dropped \circ */
 	for (char *p; (p = strstr(t, "^{}")) != NULL;) memmove(p, p + 3, strlen(p + 3) + 1);
@@ -184,7 +188,7 @@ char *mathans_normalize(const char *s)
 		while (t[k] == ',' && isdigit((unsigned char)t[k + 1]) && isdigit((unsigned char)t[k + 2]) &&
 		       isdigit((unsigned char)t[k + 3]) && !isdigit((unsigned char)t[k + 4]))
 			k += 4, groups++;
-		if (!groups || t[k] == '.' || t[k] == ',') continue;
+		if (!groups || t[k] == ',') continue;
 		char *w = t + j;
 		for (const char *r = t + j; r < t + k; r++)
 			if (*r != ',') *w++ = *r;
@@ -201,7 +205,12 @@ char *mathans_normalize(const char *s)
 	return t;
 }
 
-static void normalize_into(sbuf *b, const char *s, size_t n)
+char *mathans_normalize(const char *s)
+{
+	return normalize(s, NULL);
+}
+
+static void normalize_into(sbuf *b, sbuf *unit, const char *s, size_t n)
 {
 	size_t i = 0;
 	while (i < n) {
@@ -253,18 +262,31 @@ static void normalize_into(sbuf *b, const char *s, size_t n)
 			int has_before = 0;
 			for (size_t q = 0; q < b->n; q++)
 				if (b->p[q] != ' ') has_before = 1;
-			if (!(has_before && is_unit_text(in, inn) && strcmp(unwrapped[k], "\\boxed") && strcmp(unwrapped[k], "\\fbox"))) {
+			/* "x < 1 \text{ or } x > 3", "2 \text{ and } 3": a join
+			 * of answers, not a unit to drop */
+			const char *word = in + strspn(in, " ");
+			size_t wn = inn - (size_t)(word - in);
+			while (wn && word[wn - 1] == ' ') wn--;
+			if ((wn == 2 && !strncmp(word, "or", 2)) || (wn == 3 && !strncmp(word, "and", 3))) {
+				sb_puts(b, wn == 2 ? " \\lor " : " \\land ");
+			} else if (!(has_before && is_unit_text(in, inn) && strcmp(unwrapped[k], "\\boxed") && strcmp(unwrapped[k], "\\fbox"))) {
 				sbuf inner = {0};
-				normalize_into(&inner, in, inn);
+				normalize_into(&inner, unit, in, inn);
 				if (inner.p) sb_puts(b, inner.p);
 				free(inner.p);
 			}
-			else if (e + 1 < (long)n && s[e + 1] == '^') {
-				/* "\\text{cm}^2": the power belongs to the unit */
-				size_t q = (size_t)e + 2;
-				if (q < n && isdigit((unsigned char)s[q])) e = (long)q;
-				else if (q + 2 < n && s[q] == '{' && isdigit((unsigned char)s[q + 1]) && s[q + 2] == '}')
-					e = (long)q + 2;
+			else {
+				/* the unit is dropped but remembered: 5 cm is not 5 m */
+				for (size_t q = 0; unit && q < inn; q++)
+					if (in[q] != ' ') sb_putc(unit, in[q]);
+				if (e + 1 < (long)n && s[e + 1] == '^') {
+					/* "\\text{cm}^2": the power belongs to the unit */
+					size_t q = (size_t)e + 2, e0 = (size_t)e;
+					if (q < n && isdigit((unsigned char)s[q])) e = (long)q;
+					else if (q + 2 < n && s[q] == '{' && isdigit((unsigned char)s[q + 1]) && s[q + 2] == '}')
+						e = (long)q + 2;
+					if (unit && (size_t)e != e0) sb_putc(unit, '^'), sb_putc(unit, s[e - (s[e] == '}')]);
+				}
 			}
 			i = (size_t)e + 1;
 			done = 1;
@@ -272,6 +294,7 @@ static void normalize_into(sbuf *b, const char *s, size_t n)
 		}
 		if (done) continue;
 		if (is_cmd(at, "\\dfrac") || is_cmd(at, "\\tfrac")) { sb_puts(b, "\\frac"); i += 6; continue; }
+		if (is_cmd(at, "\\dbinom") || is_cmd(at, "\\tbinom")) { sb_puts(b, "\\binom"); i += 7; continue; }
 		if (is_cmd(at, "\\cdot") || is_cmd(at, "\\times")) { sb_putc(b, '*'); i += at[2] == 'd' ? 5 : 6; continue; }
 		if (is_cmd(at, "\\div")) { sb_putc(b, '/'); i += 4; continue; }
 		if (i + 1 < n && s[i + 1] == '%') { sb_putc(b, '%'); i += 2; continue; }
@@ -291,7 +314,11 @@ static void normalize_into(sbuf *b, const char *s, size_t n)
 typedef struct {
 	double v[K];     /* the value at each point */
 	int64_t num, den; /* the exact value, when exact */
+	uint64_t vid;     /* a lone variable ("x", "(x)"): its name's hash; else 0 */
 	unsigned exact : 1, flt : 1, sym : 1, pct : 1;
+	unsigned var : 1; /* holds a variable (pi and infinity are not) */
+	unsigned lossy : 1; /* a rational too large to hold exactly: never equal */
+	unsigned atom : 1;  /* a number as written (-0.5, 25%), not computed */
 } ex;
 
 typedef struct {
@@ -319,7 +346,10 @@ static ex ex_rat(__int128 num, __int128 den)
 		a = b, b = t;
 	}
 	if (a > 1) num /= a, den /= a;
-	if (num > INT64_MAX || num < -INT64_MAX || den > INT64_MAX) return e;
+	if (num > INT64_MAX || num < -INT64_MAX || den > INT64_MAX) {
+		e.lossy = 1;
+		return e;
+	}
 	e.num = (int64_t)num, e.den = (int64_t)den, e.exact = 1;
 	return e;
 }
@@ -329,11 +359,13 @@ static ex ex_sym(const char *name, size_t n)
 	uint64_t h = 1469598103934665603ull;
 	for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)name[i]) * 1099511628211ull;
 	ex e = {0};
+	e.vid = h | 1;
 	for (int k = 0; k < K; k++) {
 		h = h * 6364136223846793005ull + 1442695040888963407ull;
 		e.v[k] = 1.13 + (double)(h >> 11) / 9007199254740992.0 * 1.71;
 	}
 	e.sym = 1;
+	e.var = 1;
 	return e;
 }
 
@@ -341,6 +373,8 @@ static void ex_flags(ex *r, ex a, ex b)
 {
 	r->flt = a.flt | b.flt;
 	r->sym = a.sym | b.sym;
+	r->var = a.var | b.var;
+	r->lossy |= a.lossy | b.lossy;
 }
 
 enum { OP_ADD, OP_SUB, OP_MUL, OP_DIV };
@@ -374,6 +408,7 @@ static ex ex_pow(ex a, ex b)
 		int64_t e = b.num < 0 ? -b.num : b.num;
 		for (int64_t i = 0; i < e && acc.exact; i++) acc = ex_op(OP_MUL, acc, a);
 		if (acc.exact) r = b.num < 0 ? ex_op(OP_DIV, ex_rat(1, 1), acc) : acc;
+		else r.lossy = 1;
 	}
 	for (int k = 0; k < K; k++) r.v[k] = pow(a.v[k], b.v[k]);
 	ex_flags(&r, a, b);
@@ -385,7 +420,7 @@ static ex ex_fn(double (*f)(double), ex a)
 {
 	ex r = ex_const(0);
 	for (int k = 0; k < K; k++) r.v[k] = f(a.v[k]);
-	r.flt = a.flt, r.sym = 1; /* not exact: compare at the points */
+	r.flt = a.flt, r.sym = 1, r.var = a.var, r.lossy = a.lossy; /* not exact: compare at the points */
 	return r;
 }
 
@@ -478,6 +513,27 @@ static ex apply_fn(parser *p, const struct fn *f)
 	return ex_fn(f->f, a);
 }
 
+/* One digit group of a mixed number's fraction: "{12}" or "7". Its
+ * length, the value in *v; or 0. */
+static size_t digit_arg(const char *s, int64_t *v)
+{
+	if (isdigit((unsigned char)*s)) return *v = *s - '0', 1;
+	if (*s != '{') return 0;
+	size_t n = strspn(s + 1, "0123456789");
+	if (n == 0 || n > 9 || s[1 + n] != '}') return 0;
+	*v = strtoll(s + 1, NULL, 10);
+	return n + 2;
+}
+
+/* "\\frac{1}{7}" with plain digits and a denominator above 0 at s: its
+ * length, the fraction in *num / *den; or 0. */
+static size_t mixed_frac(const char *s, int64_t *num, int64_t *den)
+{
+	if (strncmp(s, "\\frac", 5)) return 0;
+	size_t a = digit_arg(s + 5, num), b = a ? digit_arg(s + 5 + a, den) : 0;
+	return a && b && *den > 0 ? 5 + a + b : 0;
+}
+
 static ex parse_primary(parser *p)
 {
 	if (++p->depth > 200) return fail(p);
@@ -498,15 +554,29 @@ static ex parse_primary(parser *p)
 		if (big) e = ex_const(strtod(s, NULL));
 		else e = ex_rat(num, den);
 		e.flt = frac;
+		e.atom = 1;
+		/* 12345678901234567890 and ...891 are one double: no answer */
+		e.lossy |= big && !frac;
 		p->i += j;
-		/* a mixed number, 3\\frac{1}{7}, is 3 + 1/7 (as in Math-Verify) */
-		if (!frac && !big && !strncmp(p->s + p->i, "\\frac", 5)) {
-			size_t save = p->i;
-			p->i += 5;
-			ex a = parse_arg(p), b = parse_arg(p);
-			if (!p->err && a.exact && b.exact && a.den == 1 && b.den == 1 && !a.sym && !b.sym && b.num > 0)
-				e = ex_op(OP_ADD, e, ex_op(OP_DIV, a, b));
-			else p->err = 0, p->i = save;
+		/* a repeating decimal, 0.1\\overline{6}, is exact: 1/6 */
+		const char *o = p->s + p->i;
+		if (*o == '.' && !frac) o++;
+		if (!big && !strncmp(o, "\\overline{", 10)) {
+			size_t r = strspn(o + 10, "0123456789");
+			if (r == 0 || r > 9 || o[10 + r] != '}') return fail(p);
+			int64_t rep = 0, nines = 0;
+			for (size_t q = 0; q < r; q++) rep = rep * 10 + (o[10 + q] - '0'), nines = nines * 10 + 9;
+			e = ex_op(OP_ADD, ex_rat(num, den), ex_rat(rep, (__int128)den * nines));
+			p->i = (size_t)(o - p->s) + 11 + r;
+		}
+		/* a mixed number, 3\\frac{1}{7}, is 3 + 1/7 (as in Math-Verify).
+		 * Read by a scan of digits, not by the parser: trying a parse
+		 * and backing out at every level is exponential in the nesting */
+		int64_t mn, md;
+		size_t mlen;
+		if (!frac && !big && (mlen = mixed_frac(p->s + p->i, &mn, &md)) != 0) {
+			e = ex_op(OP_ADD, e, ex_rat(mn, md));
+			p->i += mlen;
 		}
 	} else if (isalpha(c)) {
 		size_t j = 0;
@@ -549,6 +619,13 @@ static ex parse_primary(parser *p)
 			const struct fn ln = {"ln", log};
 			ex x = apply_fn(p, &ln);
 			e = ex_op(OP_DIV, x, ex_fn(log, base));
+		} else if (eat(p, "\\binom")) {
+			ex n = parse_arg(p), k = parse_arg(p);
+			if (p->err || !n.exact || !k.exact || n.den != 1 || k.den != 1 || k.num < 0 || n.num > 60 ||
+			    k.num > n.num)
+				return fail(p);
+			e = ex_rat(1, 1);
+			for (int64_t q = 1; q <= k.num; q++) e = ex_op(OP_DIV, ex_op(OP_MUL, e, ex_rat(n.num - k.num + q, 1)), ex_rat(q, 1));
 		} else if (eat(p, "\\pi")) {
 			e = ex_const(M_PI);
 			e.sym = 1;
@@ -611,16 +688,29 @@ static int starts_factor(parser *p)
 	if (c == '{') return 1;
 	if (c == '\\') {
 		const char *s = p->s + p->i;
-		return is_cmd(s, "\\frac") || is_cmd(s, "\\sqrt") || is_cmd(s, "\\pi") || is_cmd(s, "\\sin") ||
+		return is_cmd(s, "\\frac") || is_cmd(s, "\\sqrt") || is_cmd(s, "\\binom") || is_cmd(s, "\\pi") || is_cmd(s, "\\sin") ||
 		       is_cmd(s, "\\cos") || is_cmd(s, "\\tan") || is_cmd(s, "\\ln") || is_cmd(s, "\\log") ||
 		       is_cmd(s, "\\exp") || is_cmd(s, "\\infty");
 	}
 	return 0;
 }
 
+/* Whether the last character before the next one (spaces skipped) is a
+ * digit. */
+static int digit_before(const parser *p)
+{
+	size_t j = p->i;
+	while (j > 0 && p->s[j - 1] == ' ') j--;
+	return j > 0 && isdigit((unsigned char)p->s[j - 1]);
+}
+
 static ex parse_unary(parser *p)
 {
-	if (eat(p, "-")) return ex_op(OP_SUB, ex_rat(0, 1), parse_unary(p));
+	if (eat(p, "-")) {
+		ex a = parse_unary(p), r = ex_op(OP_SUB, ex_rat(0, 1), a);
+		r.atom = a.atom, r.pct = a.pct;
+		return r;
+	}
 	if (eat(p, "+")) return parse_unary(p);
 	return parse_power(p);
 }
@@ -632,7 +722,12 @@ static ex parse_term(parser *p)
 		int pct = a.pct;
 		if (eat(p, "*")) a = ex_op(OP_MUL, a, parse_unary(p));
 		else if (eat(p, "/")) a = ex_op(OP_DIV, a, parse_unary(p));
-		else if (starts_factor(p)) a = ex_op(OP_MUL, a, parse_power(p));
+		else if (starts_factor(p)) {
+			/* "1 000" and "2 3" are no products: Math-Verify reads the
+			 * first as 1*0 = 0, which no reader means */
+			if (isdigit(peek(p)) && digit_before(p)) return fail(p);
+			a = ex_op(OP_MUL, a, parse_power(p));
+		}
 		else break;
 		a.pct = pct;
 	}
@@ -652,16 +747,18 @@ static ex parse_expr(parser *p)
 	return a;
 }
 
-/* ---- answers: expressions, tuples, intervals, sets ---------------------- */
+/* ---- answers: expressions, tuples, intervals, sets, matrices, relations -- */
 
-enum kind { A_EXPR, A_TUPLE, A_SET, A_UNION };
+enum kind { A_EXPR, A_TUPLE, A_SET, A_UNION, A_MATRIX, A_EQ };
 
 typedef struct answer {
 	enum kind kind;
 	ex e;                 /* A_EXPR */
 	char open, close;     /* A_TUPLE: the brackets, 0 for a bare list */
+	int rows, cols;       /* A_MATRIX: items row by row */
+	uint64_t vid;         /* an interval read from an inequality: its variable */
 	int n;
-	struct answer *items; /* owned, n of them */
+	struct answer *items; /* owned, n of them; A_EQ: the two sides */
 } answer;
 
 static void answer_free(answer *a)
@@ -676,17 +773,191 @@ static void push(answer *a, answer it)
 	a->items[a->n++] = it;
 }
 
+static answer expr_answer(ex e)
+{
+	answer a = {.kind = A_EXPR, .e = e};
+	return a;
+}
+
+/* Separators between the answers of a list: "," always; "or" and "and"
+ * (normalised from \text{ or }) only at the top. */
+enum { SEP_OR = 1, SEP_AND = 2 };
+
 static answer parse_item(parser *p);
 
-/* Items separated by commas; the closing bracket is left to the caller. */
-static void parse_items(parser *p, answer *a)
+static int is_interval(const answer *a)
+{
+	return a->kind == A_TUPLE && a->open && a->n == 2;
+}
+
+/* Items separated by commas (and, where seps is not NULL, by \lor and
+ * \land, noted in *seps); the closing bracket is left to the caller. */
+static void parse_items(parser *p, answer *a, int *seps)
 {
 	for (;;) {
 		answer it = parse_item(p);
 		push(a, it);
-		if (p->err || !eat(p, ",")) break;
+		if (p->err) break;
+		if (eat(p, ",")) {
+		} else if (seps && eat(p, "\\lor")) {
+			*seps |= SEP_OR;
+		} else if (seps && eat(p, "\\land")) {
+			*seps |= SEP_AND;
+		} else {
+			break;
+		}
 		if (a->n > 10000) { p->err = 1; break; }
 	}
+}
+
+/* Relations between two expressions. */
+enum { R_NONE, R_EQ, R_LT, R_LE, R_GT, R_GE };
+
+static int eat_rel(parser *p)
+{
+	static const struct {
+		const char *tok;
+		int rel;
+	} rels[] = {{"<=", R_LE},        {">=", R_GE},        {"\\leqslant", R_LE}, {"\\geqslant", R_GE},
+		    {"\\leq", R_LE},     {"\\geq", R_GE},     {"\\le", R_LE},       {"\\ge", R_GE},
+		    {"\\lt", R_LT},      {"\\gt", R_GT},      {"<", R_LT},          {">", R_GT},
+		    {"\xe2\x89\xa4", R_LE}, {"\xe2\x89\xa5", R_GE}, {"=", R_EQ},          {NULL, 0}};
+	for (int k = 0; rels[k].tok; k++)
+		if (eat(p, rels[k].tok)) return rels[k].rel;
+	return R_NONE;
+}
+
+static ex ex_inf(double sign)
+{
+	ex e = ex_const(sign * INFINITY);
+	e.sym = 1;
+	return e;
+}
+
+static answer interval(ex lo, int lo_open, ex hi, int hi_open)
+{
+	answer a = {.kind = A_TUPLE, .open = lo_open ? '(' : '[', .close = hi_open ? ')' : ']'};
+	push(&a, expr_answer(lo));
+	push(&a, expr_answer(hi));
+	return a;
+}
+
+static int rel_up(int r) { return r == R_GT || r == R_GE; }
+
+/* What follows an expression: nothing, "= rhs" (an equation), or one or
+ * two inequalities around a lone variable (x > 3, 3 < x, 2 \le x < 5),
+ * read as the interval they describe, as Math-Verify reads them. Other
+ * inequalities (2x > 6) do not parse. */
+static answer parse_relation(parser *p, ex first, size_t start)
+{
+	answer a = expr_answer(first);
+	if (p->err) return a;
+	if (first.vid && eat(p, "\\in")) {
+		/* x \in (1, 2): the interval, for its variable */
+		a = parse_item(p);
+		if (is_interval(&a)) a.vid = first.vid;
+		return a;
+	}
+	int r1 = eat_rel(p);
+	if (r1 == R_NONE) return a;
+	ex second = parse_expr(p);
+	if (p->err) return a;
+	if (r1 == R_EQ) {
+		/* f(x) = 2x + 1 names a function as x = 3 names a value */
+		const char *t = p->s + start;
+		if (isalpha((unsigned char)t[0]) && t[1] == '(' && isalpha((unsigned char)t[2]) && t[3] == ')' &&
+		    !isalpha((unsigned char)t[4]))
+			first = ex_sym(t, 4);
+		while (eat(p, "=")) {
+			second = parse_expr(p);
+			if (p->err) return a;
+		}
+		a.kind = A_EQ;
+		push(&a, expr_answer(first));
+		push(&a, expr_answer(second));
+		return a;
+	}
+	int r2 = eat_rel(p);
+	if (r2 == R_EQ) {
+		p->err = 1;
+		return a;
+	}
+	if (r2 == R_NONE) {
+		int r = r1;
+		ex bound;
+		uint64_t vid;
+		if (first.vid && !second.var) {
+			bound = second, vid = first.vid;
+		} else if (second.vid && !first.var) {
+			bound = first, vid = second.vid;
+			r = r == R_LT ? R_GT : r == R_LE ? R_GE : r == R_GT ? R_LT : R_LE;
+		} else {
+			p->err = 1;
+			return a;
+		}
+		a = rel_up(r) ? interval(bound, r == R_GT, ex_inf(1), 1) : interval(ex_inf(-1), 1, bound, r == R_LT);
+		a.vid = vid;
+		return a;
+	}
+	ex third = parse_expr(p);
+	if (p->err || !second.vid || first.var || third.var || rel_up(r1) != rel_up(r2)) {
+		p->err = 1;
+		return a;
+	}
+	if (rel_up(r1)) a = interval(third, r2 == R_GT, first, r1 == R_GT);
+	else a = interval(first, r1 == R_LT, third, r2 == R_LT);
+	a.vid = second.vid;
+	return a;
+}
+
+static const char *const matrix_envs[] = {"pmatrix", "bmatrix", "Bmatrix", "matrix", "smallmatrix", NULL};
+
+/* "\begin{ENV}" or "\end{ENV}" (cmd) for a matrix environment at p: its
+ * number plus one, p advanced past it; or 0. */
+static int eat_env(parser *p, const char *cmd)
+{
+	skip_ws(p);
+	const char *s = p->s + p->i;
+	size_t n = strlen(cmd);
+	if (strncmp(s, cmd, n)) return 0;
+	for (int k = 0; matrix_envs[k]; k++) {
+		size_t m = strlen(matrix_envs[k]);
+		if (!strncmp(s + n, matrix_envs[k], m) && s[n + m] == '}') {
+			p->i += n + m + 1;
+			return k + 1;
+		}
+	}
+	return 0;
+}
+
+/* The cells of a matrix whose \begin{} has been read, through its \end{};
+ * every row as wide as the first. */
+static answer parse_matrix(parser *p, int env)
+{
+	answer a = {.kind = A_MATRIX};
+	int cur = 0;
+	for (;;) {
+		push(&a, expr_answer(parse_expr(p)));
+		cur++;
+		if (p->err || a.n > 10000) {
+			p->err = 1;
+			break;
+		}
+		if (eat(p, "&")) continue;
+		int row_end = eat(p, "\\\\"), env_end = eat_env(p, "\\end{");
+		if (!row_end && !env_end) {
+			p->err = 1;
+			break;
+		}
+		if (a.rows++ == 0) a.cols = cur;
+		else if (cur != a.cols) p->err = 1;
+		cur = 0;
+		if (p->err || env_end) {
+			if (env_end != env) p->err = 1;
+			break;
+		}
+	}
+	return a;
 }
 
 static answer parse_item(parser *p)
@@ -698,9 +969,15 @@ static answer parse_item(parser *p)
 		p->i += 2;
 		a.kind = A_SET;
 		if (!eat(p, "\\}")) {
-			parse_items(p, &a);
+			parse_items(p, &a, NULL);
 			if (!eat(p, "\\}")) p->err = 1;
 		}
+		p->depth--;
+		return a;
+	}
+	int env = eat_env(p, "\\begin{");
+	if (env) {
+		a = parse_matrix(p, env);
 		p->depth--;
 		return a;
 	}
@@ -714,9 +991,18 @@ static answer parse_item(parser *p)
 			a.kind = A_TUPLE;
 			a.open = (char)c;
 			push(&a, first);
-			parse_items(p, &a);
+			parse_items(p, &a, NULL);
 			if (!p->err && (eat(p, ")") || eat(p, "]"))) a.close = p->s[p->i - 1];
 			else p->err = 1;
+			/* (x, y) = (3, -2): the values */
+			int names = a.open == '(' && a.close == ')';
+			for (int i = 0; i < a.n && names; i++) names = a.items[i].kind == A_EXPR && a.items[i].e.vid;
+			if (!p->err && names && eat(p, "=")) {
+				answer_free(&a);
+				a = parse_item(p);
+				p->depth--;
+				return a;
+			}
 			/* a union of intervals */
 			if (!p->err && eat(p, "\\cup")) {
 				answer u = {.kind = A_UNION};
@@ -735,22 +1021,31 @@ static answer parse_item(parser *p)
 		p->err = 0;
 		p->i = save;
 	}
-	a.kind = A_EXPR;
-	a.e = parse_expr(p);
-	/* "x = 3": the value is the right-hand side */
-	while (!p->err && eat(p, "=")) a.e = parse_expr(p);
+	size_t start = p->i;
+	a = parse_relation(p, parse_expr(p), start);
 	p->depth--;
 	return a;
 }
 
-/* Parse a normalised answer. Returns 0, or -1 when it does not parse. */
-static int answer_parse(const char *s, answer *out)
+
+/* Parse a normalised answer without \pm. Returns 0, or -1 when it does
+ * not parse. */
+static int answer_parse1(const char *s, answer *out)
 {
 	parser p = {s, 0, 0, 0};
 	answer a = {0};
+	int seps = 0;
 	if (!*s) return -1;
-	parse_items(&p, &a);
+	parse_items(&p, &a, &seps);
 	if (!p.err && peek(&p) != 0) p.err = 1;
+	if (!p.err && seps) {
+		/* "x < 1 or x > 3" is a union; "2 or 3" two answers. "and"
+		 * between intervals would be their intersection: refused */
+		int all = 1;
+		for (int i = 0; i < a.n; i++) all &= is_interval(&a.items[i]);
+		if (all && (seps & SEP_AND)) p.err = 1;
+		else if (all) a.kind = A_UNION;
+	}
 	if (p.err) {
 		answer_free(&a);
 		return -1;
@@ -759,9 +1054,59 @@ static int answer_parse(const char *s, answer *out)
 		*out = a.items[0];
 		free(a.items);
 	} else {
-		a.kind = A_TUPLE; /* a bare list "1, 2, 3" */
+		if (a.kind != A_UNION) a.kind = A_TUPLE; /* a bare list "1, 2, 3" */
 		*out = a;
 	}
+	return 0;
+}
+
+/* s with each \pm written as sign and each \mp as the other sign.
+ * Returns owned. */
+static char *pm_as(const char *s, char sign)
+{
+	char *t = xstrdup(s), *w = t;
+	for (const char *r = s; *r;) {
+		if (is_cmd(r, "\\pm") || is_cmd(r, "\\mp")) {
+			*w++ = (r[1] == 'p') == (sign == '+') ? '+' : '-';
+			r += 3;
+		} else {
+			*w++ = *r++;
+		}
+	}
+	*w = '\0';
+	return t;
+}
+
+/* The answers of a (a list's items, else a itself) moved into set. */
+static void move_into(answer *set, answer a)
+{
+	if (a.kind == A_SET || (a.kind == A_TUPLE && !a.open)) {
+		for (int i = 0; i < a.n; i++) push(set, a.items[i]);
+		free(a.items);
+	} else {
+		push(set, a);
+	}
+}
+
+/* Parse a normalised answer. "a \pm b" is the set of a + b and a - b (as
+ * in Math-Verify). Returns 0, or -1 when it does not parse. */
+static int answer_parse(const char *s, answer *out)
+{
+	int pm = 0;
+	for (const char *r = s; (r = strchr(r, '\\')) != NULL && !pm; r++)
+		pm = is_cmd(r, "\\pm") || is_cmd(r, "\\mp");
+	if (!pm) return answer_parse1(s, out);
+	char *plus = pm_as(s, '+'), *minus = pm_as(s, '-');
+	answer a, b;
+	int ok = answer_parse1(plus, &a) == 0;
+	if (ok && answer_parse1(minus, &b) != 0) answer_free(&a), ok = 0;
+	free(plus);
+	free(minus);
+	if (!ok) return -1;
+	answer set = {.kind = A_SET};
+	move_into(&set, a);
+	move_into(&set, b);
+	*out = set;
 	return 0;
 }
 
@@ -776,10 +1121,30 @@ static int close6(double x, double y)
 	return fabs(x - y) <= 1e-12 * fmax(fabs(x), fabs(y));
 }
 
+/* Whether num/den has a finite decimal expansion. */
+static int terminates(int64_t den)
+{
+	while (den % 2 == 0) den /= 2;
+	while (den % 5 == 0) den /= 5;
+	return den == 1;
+}
+
 static int ex_equal1(ex a, ex b)
 {
-	if (a.exact && b.exact && !a.flt && !b.flt) return a.num == b.num && a.den == b.den;
-	if ((a.flt || b.flt) && !a.sym && !b.sym) return close6(a.v[0], b.v[0]);
+	if ((a.lossy || b.lossy) && !a.flt && !b.flt) return 0;
+	/* Math-Verify rounds to six places only where one side is a decimal
+	 * as written: 0.333333 is 1/3, but 3.67 \cdot 10^{-5} is not
+	 * 3.7 \cdot 10^{-5}. And a decimal stands only for a fraction it
+	 * cannot write exactly: 0.0000367 is not 3.7 \cdot 10^{-5} either,
+	 * though the two agree to six places */
+	int fa = a.flt && a.atom, fb = b.flt && b.atom;
+	if (a.exact && b.exact) {
+		if (a.num == b.num && a.den == b.den) return 1;
+		if (fa && !fb && !terminates(b.den)) return close6(a.v[0], b.v[0]);
+		if (fb && !fa && !terminates(a.den)) return close6(a.v[0], b.v[0]);
+		return 0;
+	}
+	if ((fa || fb) && !a.sym && !b.sym) return close6(a.v[0], b.v[0]);
 	for (int k = 0; k < K; k++) {
 		double x = a.v[k], y = b.v[k];
 		if (x == y) continue;
@@ -797,11 +1162,14 @@ static ex ex_percent(ex a)
 
 static int ex_equal(ex a, ex b)
 {
-	if (ex_equal1(a, b)) return 1;
-	/* 50% is 50 and 0.5 alike, as in Math-Verify */
-	if (a.pct && ex_equal1(ex_percent(a), b)) return 1;
-	if (b.pct && ex_equal1(a, ex_percent(b))) return 1;
-	return 0;
+	if (a.pct == b.pct) return ex_equal1(a, b);
+	if (b.pct) {
+		ex t = a;
+		a = b, b = t;
+	}
+	/* 25% is 0.25, and 25 as percent questions are answered (as in
+	 * Math-Verify); but 0.94 is not 0.94%, nor 15.4 15.4% */
+	return ex_equal1(ex_percent(a), b) || (b.exact && b.den == 1 && ex_equal1(a, b));
 }
 
 static int answer_equal(const answer *a, const answer *b);
@@ -820,36 +1188,140 @@ static int unordered_equal(const answer *a, const answer *b)
 	return 1;
 }
 
+/* f and g are c*f == g for one c != 0, at every point. */
+static int proportional(ex f, ex g)
+{
+	double c = NAN;
+	for (int k = 0; k < K; k++) {
+		if (!isfinite(f.v[k]) || !isfinite(g.v[k])) return 0;
+		if (isnan(c) && fabs(f.v[k]) > 1e-12) c = g.v[k] / f.v[k];
+	}
+	if (!isfinite(c) || c == 0) return 0;
+	for (int k = 0; k < K; k++) {
+		double x = c * f.v[k], y = g.v[k];
+		if (fabs(x - y) > 1e-9 * fmax(1, fmax(fabs(x), fabs(y)))) return 0;
+	}
+	return 1;
+}
+
+/* An equation against an answer. "x = 3" against "3": the value of its
+ * lone variable (Math-Verify's reading). Two equations: the same lone
+ * variable with equal values, or equations in variables whose sides'
+ * differences are proportional (y = 2x + 1 and 2x - y + 1 = 0). */
+static int eq_equal(const answer *a, const answer *b)
+{
+	if (a->kind != A_EQ) {
+		const answer *t = a;
+		a = b, b = t;
+	}
+	ex al = a->items[0].e, ar = a->items[1].e;
+	if (b->kind == A_EXPR) return al.vid && ex_equal(ar, b->e);
+	if (b->kind != A_EQ) return 0;
+	ex bl = b->items[0].e, br = b->items[1].e;
+	if (al.vid && al.vid == bl.vid && ex_equal(ar, br)) return 1;
+	ex f = ex_op(OP_SUB, al, ar), g = ex_op(OP_SUB, bl, br);
+	return f.var && g.var && proportional(f, g);
+}
+
 static int answer_equal(const answer *a, const answer *b)
 {
 	if (a->kind == A_EXPR && b->kind == A_EXPR) return ex_equal(a->e, b->e);
+	if (a->kind == A_EQ || b->kind == A_EQ) return eq_equal(a, b);
+	if (a->kind == A_MATRIX || b->kind == A_MATRIX) {
+		if (a->kind != b->kind || a->rows != b->rows || a->cols != b->cols) return 0;
+		for (int i = 0; i < a->n; i++)
+			if (!answer_equal(&a->items[i], &b->items[i])) return 0;
+		return 1;
+	}
 	int a_list = a->kind == A_SET || (a->kind == A_TUPLE && !a->open);
 	int b_list = b->kind == A_SET || (b->kind == A_TUPLE && !b->open);
 	if (a_list && b_list) return unordered_equal(a, b);
 	if (a->kind == A_UNION && b->kind == A_UNION) return unordered_equal(a, b);
 	if (a->kind != A_TUPLE || b->kind != A_TUPLE || a->n != b->n) return 0;
 	if (a->open != b->open || a->close != b->close) return 0;
+	if (a->vid && b->vid && a->vid != b->vid) return 0; /* x > 3 is not y > 3 */
 	for (int i = 0; i < a->n; i++)
 		if (!answer_equal(&a->items[i], &b->items[i])) return 0;
 	return 1;
 }
 
-enum mathans_result mathans_equal(const char *gold, const char *pred)
+/* Two units, as normalize() keeps them, name the same unit, a plural
+ * ("hours") the same as its singular. */
+static int same_unit(const char *a, const char *b)
 {
-	char *g = mathans_normalize(gold), *q = mathans_normalize(pred);
+	size_t an = strlen(a), bn = strlen(b);
+	/* drop a plural's s, then a final e: inches, inch; minutes, minute */
+	for (int pass = 0; pass < 2; pass++) {
+		if (an > 3 && a[an - 1] == (pass ? 'e' : 's')) an--;
+		if (bn > 3 && b[bn - 1] == (pass ? 'e' : 's')) bn--;
+	}
+	return an == bn && !strncmp(a, b, an);
+}
+
+/* Two normalised answers. */
+static enum mathans_result equal_normal(const char *g, const char *q)
+{
 	answer ga, pa;
 	enum mathans_result r;
+	/* the same text is the same answer, parsed or not (and it needs no
+	 * parsing: the common case of a reply that copies the reference) */
+	if (*g && !strcmp(g, q)) return MATHANS_EQUAL;
+	if (!*g && !*q) return MATHANS_GOLD_UNPARSABLE;
 	int gok = answer_parse(g, &ga) == 0, pok = answer_parse(q, &pa) == 0;
 	if (!gok || !pok) {
-		/* the same text is the same answer, parsed or not */
-		if (*g && !strcmp(g, q)) r = MATHANS_EQUAL;
-		else r = !gok ? MATHANS_GOLD_UNPARSABLE : MATHANS_PRED_UNPARSABLE;
+		r = !gok ? MATHANS_GOLD_UNPARSABLE : MATHANS_PRED_UNPARSABLE;
 	} else {
 		r = answer_equal(&ga, &pa) ? MATHANS_EQUAL : MATHANS_DIFFERENT;
 	}
 	if (gok) answer_free(&ga);
 	if (pok) answer_free(&pa);
+	return r;
+}
+
+/* A multiple-choice letter, "C" or "(C)": the letter, else 0. */
+static char letter_of(const char *t)
+{
+	if (t[0] == '(' && t[1] >= 'A' && t[1] <= 'E' && t[2] == ')' && !t[3]) return t[1];
+	return t[0] >= 'A' && t[0] <= 'E' && !t[1] ? t[0] : 0;
+}
+
+/* A choice with its value, "(C) 12" (AMC golds, normalised from
+ * "\textbf{(C)}\ 12"): the letter, *value pointed at the value; else 0. */
+static char choice_of(const char *t, const char **value)
+{
+	if (t[0] != '(' || t[1] < 'A' || t[1] > 'E' || t[2] != ')') return 0;
+	const char *v = t + 3 + strspn(t + 3, " ");
+	/* the value must be an answer, and no second choice: "(C) or (D)"
+	 * hedges */
+	for (const char *r = v; (r = strchr(r, '(')) != NULL; r++)
+		if (r[1] >= 'A' && r[1] <= 'E' && r[2] == ')') return 0;
+	answer a;
+	if (!*v || answer_parse(v, &a) != 0) return 0;
+	answer_free(&a);
+	*value = v;
+	return t[1];
+}
+
+enum mathans_result mathans_equal(const char *gold, const char *pred)
+{
+	sbuf gu = {0}, qu = {0};
+	char *g = normalize(gold, &gu), *q = normalize(pred, &qu);
+	enum mathans_result r;
+	const char *gv = NULL, *qv = NULL;
+	char gl = choice_of(g, &gv), ql = choice_of(q, &qv);
+	if (!strcmp(gold, pred)) gl = ql = 0; /* the very same text */
+	/* a choice with its value is right as its letter and as its value */
+	if (gl && ql) r = gl == ql ? equal_normal(gv, qv) : MATHANS_DIFFERENT;
+	else if (gl && letter_of(q)) r = letter_of(q) == gl ? MATHANS_EQUAL : MATHANS_DIFFERENT;
+	else if (gl) r = equal_normal(gv, q);
+	else if (ql && letter_of(g)) r = letter_of(g) == ql ? MATHANS_EQUAL : MATHANS_DIFFERENT;
+	else if (ql) r = equal_normal(g, qv);
+	else r = !strcmp(gold, pred) ? MATHANS_EQUAL : equal_normal(g, q);
+	/* 5 cm is 5, but not 5 m (Math-Verify drops both units) */
+	if (r == MATHANS_EQUAL && gu.n && qu.n && !same_unit(gu.p, qu.p)) r = MATHANS_DIFFERENT;
 	free(g);
 	free(q);
+	free(gu.p);
+	free(qu.p);
 	return r;
 }
