@@ -5,6 +5,7 @@
 
 #include <curl/curl.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -18,14 +19,19 @@ void http_set_stall_timeout(long seconds)
 	if (seconds > 0) default_stall_s = seconds;
 }
 
+static void global_init_once(void)
+{
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	srand((unsigned)time(NULL) ^ (unsigned)getpid()); /* the retries' jitter */
+}
+
 static void global_init(void)
 {
-	static int done;
-	if (!done) {
-		curl_global_init(CURL_GLOBAL_DEFAULT);
-		done = 1;
-	}
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	pthread_once(&once, global_init_once);
 }
+
+void http_init(void) { global_init(); }
 
 struct sink {
 	http_reply *r;
@@ -140,6 +146,10 @@ int http_request(const char *url, const http_opts *o, http_reply *r, char *err, 
 		snprintf(auth, n, "Authorization: Bearer %s", o->bearer);
 		hdr = curl_slist_append(hdr, auth);
 	}
+	if (o->post) {
+		hdr = curl_slist_append(hdr, "Content-Type: application/json");
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, o->post);
+	}
 	char range[64];
 	if (o->range_from > 0) {
 		snprintf(range, sizeof range, "%lld-", o->range_from);
@@ -195,11 +205,7 @@ static int retryable(long status) { return status == 429 || (status >= 500 && st
 int http_get_retry(const char *url, const http_opts *o, const http_retry *p, http_reply *r,
 		   char *err, size_t errlen, int *tries)
 {
-	static int seeded;
-	if (!seeded) {
-		srand((unsigned)time(NULL) ^ (unsigned)getpid());
-		seeded = 1;
-	}
+	global_init();
 	int rc = -1;
 	for (int k = 0; k < (p->attempts > 0 ? p->attempts : 1); k++) {
 		if (k) http_reply_free(r);

@@ -34,6 +34,8 @@ typedef struct http_opts {
 	const char *final_error_code; /* a reply whose X-Error-Code is this is
 					 not retried (the server says a retry
 					 cannot help); borrowed */
+	const char *post;    /* when set, POST this JSON body (Content-Type:
+				application/json) instead of GET; borrowed */
 } http_opts;
 
 typedef struct http_retry {
@@ -41,6 +43,11 @@ typedef struct http_retry {
 	double base_s;       /* first backoff; doubles each time; default 1 */
 	double max_s;        /* cap on one wait (Retry-After is capped too); default 60 */
 } http_retry;
+
+/* Initialise libcurl once. http_request does it when needed, but a
+ * program that makes requests from several threads calls this first, before
+ * any thread starts (curl_global_init is not thread-safe). */
+void http_init(void);
 
 /* The stall time used when a request's stall_timeout_s is 0 (default 60):
  * a program's --timeout. */
@@ -56,6 +63,7 @@ http_retry http_retry_default(void);
 int http_request(const char *url, const http_opts *o, http_reply *r, char *err, size_t errlen);
 
 /* http_request, retried per policy on transport errors, 429 and 5xx.
+ * Safe to call from several threads at once after http_init.
  * Returns as http_request for the last try. *tries (may be NULL) gets how
  * many were made. Progress of the retries goes to stderr as
  * "prog: URL: retrying in Ns (reason)". */

@@ -16,7 +16,9 @@ like.  It speaks the subset of the OpenAI protocol that a client of
   * control: /_faults (fault rules), /_debug/requests, /_debug/stats.
 
 The answer is a pure function of the request (see README.md next to this
-file for the exact rule), so a test can predict what a client must capture.
+file for the exact rule), so a test can predict what a client must capture;
+a prompt holding `grade=correct|incorrect|garbage|double` gets a grader's
+reply (for tests of an LLM judge).
 Only the Python 3.11 standard library is used; run with --help for options.
 """
 
@@ -329,12 +331,29 @@ def answer_number(problem: str) -> str:
     return m.group(0) if m else "42"
 
 
+# A grader's reply, for tests of an LLM judge: a problem (the grading
+# prompt) holding "grade=KIND" gets this answer instead of the boxed number.
+GRADES = {
+    "correct": "The candidate's final answer agrees with the reference answer.\nVERDICT: CORRECT",
+    "incorrect": "The candidate's final answer differs from the reference answer.\nVERDICT: INCORRECT",
+    "garbage": "I cannot tell whether this answer is right.",
+    "double": "VERDICT: CORRECT\nOn second thought the sign is wrong.\nVERDICT: INCORRECT",
+}
+
+
+def answer_text(problem: str) -> str:
+    m = re.search(r"grade=(correct|incorrect|garbage|double)\b", problem)
+    if m:
+        return GRADES[m.group(1)]
+    return "The answer is \\boxed{" + answer_number(problem) + "}."
+
+
 def make_choice(index: int, variant: int, problem: str, rlen: int, mode: str,
                 max_tokens: int | None) -> Choice:
     h = sha1(problem)[:8]
     unit = f"Reasoning about: {h} #{variant}. "
     full_r = "" if mode == "none" else (unit * math.ceil(rlen / len(unit)))[:rlen].rstrip()
-    full_a = "The answer is \\boxed{" + answer_number(problem) + "}."
+    full_a = answer_text(problem)
     R, A = words(full_r), words(full_a)
     if max_tokens is None:
         keep_r, keep_a = R, A

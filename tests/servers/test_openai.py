@@ -277,6 +277,19 @@ def run_http_tests(S: ServerProc) -> None:
         for text, n in cases:
             j = chat({"model": "x", "messages": msgs(text)})[2]
             check(f"answer rule: {text!r} -> {n}", j["choices"][0]["message"]["content"] == exp_answer(n), j)
+        grades = {"correct": "\nVERDICT: CORRECT", "incorrect": "\nVERDICT: INCORRECT"}
+        for kind, tail in grades.items():
+            m = chat({"model": "x", "messages": msgs(f"Grade 3 vs 3. grade={kind}")})[2]["choices"][0]["message"]
+            check(f"grade={kind}: a grader's reply ending in its verdict line",
+                  m["content"].endswith(tail) and m["content"].count("VERDICT") == 1, m)
+        m = chat({"model": "x", "messages": msgs("grade=garbage 7")})[2]["choices"][0]["message"]
+        check("grade=garbage: a reply with no verdict and no box", "VERDICT" not in m["content"]
+              and "boxed" not in m["content"], m)
+        m = chat({"model": "x", "messages": msgs("x grade=double")})[2]["choices"][0]["message"]
+        check("grade=double: two verdict lines that disagree",
+              m["content"].count("VERDICT: ") == 2 and m["content"].endswith("VERDICT: INCORRECT"), m)
+        m = chat({"model": "x", "messages": msgs("grade=correctly 5")})[2]["choices"][0]["message"]
+        check("grade=correctly is no grade marker: the boxed number", m["content"] == exp_answer(5), m)
         conv = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "first 1"},
                 {"role": "assistant", "content": "ok"},
                 {"role": "user", "content": [{"type": "text", "text": "second 2"}]}]
