@@ -26,7 +26,7 @@ BLAS_CFLAGS := $(shell pkg-config --cflags openblas 2>/dev/null)
 BLAS_LIBS   := $(or $(shell pkg-config --libs openblas 2>/dev/null),-lopenblas)
 CPPFLAGS += $(BLAS_CFLAGS)
 CFLAGS_OMP = -fopenmp
-LDLIBS   += -ljq -lzstd -lcurl -lcrypto -lpthread -lm -lutf8proc -lyaml $(BLAS_LIBS) -lmvec -fopenmp
+LDLIBS   += -ljq -lzstd -lcurl -lcrypto -lmicrohttpd -lpthread -lm -lutf8proc -lyaml $(BLAS_LIBS) -lmvec -fopenmp
 
 ifeq ($(SAN),1)
 SANFLAGS  = -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
@@ -107,6 +107,7 @@ bench: all
 	@tests/bench/tokenize.sh
 	@tests/bench/train.sh
 	@tests/bench/judge.sh
+	@tests/bench/infer.sh
 
 units: $(UNITS) $(FUZZERS)
 

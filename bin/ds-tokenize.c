@@ -9,6 +9,7 @@
  *   encode:  records with a `text` string get `ids`, the token ids;
  *   decode:  records with `ids` get `text`.
  */
+#include "../lib/chat.h"
 #include "../lib/check.h"
 #include "../lib/cli.h"
 #include "../lib/json.h"
@@ -222,132 +223,6 @@ out:
 	return err;
 }
 
-/* ---- chat template ---------------------------------------------------- */
-
-/* A conversation as the record has it: the system prompt and the turns,
- * user first, strictly alternating, the last one the assistant's. The
- * strings are borrowed from the record. */
-struct turn {
-	const char *s;
-	size_t n;
-};
-
-struct conv {
-	struct turn system; /* s == NULL: none */
-	struct turn *turns;
-	int n, cap;
-};
-
-/* LLaMA-Factory 0.9.5's `qwen` template (data/template.py): ChatML, no BOS,
- * Qwen2.5's default system prompt. Each slot is formatted and encoded on
- * its own, as _convert_elements_to_ids does. */
-struct chat_template {
-	const char *name;
-	const char *default_system;
-	const char *system_pre, *system_post; /* around the system prompt */
-	const char *user_pre, *user_post;     /* around a user turn, with the assistant header */
-	const char *assistant_pre, *assistant_post;
-};
-
-static const struct chat_template templates[] = {
-	{"qwen", "You are Qwen, created by Alibaba Cloud. You are a helpful assistant.",
-	 "<|im_start|>system\n", "<|im_end|>\n",
-	 "<|im_start|>user\n", "<|im_end|>\n<|im_start|>assistant\n",
-	 "", "<|im_end|>\n"},
-};
-
-static const struct chat_template *template_find(const char *name)
-{
-	for (size_t i = 0; i < sizeof templates / sizeof *templates; i++)
-		if (!strcmp(templates[i].name, name)) return &templates[i];
-	return NULL;
-}
-
-/* The string of a jv (borrowed, not consumed) into *t; t->s borrows from
- * the record holding v. */
-static int turn_of(jv v, struct turn *t)
-{
-	if (jv_get_kind(v) != JV_KIND_STRING) return -1;
-	t->s = jv_string_value(v);
-	t->n = (size_t)jv_string_length_bytes(jv_copy(v));
-	return 0;
-}
-
-static const char *role_name(const char *r)
-{
-	if (!strcmp(r, "user") || !strcmp(r, "human")) return "user";
-	if (!strcmp(r, "assistant") || !strcmp(r, "gpt")) return "assistant";
-	if (!strcmp(r, "system")) return "system";
-	return NULL;
-}
-
-/* Read rec (borrowed) into c. Returns NULL, or why it is malformed
- * (static, or in why[0..why_n)). */
-static const char *conv_parse(jv rec, struct conv *c, char *why, size_t why_n)
-{
-	const char *err = NULL;
-	c->n = 0;
-	c->system.s = NULL;
-	c->system.n = 0;
-	jv list = jv_object_get(jv_copy(rec), jv_string("conversations"));
-	const char *rk = "from", *ck = "value", *lk = "conversations";
-	if (jv_get_kind(list) != JV_KIND_ARRAY) {
-		jv_free(list);
-		list = jv_object_get(jv_copy(rec), jv_string("messages"));
-		rk = "role", ck = "content", lk = "messages";
-	}
-	if (jv_get_kind(list) != JV_KIND_ARRAY) {
-		jv_free(list);
-		return "no \"conversations\" or \"messages\" list";
-	}
-	jv sys = jv_object_get(jv_copy(rec), jv_string("system"));
-	if (jv_get_kind(sys) != JV_KIND_NULL && jv_get_kind(sys) != JV_KIND_INVALID &&
-	    turn_of(sys, &c->system)) {
-		err = "\"system\" is not a string";
-	}
-	jv_free(sys);
-	int n = jv_array_length(jv_copy(list));
-	for (int i = 0; i < n && !err; i++) {
-		jv m = jv_array_get(jv_copy(list), i);
-		jv role = jv_get_kind(m) == JV_KIND_OBJECT ? jv_object_get(jv_copy(m), jv_string(rk))
-							   : jv_invalid();
-		jv content = jv_get_kind(m) == JV_KIND_OBJECT ? jv_object_get(jv_copy(m), jv_string(ck))
-							      : jv_invalid();
-		const char *r = jv_get_kind(role) == JV_KIND_STRING ? role_name(jv_string_value(role)) : NULL;
-		const char *want = c->n % 2 == 0 ? "user" : "assistant";
-		struct turn t;
-		if (!r) {
-			snprintf(why, why_n, "%s[%d]: no \"%s\" of user, assistant or system", lk, i, rk);
-			err = why;
-		} else if (turn_of(content, &t)) {
-			snprintf(why, why_n, "%s[%d]: \"%s\" is not a string", lk, i, ck);
-			err = why;
-		} else if (!strcmp(r, "system") && i == 0) {
-			c->system = t; /* a leading system message, as LLaMA-Factory's system_tag */
-		} else if (strcmp(r, want) != 0) {
-			snprintf(why, why_n, "%s[%d]: roles out of order: expected %s, got %s", lk, i,
-				 want, r);
-			err = why;
-		} else if (t.n == 0) {
-			snprintf(why, why_n, "%s[%d]: empty %s turn", lk, i, r);
-			err = why;
-		} else {
-			if (c->n == c->cap) {
-				c->cap = c->cap ? 2 * c->cap : 8;
-				c->turns = xrealloc(c->turns, (size_t)c->cap * sizeof *c->turns);
-			}
-			c->turns[c->n++] = t;
-		}
-		jv_free(role);
-		jv_free(content);
-		jv_free(m);
-	}
-	jv_free(list);
-	if (!err && c->n == 0) err = "no turns";
-	else if (!err && c->n % 2) err = "the last turn is not the assistant's";
-	return err;
-}
-
 /* ---- samples ---------------------------------------------------------- */
 
 /* Token ids with a mask beside them. */
@@ -393,56 +268,21 @@ static void infer_seqlen(long src, long tgt, long budget, long *src_out, long *t
 }
 
 struct encoder {
-	const tokenizer *tok;
-	const struct chat_template *tpl;
+	chat_encoder ce;   /* the conversation's ids, turn by turn */
 	const struct opts *o;
 	long cutoff; /* the truncation budget */
-	tokenizer_ids ids;
-	char *buf;
-	size_t buf_cap;
-	size_t *msg_end; /* (2 * pairs) end of each message's ids in ids */
-	size_t msg_cap;
 };
-
-/* Append the ids of pre + s[0..n) + post. */
-static void encode_slot(struct encoder *e, const char *pre, const char *s, size_t n, const char *post)
-{
-	size_t a = strlen(pre), b = strlen(post), len = a + n + b;
-	if (len + 1 > e->buf_cap) {
-		e->buf_cap = len + 1 + len / 2;
-		e->buf = xrealloc(e->buf, e->buf_cap);
-	}
-	memcpy(e->buf, pre, a);
-	memcpy(e->buf + a, s, n);
-	memcpy(e->buf + a + n, post, b);
-	if (tokenizer_encode(e->tok, e->buf, len, &e->ids, NULL))
-		cli_die(EXIT_RUNTIME, "internal error: invalid UTF-8 reached the encoder");
-}
 
 /* The conversation c appended to out, as LLaMA-Factory's
  * SupervisedDatasetProcessor._encode_data_example. Returns 1 when it was
  * truncated to fit the cutoff, 0 when whole; *full is its untruncated length. */
-static int encode_conv(struct encoder *e, const struct conv *c, struct tokens *out, size_t *full)
+static int encode_conv(struct encoder *e, const chat_conv *c, struct tokens *out, size_t *full)
 {
-	const struct chat_template *tpl = e->tpl;
 	const struct opts *o = e->o;
-	struct turn sys = c->system;
-	if (sys.n == 0) { /* LF: system = system or default_system */
-		sys.s = o->system ? o->system : tpl->default_system;
-		sys.n = strlen(sys.s);
-	}
-	if ((size_t)c->n > e->msg_cap) {
-		e->msg_cap = (size_t)c->n;
-		e->msg_end = xrealloc(e->msg_end, e->msg_cap * sizeof *e->msg_end);
-	}
-	tokenizer_ids_clear(&e->ids);
-	for (int i = 0; i < c->n; i++) {
-		if (i == 0 && sys.n) encode_slot(e, tpl->system_pre, sys.s, sys.n, tpl->system_post);
-		if (i % 2 == 0) encode_slot(e, tpl->user_pre, c->turns[i].s, c->turns[i].n, tpl->user_post);
-		else encode_slot(e, tpl->assistant_pre, c->turns[i].s, c->turns[i].n, tpl->assistant_post);
-		e->msg_end[i] = e->ids.n;
-	}
-	*full = e->ids.n;
+	chat_encode(&e->ce, c, o->system);
+	const uint32_t *ids = e->ce.ids.ids;
+	const size_t *msg_end = e->ce.msg_end;
+	*full = e->ce.ids.n;
 
 	/* Turn by turn, the last first under --mask-history (LF: "high
 	 * priority for last turns"); then laid out in conversation order. */
@@ -456,7 +296,7 @@ static int encode_conv(struct encoder *e, const struct conv *c, struct tokens *o
 			truncated = 1;
 			break;
 		}
-		size_t s0 = p ? e->msg_end[2 * p - 1] : 0, s1 = e->msg_end[2 * p], t1 = e->msg_end[2 * p + 1];
+		size_t s0 = p ? msg_end[2 * p - 1] : 0, s1 = msg_end[2 * p], t1 = msg_end[2 * p + 1];
 		long sl, tl;
 		infer_seqlen((long)(s1 - s0), (long)(t1 - s1), e->cutoff - total, &sl, &tl);
 		if ((size_t)sl != s1 - s0 || (size_t)tl != t1 - s1) truncated = 1;
@@ -465,8 +305,8 @@ static int encode_conv(struct encoder *e, const struct conv *c, struct tokens *o
 	}
 	for (int k = 0; k < kept; k++) {
 		const struct span *x = &sp[o->mask_history ? kept - 1 - k : k];
-		tokens_push(out, e->ids.ids + x->src, x->src_n, o->train_on_prompt);
-		tokens_push(out, e->ids.ids + x->tgt, x->tgt_n, x->train_tgt);
+		tokens_push(out, ids + x->src, x->src_n, o->train_on_prompt);
+		tokens_push(out, ids + x->tgt, x->tgt_n, x->train_tgt);
 	}
 	free(sp);
 	return truncated;
@@ -623,7 +463,7 @@ struct worker {
 	struct pool *p;
 	tokenizer_ids ids;
 	struct encoder e;
-	struct conv c;
+	chat_conv c;
 	char why[256];
 };
 
@@ -657,7 +497,7 @@ static const char *shard_record(struct worker *w, jv rec, struct item *it, struc
 {
 	const struct opts *o = w->p->o;
 	size_t at = tk->n;
-	const char *bad = conv_parse(rec, &w->c, w->why, sizeof w->why);
+	const char *bad = chat_conv_parse(rec, &w->c, CHAT_END_ASSISTANT, w->why, sizeof w->why);
 	if (!bad) {
 		it->trunc = encode_conv(&w->e, &w->c, tk, &it->full);
 		if (it->trunc && o->no_truncate) {
@@ -725,9 +565,9 @@ static void pool_init(struct pool *p, const struct opts *o, const tokenizer *t)
 	for (int i = 0; i < nw; i++) {
 		struct worker *w = &p->w[i];
 		w->p = p;
-		w->e = (struct encoder){.tok = t, .o = o};
+		w->e = (struct encoder){.ce = {.tok = t}, .o = o};
 		if (o->mode == MODE_SHARDS) {
-			w->e.tpl = template_find(o->template_name);
+			w->e.ce.tpl = chat_template_find(o->template_name);
 			/* LF's packing keeps one position for padding: data_args.cutoff_len -= 1 */
 			w->e.cutoff = o->pack ? o->cutoff - 1 : o->cutoff;
 		}
@@ -762,10 +602,8 @@ static void pool_free(struct pool *p)
 	for (int i = 0; i < (p->n_threads ? p->n_threads : 1); i++) {
 		struct worker *w = &p->w[i];
 		tokenizer_ids_free(&w->ids);
-		tokenizer_ids_free(&w->e.ids);
-		free(w->e.buf);
-		free(w->e.msg_end);
-		free(w->c.turns);
+		chat_encoder_free(&w->e.ce);
+		chat_conv_free(&w->c);
 	}
 	free(p->b);
 	free(p->w);
@@ -1192,8 +1030,9 @@ int main(int argc, char **argv)
 	if (o.mode == MODE_INSPECT && !o.tokenizer && !o.json && !o.stats_only)
 		cli_usage_error(usage, "-t TOKENIZER is required to print text (or --json, --stats)");
 	if (o.mode == MODE_SHARDS) {
-		if (!template_find(o.template_name))
-			cli_usage_error(usage, "unknown template '%s' (qwen)", o.template_name);
+		if (!chat_template_find(o.template_name))
+			cli_usage_error(usage, "unknown template '%s' (%s)", o.template_name,
+					chat_template_names());
 		if (o.train_on_prompt && o.mask_history)
 			cli_usage_error(usage, "--train-on-prompt and --mask-history exclude each other");
 		if (o.system) {

@@ -15,14 +15,6 @@ ok '--help agrees with the man page SYNOPSIS: every option is in both' '
 	diff help.opts man.opts
 '
 
-for p in ds-infer; do
-	ok "$p is an honest placeholder: says so, exits 2, writes nothing" '
-		expect_exit 2 '$p' --help > out 2> err &&
-		test ! -s out && grep -q "^'$p': placeholder: .* not built yet (issue #[0-9]*)" err &&
-		expect_exit 2 '$p' < /dev/null > out 2> err && test ! -s out
-	'
-done
-
 ok 'every man page renders without warnings (groff -ww)' '
 	for f in "$TOP"/man/man[157]/*.[157]; do
 		groff -ww -z -t -man "$f" 2> w && test ! -s w || { echo "$f:"; cat w; false; }

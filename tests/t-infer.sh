@@ -1,0 +1,298 @@
+#!/bin/sh
+# ds-infer: greedy generation token for token as transformers' generate,
+# prompts as LLaMA-Factory renders them, sampling, batch mode (restartable,
+# judged by ds-judge), the chat REPL, the OpenAI-compatible server (the
+# official openai client, ds-teacher), and bad input.
+. "$(dirname "$0")/lib.sh"
+
+export OMP_NUM_THREADS=1 # the CPUs are shared with other tests; one case runs -t 2
+
+if ! "$PY" -c 'import transformers, llamafactory, openai' 2>/dev/null; then
+	skip 'ds-infer against transformers, LLaMA-Factory and the openai client' 'tests/.venv lacks them'
+	exit 0
+fi
+
+# Models, made once: M random (vocabulary of Qwen's tokenizer), S the
+# script model (always "<think> Let me add.</think>\n\nThe answer is
+# \boxed{42}."), SH random in shards.
+M=$WORK/tiny S=$WORK/script SH=$WORK/sharded
+mk() {
+	"$PY" "$TOP/tests/oracle/qwen2_ref.py" init --config "$DATA/train/tiny-qwen.json" --seed 1 \
+		--dtype float32 -o "$M" &&
+	qwen_tokenizer "$M" &&
+	"$PY" "$TOP/tests/oracle/qwen2_ref.py" init --config "$DATA/train/tiny-qwen.json" --seed 2 \
+		--dtype bfloat16 --max-shard-size 4MB -o "$SH" &&
+	qwen_tokenizer "$SH" &&
+	"$PY" "$DATA/infer/script_model.py" --tokenizer "$M" --config "$DATA/train/tiny-qwen.json" \
+		--text "$(printf '<think> Let me add.</think>\n\nThe answer is \\boxed{42}.')" -o "$S"
+}
+if ! mk > "$WORK/mk.log" 2>&1; then
+	cat "$WORK/mk.log"
+	ok 'the test models could be made' 'false'
+	exit 0
+fi
+
+# Prompts: problems (one with white space around it) and chats, one with
+# a system prompt and a chain of thought in its history.
+cat > "$WORK/prompts.jsonl" <<'EOF'
+{"id":"p1","problem":"What is 2+2?"}
+{"id":"p2","problem":"  Hello, world!\n"}
+{"id":"c1","messages":[{"role":"system","content":"You are terse."},{"role":"user","content":"Name a prime."},{"role":"assistant","content":"<think>\nsmall ones\n</think>\n\n7"},{"role":"user","content":"Another?"}]}
+{"id":"c2","messages":[{"role":"user","content":"数学 ü 🙂"},{"role":"assistant","content":"ok"},{"role":"user","content":"\nagain"}]}
+EOF
+P=$WORK/prompts.jsonl
+"$PY" "$TOP/tests/oracle/hf_generate.py" --model "$M" --max-new-tokens 24 < "$P" > "$WORK/hf.jsonl" 2> "$WORK/hf.log" ||
+	cat "$WORK/hf.log"
+ids() { jq -c '{id, prompt_ids: .teacher.prompt_ids, completion_ids: .teacher.completion_ids}' | jq -s -c 'sort_by(.id)[]'; }
+
+# Start ds-infer serve on a free port with the given options; sets URL and
+# SRV (stopped when the case's subshell ends, whatever happens).
+serve() {
+	rm -f port
+	ds-infer serve --port 0 --port-file port "$@" 2> serve.log &
+	SRV=$!
+	trap 'kill $SRV 2> /dev/null || true' EXIT # a case that fails leaves no server behind
+	i=0; while [ ! -s port ] && [ $i -lt 100 ] && kill -0 $SRV 2>/dev/null; do sleep 0.1; i=$((i + 1)); done
+	[ -s port ] || { cat serve.log; return 1; }
+	URL=http://127.0.0.1:$(cat port)/v1
+}
+stop() { kill $SRV; wait $SRV || true; }
+
+# ---- the model's answers ----------------------------------------------
+
+ok 'greedy: prompts and completions token for token as LLaMA-Factory + transformers generate (4 prompts, 2 chats)' '
+	test -s "$WORK/hf.jsonl" &&
+	jq -s -c "sort_by(.id)[]" "$WORK/hf.jsonl" > want &&
+	ds-infer -m "$M" --max-tokens 24 --ids -q < "$P" | ids > got && diff want got &&
+	test $(wc -l < got) = 4
+'
+
+ok 'greedy: the same one sequence at a time (-b 1) and on two threads (-t 2)' '
+	jq -s -c "sort_by(.id)[]" "$WORK/hf.jsonl" > want &&
+	ds-infer -m "$M" --max-tokens 24 --ids -q -b 1 < "$P" | ids > got && diff want got &&
+	ds-infer -m "$M" --max-tokens 24 --ids -q -b 3 -t 2 < "$P" | ids > got && diff want got
+'
+
+ok 'a stop token from generation_config.json ends the answer where transformers ends it' '
+	cp -r "$M" m2 &&
+	stop=$(jq -r "select(.id == \"p2\") | .completion_ids[3]" "$WORK/hf.jsonl") &&
+	at=$(jq -r "select(.id == \"p2\") | .completion_ids | index($stop) + 1" "$WORK/hf.jsonl") &&
+	jq ".eos_token_id = [151645, $stop]" "$M/generation_config.json" > m2/generation_config.json &&
+	"$PY" "$TOP/tests/oracle/hf_generate.py" --model m2 --max-new-tokens 24 < "$P" 2> /dev/null |
+		jq -s -c "sort_by(.id)[]" > want &&
+	ds-infer -m m2 --max-tokens 24 --ids -q < "$P" > out.jsonl && ids < out.jsonl > got && diff want got &&
+	test "$(jq -r "select(.id == \"p2\") | .teacher.finish_reason + \" \" + (.teacher.usage.completion_tokens | tostring)" out.jsonl)" = "stop $at" &&
+	test "$(jq -r "select(.id == \"p1\") | .teacher.finish_reason" out.jsonl)" = length
+'
+
+ok 'the teacher object: reasoning split from <think>, content, finish_reason, usage, model, sample' '
+	echo "{\"id\":\"s\",\"problem\":\"x\",\"keep\":[1]}" | ds-infer -m "$S" -q > out.jsonl &&
+	jq -c "del(.teacher.latency_ms)" out.jsonl > got &&
+	echo "{\"id\":\"s\",\"problem\":\"x\",\"keep\":[1],\"teacher\":{\"model\":\"script\",\"reasoning\":\"Let me add.\",\"content\":\"The answer is \\\\\\\\boxed{42}.\",\"finish_reason\":\"stop\",\"sample\":0,\"usage\":{\"prompt_tokens\":30,\"completion_tokens\":17,\"reasoning_tokens\":6,\"cached_tokens\":0}}}" > want &&
+	diff want got && jq -e ".teacher.latency_ms >= 0" out.jsonl > /dev/null
+'
+
+ok 'ds-fetch-shaped problems | ds-infer | ds-judge --summary grades the student' '
+	printf "%s\n" "{\"id\":\"a\",\"domain\":\"math\",\"problem\":\"6*7?\",\"answer\":\"42\"}" \
+		"{\"id\":\"b\",\"domain\":\"math\",\"problem\":\"40+3?\",\"answer\":\"43\"}" > probs.jsonl &&
+	ds-infer -m "$S" -q < probs.jsonl | ds-judge --summary -r rej.jsonl > ok.jsonl 2> summary &&
+	grep -q "accuracy 0.5000 (1/2)" summary && jq -r .id ok.jsonl | grep -qx a && jq -r .id rej.jsonl | grep -qx b
+'
+
+ok 'sampling: a seed gives the same answers, another seed others; -n 3 gives samples 0, 1, 2' '
+	set -- --temperature 0.9 --top-k 40 --top-p 0.95 --min-p 0.01 --repetition-penalty 1.1 --max-tokens 12 -q &&
+	ds-infer -m "$M" "$@" --seed 5 -n 3 < "$P" | jq -c "del(.teacher.latency_ms)" > a &&
+	ds-infer -m "$M" "$@" --seed 5 -n 3 -b 2 < "$P" | jq -c "del(.teacher.latency_ms)" > b &&
+	sort a > as && sort b > bs && cmp as bs &&
+	ds-infer -m "$M" "$@" --seed 6 -n 3 < "$P" | jq -c "del(.teacher.latency_ms)" > c && ! cmp -s a c &&
+	test "$(jq -r "[.id, .teacher.sample] | @tsv" a | sort | uniq | wc -l)" = 12 &&
+	test "$(jq -r ".teacher.content" a | sort -u | wc -l)" -gt 4
+'
+
+ok 'generation_config.json sampling defaults apply; flags override them; do_sample false is greedy' '
+	cp -r "$M" m3 &&
+	jq ". + {do_sample: true, temperature: 1.5, top_k: 0}" "$M/generation_config.json" > m3/generation_config.json &&
+	run() { ds-infer --max-tokens 12 -q "$@" < "$P" | jq -r .teacher.content; } &&
+	run -m "$M" > greedy &&
+	run -m m3 > sampled && ! cmp -s greedy sampled &&
+	run -m m3 --greedy > flagged && cmp greedy flagged &&
+	jq ". + {do_sample: false, temperature: 1.5}" "$M/generation_config.json" > m3/generation_config.json &&
+	run -m m3 > off && cmp greedy off
+'
+
+ok 'restartable: killed mid-run and started again, every (id, sample) once, as an unbroken run' '
+	for i in $(seq 1 12); do echo "{\"id\":\"q$i\",\"problem\":\"question $i\"}"; done > many.jsonl &&
+	ds-infer -m "$M" --max-tokens 40 -n 2 -b 1 -q < many.jsonl | jq -c "del(.teacher.latency_ms)" | sort > want &&
+	ds-infer -m "$M" --max-tokens 40 -n 2 -b 1 -q -o out.jsonl < many.jsonl & pid=$! &&
+	i=0; while [ "$(cat out.jsonl 2>/dev/null | wc -l)" -lt 5 ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i + 1)); done &&
+	kill -9 $pid; wait $pid || true
+	n=$(wc -l < out.jsonl) && test "$n" -ge 5 && test "$n" -lt 24 &&
+	ds-infer -m "$M" --max-tokens 40 -n 2 -b 1 -o out.jsonl < many.jsonl 2> err &&
+	grep -q "$n already done" err &&
+	jq -c "del(.teacher.latency_ms)" out.jsonl | sort > got && diff want got
+'
+
+ok 'the chat REPL: turns streamed, history kept (its cache reused), the same tokens as batch mode' '
+	printf "Name a prime.\nAnother?\nquit\nnot read\n" | ds-infer -m "$M" --chat --max-tokens 10 > chat.out 2> chat.err &&
+	test $(wc -l < chat.out) = 2 && test $(grep -c "10 tokens, .* tok/s" chat.err) = 2 &&
+	grep -q "cached" chat.err &&
+	first=$(sed -n 1p chat.out) &&
+	jq -n -c --arg a "$first" "{id:\"x\",messages:[{role:\"user\",content:\"Name a prime.\"},{role:\"assistant\",content:\$a},{role:\"user\",content:\"Another?\"}]}" |
+		ds-infer -m "$M" --max-tokens 10 -q | jq -r .teacher.content > want &&
+	sed -n 2p chat.out > got && diff want got
+'
+
+ok 'the chat REPL: --system, the chain of thought marked, /clear, end of input leaves' '
+	printf "hi\n/clear\nhi\n" | ds-infer -m "$S" --chat --system "Be brief." > chat.out 2> chat.err &&
+	printf "<think>\nLet me add.\n</think>\n\nThe answer is \\\\boxed{42}.\n" > one &&
+	cat one one > want && diff want chat.out
+'
+
+# ---- the server --------------------------------------------------------
+
+ok 'serve: the official openai client, non-streaming and streaming, reasoning_content split off' '
+	serve -m "$S" &&
+	"$PY" - "$URL" > got <<-EOF &&
+	import sys
+	from openai import OpenAI
+	c = OpenAI(base_url=sys.argv[1], api_key="unused")
+	print([m.id for m in c.models.list().data])
+	r = c.chat.completions.create(model="script", messages=[{"role": "user", "content": "6*7?"}])
+	m = r.choices[0].message
+	print(repr(m.reasoning_content), repr(m.content), r.choices[0].finish_reason,
+	      r.usage.prompt_tokens, r.usage.completion_tokens, r.usage.completion_tokens_details.reasoning_tokens)
+	s = c.chat.completions.create(model="script", messages=[{"role": "user", "content": "6*7?"}], stream=True,
+	                              stream_options={"include_usage": True})
+	rc, ct, fin, use = "", "", None, None
+	for ch in s:
+	    if ch.usage: use = ch.usage.completion_tokens
+	    for x in ch.choices:
+	        rc += getattr(x.delta, "reasoning_content", None) or ""
+	        ct += x.delta.content or ""
+	        fin = x.finish_reason or fin
+	print(repr(rc), repr(ct), fin, use)
+	EOF
+	stop &&
+	cat > want <<-EOF &&
+	['"'"'script'"'"']
+	'"'"'Let me add.'"'"' '"'"'The answer is \\\\boxed{42}.'"'"' stop 33 17 6
+	'"'"'Let me add.'"'"' '"'"'The answer is \\\\boxed{42}.'"'"' stop 17
+	EOF
+	diff want got
+'
+
+ok 'serve: answers equal batch mode; n=2 and concurrent clients (served in one batch) each get theirs' '
+	serve -m "$M" --max-tokens 12 -b 4 &&
+	pids= &&
+	for i in 1 2 3 4 5; do
+		curl -s -f "$URL/chat/completions" -d "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"question $i\"}]}" > r$i &
+		pids="$pids $!"
+	done && wait $pids &&
+	curl -s -f "$URL/chat/completions" -d "{\"model\":\"m\",\"n\":2,\"messages\":[{\"role\":\"user\",\"content\":\"question 1\"}]}" > rn &&
+	stop &&
+	for i in 1 2 3 4 5; do echo "{\"id\":\"$i\",\"problem\":\"question $i\"}"; done |
+		ds-infer -m "$M" --max-tokens 12 -q -b 1 | jq -r .teacher.content > want &&
+	for i in 1 2 3 4 5; do jq -r ".choices[0].message.content" r$i; done > got && diff want got &&
+	jq -r ".choices[].message.content" rn > gotn && head -1 want > w1 && cat w1 w1 | diff - gotn &&
+	test "$(jq .usage.completion_tokens rn)" = 24
+'
+
+ok 'serve: ds-teacher --base-url ds-infer serve, plain and --stream, end to end' '
+	serve -m "$S" &&
+	echo "{\"id\":\"t\",\"domain\":\"math\",\"problem\":\"6*7?\",\"answer\":\"42\"}" > p.jsonl &&
+	ds-teacher --base-url "$URL" --model script -q < p.jsonl > a.jsonl &&
+	ds-teacher --base-url "$URL" --model script --stream -q < p.jsonl > b.jsonl &&
+	stop &&
+	for f in a.jsonl b.jsonl; do
+		test "$(jq -r ".teacher | [.model, .reasoning, .content, .finish_reason] | @tsv" $f)" = \
+			"$(printf "script\tLet me add.\tThe answer is \\\\\\\\boxed{42}.\tstop")"
+	done &&
+	ds-judge --summary < a.jsonl 2>&1 > /dev/null | grep -q "accuracy 1.0000"
+'
+
+ok 'serve: bad requests get 4xx JSON errors and the server stays up' '
+	serve -m "$M" --max-tokens 4 --max-body 4096 --ctx 64 &&
+	code() { curl -s -o body -w "%{http_code}" "$@"; } &&
+	test "$(code "$URL/chat/completions" -d "{\"model\":")" = 400 && jq -e ".error.message | test(\"not JSON\")" body &&
+	test "$(code "$URL/chat/completions" -d "[1]")" = 400 &&
+	test "$(code "$URL/chat/completions" -d "{\"model\":\"m\",\"messages\":[]}")" = 400 &&
+	test "$(code "$URL/chat/completions" -d "{\"model\":\"m\",\"messages\":[{\"role\":\"assistant\",\"content\":\"x\"}]}")" = 400 &&
+	test "$(code "$URL/chat/completions" -d "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"temperature\":\"hot\"}")" = 400 &&
+	jq -e ".error.message | test(\"temperature\")" body &&
+	test "$(code "$URL/chat/completions" -d "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"$(printf "word %.0s" $(seq 1 80))\"}]}")" = 400 &&
+	jq -e ".error.code == \"context_length_exceeded\"" body &&
+	head -c 100000 /dev/zero | tr "\\000" a > big &&
+	test "$(code "$URL/chat/completions" --data-binary @big)" = 413 && jq -e ".error.message | test(\"4096\")" body &&
+	head -c 50000 big > chunk &&
+	test "$(code -H "Transfer-Encoding: chunked" "$URL/chat/completions" --data-binary @chunk)" = 413 &&
+	test "$(code "$URL/nowhere")" = 404 && test "$(code "$URL/chat/completions")" = 405 &&
+	test "$(code "$URL/models/other")" = 404 &&
+	test "$(code "$URL/chat/completions" -d "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}")" = 200 &&
+	stop
+'
+
+ok 'serve: a client that hangs up mid-stream is cancelled; the server goes on' '
+	serve -m "$M" --max-tokens 2000 &&
+	{ curl -s -N "$URL/chat/completions" -d "{\"model\":\"m\",\"stream\":true,\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}" | head -c 3000 > part || true; } &&
+	grep -q "^data: " part &&
+	i=0; while ! grep -q cancelled serve.log && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done &&
+	grep -q "cancelled (the client went away)" serve.log &&
+	curl -s -f "$URL/chat/completions" -d "{\"model\":\"m\",\"max_tokens\":3,\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}" |
+		jq -e ".usage.completion_tokens == 3" &&
+	stop
+'
+
+# ---- bad input ----------------------------------------------------------
+
+ok 'a prompt longer than the context: NAME:LINE: reason and exit 1; --skip-bad counts it' '
+	printf "%s\n" "{\"id\":\"a\",\"problem\":\"hi\"}" "{\"id\":\"b\",\"problem\":\"$(printf "word %.0s" $(seq 1 80))\"}" > in.jsonl &&
+	expect_exit 1 ds-infer -m "$M" --ctx 64 --max-tokens 4 < in.jsonl > out 2> err &&
+	grep -q "^ds-infer:2: the prompt is [0-9]* tokens; the context holds 64" err &&
+	ds-infer -m "$M" --ctx 64 --max-tokens 4 --skip-bad < in.jsonl > out 2> err &&
+	test "$(jq -r .id out)" = a && grep -q "1 bad line skipped" err
+'
+
+ok 'bad records: not JSON, no id, no problem or messages, a chat ending with the assistant' '
+	for l in "{" "{\"problem\":\"x\"}" "{\"id\":\"a\"}" \
+		"{\"id\":\"a\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"},{\"role\":\"assistant\",\"content\":\"y\"}]}"; do
+		echo "$l" > in.jsonl && expect_exit 1 ds-infer -m "$M" < in.jsonl > out 2> err &&
+		test ! -s out && grep -q "^ds-infer:1: " err || { cat err; exit 1; }
+	done
+'
+
+ok 'a model directory with a missing shard, a damaged config or no tokenizer: a clear error, exit 1' '
+	test -f "$SH/model.safetensors.index.json" &&
+	cp -r "$SH" m && rm m/model-00002-of-*.safetensors &&
+	expect_exit 1 ds-infer -m m < /dev/null 2> err && grep -q "model-00002-of-.*safetensors" err &&
+	cp -r "$SH" m4 && echo "{" > m4/config.json && expect_exit 1 ds-infer -m m4 < /dev/null 2> err &&
+	grep -q "config.json" err &&
+	cp -r "$SH" m5 && rm m5/tokenizer.json && expect_exit 1 ds-infer -m m5 < /dev/null 2> err &&
+	grep -q "tokenizer.json" err &&
+	expect_exit 1 ds-infer -m nowhere < /dev/null 2> err && grep -q nowhere err
+'
+
+ok 'a bf16 checkpoint in shards loads and answers' '
+	echo "{\"id\":\"a\",\"problem\":\"hi\"}" | ds-infer -m "$SH" --max-tokens 3 -q | jq -e ".teacher.usage.completion_tokens == 3"
+'
+
+ok 'a full disk is an error (> /dev/full); a reader that goes away ends it quietly' '
+	expect_exit 1 ds-infer -m "$M" --max-tokens 2 -q < "$P" > /dev/full 2> err && grep -q "write error\|No space" err &&
+	ds-infer -m "$M" --max-tokens 2 -q < "$P" 2> err | head -1 > /dev/null && test ! -s err
+'
+
+ok '--help and --version print to stdout; usage errors exit 2' '
+	ds-infer --help > out && grep -q "^usage: ds-infer" out && grep -q -- "--top-p" out &&
+	test "$(ds-infer --version)" = "ds-infer (ds) 0.1.0" &&
+	expect_exit 2 ds-infer < /dev/null 2> err && grep -q -- "-m DIR is required" err &&
+	expect_exit 2 ds-infer -m x --top-p 2 < /dev/null 2> /dev/null &&
+	expect_exit 2 ds-infer -m x --port 1 < /dev/null 2> /dev/null &&
+	expect_exit 2 ds-infer serve -m x -n 2 2> /dev/null &&
+	expect_exit 2 ds-infer bogus -m x 2> /dev/null
+'
+
+ok '--help agrees with the man page: every option is in both' '
+	ds-infer --help | grep -o -- "--[a-z][a-z-]*" | sort -u > help.opts &&
+	sed -n "/^\.SH OPTIONS/,/^\.SH EXIT/p" "$TOP/man/man1/ds-infer.1" |
+		grep -o "\\\\-\\\\-[a-z][a-z\\\\-]*" | sed "s/\\\\//g" | sort -u > man.opts &&
+	diff help.opts man.opts
+'
