@@ -24,3 +24,14 @@ for mk in "$TOP"/examples/*/Makefile; do
 			done
 		done < cmds'
 done
+
+# make demo, short: every stage runs and leaves its artefact (the full demo
+# trains 100 epochs; accuracy is its business, not this test's).
+ok 'make demo runs the whole chain (3 epochs here)' '
+	DEMO_DIR=$PWD/demo EPOCHS=3 sh "$TOP/examples/demo.sh" > log 2>&1 || { tail -30 log; false; } &&
+	grep -q "held-out accuracy before: 0/21" log && grep -q "held-out accuracy after: [0-9]*/21" log &&
+	for f in problems.jsonl answers.jsonl judged.jsonl rejected.jsonl data/distill.jsonl train.shard \
+		student/model.safetensors student/training_loss.svg answers-before.jsonl answers-after.jsonl; do
+		test -s demo/$f || fail "no $f"
+	done &&
+	test "$(wc -l < demo/answers-after.jsonl)" = 21 && test "$(wc -l < demo/rejected.jsonl)" -gt 0'
