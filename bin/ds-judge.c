@@ -403,7 +403,10 @@ static jv explain_answer(jv obj, const char *key, const char *s)
  * reference) reveals that it was, or NULL. Borrows all. */
 static const char *guided_leak(jv t, const char *reasoning, const char *content)
 {
-	if (jv_get_kind(jv_object_get(jv_copy(t), jv_string("guided"))) != JV_KIND_TRUE) return NULL;
+	jv guided = jv_object_get(jv_copy(t), jv_string("guided"));
+	int is_guided = jv_get_kind(guided) == JV_KIND_TRUE;
+	jv_free(guided);
+	if (!is_guided) return NULL;
 	const char *leak = reasoning ? leak_find(reasoning) : NULL;
 	if (!leak && content) leak = leak_find(content);
 	return leak;

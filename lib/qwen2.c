@@ -445,8 +445,10 @@ static int write_config(const qwen2_model *m, const char *dir, const char *dtype
 		jv_free(o);
 		o = jv_object();
 	}
-	int has_new = jv_get_kind(jv_object_get(jv_copy(o), jv_string("dtype"))) == JV_KIND_STRING;
-	int has_old = jv_get_kind(jv_object_get(jv_copy(o), jv_string("torch_dtype"))) == JV_KIND_STRING;
+	char *cur_new = cfg_str(o, "dtype"), *cur_old = cfg_str(o, "torch_dtype");
+	int has_new = cur_new != NULL, has_old = cur_old != NULL;
+	free(cur_new);
+	free(cur_old);
 	if (has_new || !has_old) o = jv_object_set(o, jv_string("dtype"), jv_string(dtype));
 	if (has_old || !has_new) o = jv_object_set(o, jv_string("torch_dtype"), jv_string(dtype));
 	jv s = jv_dump_string(o, JV_PRINT_PRETTY | JV_PRINT_SPACE1);
