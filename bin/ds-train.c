@@ -559,6 +559,21 @@ static long ckpt_step(const char *name)
 	return *end || end == name + 11 ? -1 : v;
 }
 
+/* Remove a checkpoint directory and the files in it. Returns rmdir's. */
+static int remove_dir(const char *path)
+{
+	DIR *d = opendir(path);
+	struct dirent *e;
+	while (d && (e = readdir(d))) {
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+		char *f = xasprintf("%s/%s", path, e->d_name);
+		unlink(f);
+		free(f);
+	}
+	if (d) closedir(d);
+	return rmdir(path);
+}
+
 /* Remove the oldest checkpoints beyond save_total_limit. */
 static void prune_checkpoints(run *r)
 {
@@ -577,23 +592,11 @@ static void prune_checkpoints(run *r)
 		}
 		closedir(d);
 		if (count <= r->tc->save_total_limit) return;
-		char *cmd_dir = xasprintf("%s/checkpoint-%ld", r->tc->output_dir, oldest);
-		DIR *c = opendir(cmd_dir);
-		if (c) {
-			while ((e = readdir(c))) {
-				if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-				char *f = xasprintf("%s/%s", cmd_dir, e->d_name);
-				unlink(f);
-				free(f);
-			}
-			closedir(c);
-		}
-		if (rmdir(cmd_dir) < 0) {
-			cli_warn("%s: %s", cmd_dir, strerror(errno));
-			free(cmd_dir);
-			return;
-		}
-		free(cmd_dir);
+		char *old = xasprintf("%s/checkpoint-%ld", r->tc->output_dir, oldest);
+		int rc = remove_dir(old);
+		if (rc < 0) cli_warn("%s: %s", old, strerror(errno));
+		free(old);
+		if (rc < 0) return;
 	}
 }
 
@@ -607,19 +610,7 @@ static void save_checkpoint(run *r)
 	save_model_dir(r, tmp);
 	write_state(r, tmp);
 	if (!r->tc->save_only_model) write_optimizer(r, tmp);
-	if (is_nonempty_dir(dir)) {
-		/* The same step saved before (a rerun): replace it. */
-		DIR *d = opendir(dir);
-		struct dirent *e;
-		while (d && (e = readdir(d))) {
-			if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-			char *f = xasprintf("%s/%s", dir, e->d_name);
-			unlink(f);
-			free(f);
-		}
-		if (d) closedir(d);
-		rmdir(dir);
-	}
+	if (is_nonempty_dir(dir)) remove_dir(dir); /* the same step saved before (a rerun): replace it */
 	if (rename(tmp, dir) < 0) cli_die(EXIT_RUNTIME, "%s: %s", dir, strerror(errno));
 	free(tmp);
 	free(r->last_ckpt);

@@ -10,6 +10,7 @@
  */
 #include "qwen2.h"
 #include "check.h"
+#include "cli.h"
 #include "json.h"
 #include "safetensors.h"
 
@@ -217,24 +218,15 @@ int qwen2_config_load(const char *path, qwen2_config *c, char **err)
 	char *file = stat(path, &st) == 0 && S_ISDIR(st.st_mode) ? xasprintf("%s/config.json", path)
 	                                                         : xstrdup(path);
 	int rc = -1;
-	FILE *f = fopen(file, "rb");
-	if (!f) {
+	char *text = cli_read_file(file);
+	if (!text) {
 		*err = xasprintf("%s: %s", file, strerror(errno));
 		goto out;
 	}
-	jbuf b = {0};
-	char chunk[65536];
-	size_t n;
-	while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) {
-		if (b.n + n > b.cap) b.p = xrealloc(b.p, b.cap = 2 * (b.n + n));
-		memcpy(b.p + b.n, chunk, n);
-		b.n += n;
-	}
-	fclose(f);
 	size_t at;
 	const char *why;
-	jv o = json_parse(b.p ? b.p : "", b.n, &at, &why);
-	jbuf_free(&b);
+	jv o = json_parse(text, strlen(text), &at, &why);
+	free(text);
 	if (!jv_is_valid(o)) {
 		jv_free(o);
 		*err = xasprintf("%s: byte %zu: %s", file, at, why);
@@ -668,24 +660,32 @@ static void rmsnorm_bwd(float *dx, float *dw, const float *dy, const float *x, c
 	}
 }
 
-/* Rotary tables for positions restarting at each document. transformers
+/* Rotary tables cos, sin (T, D/2) for the positions pos (T). transformers
  * computes inv_freq and the angles in fp32; so do we, so long positions
  * round the same way. */
-static void rope_tables(qwen2_scratch *s, const qwen2_config *c, const qwen2_batch *b)
+static void rope_fill(float *cs, float *sn, const int *pos, int T, const qwen2_config *c)
 {
 	int half = c->head_dim / 2;
 	float *inv = xmalloc((size_t)half * sizeof *inv);
 	for (int i = 0; i < half; i++)
 		inv[i] = 1.0f / powf((float)c->rope_theta, (float)(2 * i) / (float)c->head_dim);
-	int t = 0;
-	for (int d = 0; d < b->n_docs; d++)
-		for (uint32_t p = 0; p < b->doc_len[d]; p++, t++)
-			for (int i = 0; i < half; i++) {
-				float a = (float)p * inv[i];
-				s->cos[(size_t)t * half + i] = (float)cos((double)a);
-				s->sin[(size_t)t * half + i] = (float)sin((double)a);
-			}
+	for (int t = 0; t < T; t++)
+		for (int i = 0; i < half; i++) {
+			float a = (float)pos[t] * inv[i];
+			cs[(size_t)t * half + i] = (float)cos((double)a);
+			sn[(size_t)t * half + i] = (float)sin((double)a);
+		}
 	free(inv);
+}
+
+/* The tables of a packed sample: positions restart at each document. */
+static void rope_tables(qwen2_scratch *s, const qwen2_config *c, const qwen2_batch *b)
+{
+	int *pos = xmalloc((size_t)b->n_tokens * sizeof *pos), t = 0;
+	for (int d = 0; d < b->n_docs; d++)
+		for (uint32_t p = 0; p < b->doc_len[d]; p++) pos[t++] = (int)p;
+	rope_fill(s->cos, s->sin, pos, b->n_tokens, c);
+	free(pos);
 }
 
 /* Rotate each head of x (T, nh*D) in place; inverse = 1 undoes it (the
@@ -1009,29 +1009,23 @@ int qwen2_forward_segs(qwen2_model *m, const qwen2_seg *segs, int nseg, float *l
 	}
 	float scale = 1.0f / sqrtf((float)D);
 	int threads = omp_get_max_threads();
-	size_t need = (size_t)T * (3 * C + 2 * QD + 2 * KD + 2 * FF + 1 + D) + (size_t)threads * QB * maxk + half;
+	size_t need = (size_t)T * (3 * C + 2 * QD + 2 * KD + 2 * FF + 1 + D) + (size_t)threads * QB * maxk;
 	float *mem = xmalloc(need * sizeof(float));
 	float *x = mem, *h = x + (size_t)T * C, *q = h + (size_t)T * C, *k = q + (size_t)T * QD, *v = k + (size_t)T * KD;
 	float *att = v + (size_t)T * KD, *gate = att + (size_t)T * QD, *up = gate + (size_t)T * FF;
 	float *rstd = up + (size_t)T * FF, *cs = rstd + T, *sn = cs + (size_t)T * half, *S = sn + (size_t)T * half;
-	float *inv = S + (size_t)threads * QB * maxk;
 	float *hl = x + (size_t)T * C * 2; /* (nseg, C) last rows, reusing spare room */
 	int *seg_of = xmalloc((size_t)T * sizeof *seg_of), *pos = xmalloc((size_t)T * sizeof *pos);
 	int *start = xmalloc((size_t)nseg * sizeof *start);
-	for (int i = 0; i < half; i++) inv[i] = 1.0f / powf((float)c->rope_theta, (float)(2 * i) / (float)D);
 	for (int i = 0, t = 0; i < nseg; i++) {
 		start[i] = t;
 		for (int j = 0; j < segs[i].n; j++, t++) {
 			seg_of[t] = i;
 			pos[t] = segs[i].cache->len + j;
 			memcpy(x + (size_t)t * C, m->w.embed + (size_t)segs[i].ids[j] * C, (size_t)C * sizeof(float));
-			for (int e = 0; e < half; e++) {
-				float a = (float)pos[t] * inv[e];
-				cs[(size_t)t * half + e] = (float)cos((double)a);
-				sn[(size_t)t * half + e] = (float)sin((double)a);
-			}
 		}
 	}
+	rope_fill(cs, sn, pos, T, c);
 	qwen2_scratch rs = {.cos = cs, .sin = sn};
 	for (int l = 0; l < c->n_layers; l++) {
 		const qwen2_layer *w = &m->w.layers[l];
