@@ -525,23 +525,25 @@ def run_urllib_tests(S: ServerProc, fx: dict) -> None:
         check("corrupt@1: same length, wrong sha256; next one fine",
               len(bad) == len(big) and sha256(bad) != sha256(big) and good == big)
 
-        set_faults("config.json$:slow:0.5@1")
+        # Upper bounds leave a loaded machine (CI runs tests side by side)
+        # most of a second: only "delayed" versus "not delayed" is tested.
+        set_faults("config.json$:slow:1.5@1")
         t0 = time.monotonic()
         req(f"{B}/acme/tiny/resolve/main/config.json")
         t1 = time.monotonic()
         req(f"{B}/acme/tiny/resolve/main/config.json")
         t2 = time.monotonic()
-        check("slow:0.5@1 delays the first byte once", t1 - t0 >= 0.5 and t2 - t1 < 0.4, (t1 - t0, t2 - t1))
+        check("slow:1.5@1 delays the first byte once", t1 - t0 >= 1.5 and t2 - t1 < 1.2, (t1 - t0, t2 - t1))
 
-        set_faults("^/splits:latency:150")
+        set_faults("^/splits:latency:800")
         t0 = time.monotonic()
-        for _ in range(3):
+        for _ in range(2):
             jreq(f"{B}/splits?dataset=acme/chats")
         t1 = time.monotonic()
         jreq(f"{B}/is-valid?dataset=acme/chats")
         t2 = time.monotonic()
         check("latency:MS delays every matching request, not others",
-              t1 - t0 >= 0.45 and t2 - t1 < 0.14, (t1 - t0, t2 - t1))
+              t1 - t0 >= 1.6 and t2 - t1 < 0.7, (t1 - t0, t2 - t1))
 
         RW = f"{B}/rows?dataset=acme/chats&config=default&split=train"
         set_faults("^/rows:truncate-cell:50")

@@ -577,20 +577,22 @@ def run_http_tests(S: ServerProc) -> None:
 
     def t_delays():
         body = {"model": "x", "messages": msgs("d 1")}
-        set_faults("completions:slow:0.5@1")
+        # Upper bounds leave a loaded machine most of a second: only
+        # "delayed" versus "not delayed" is tested.
+        set_faults("completions:slow:1.5@1")
         t = time.monotonic()
         chat(body)
         dt = time.monotonic() - t
-        check("slow:0.5 delays the first byte ~0.5 s", 0.45 <= dt < 1.5, dt)
+        check("slow:1.5 delays the first byte ~1.5 s", 1.45 <= dt < 3, dt)
         t = time.monotonic()
         chat(body)
-        check("slow@1 used up", time.monotonic() - t < 0.3)
+        check("slow@1 used up", time.monotonic() - t < 1.2)
         set_faults("completions:latency:300")
         t = time.monotonic()
         chat(body)
         chat(body)
         dt = time.monotonic() - t
-        check("latency:300 delays every request", 0.58 <= dt < 1.5, dt)
+        check("latency:300 delays every request", 0.58 <= dt < 2.5, dt)
         set_faults("completions:drip:40")
         t = time.monotonic()
         st, h, raw = stream({"model": "x", "messages": msgs("d 2"), "x_reasoning_len": 60})
