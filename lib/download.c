@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <math.h>
 #include <openssl/evp.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -41,8 +42,8 @@ int download_digest(const char *path, const char *kind, char hex[65])
 	return 0;
 }
 
-/* A digest being computed as the bytes arrive, so a finished download needs
- * no second pass over the file. */
+/* A digest to be fed as the bytes arrive, so a finished download needs no
+ * second pass over the file. */
 static EVP_MD_CTX *hash_begin(const download_req *q)
 {
 	int git = q->sha256 == NULL;
@@ -55,15 +56,7 @@ static EVP_MD_CTX *hash_begin(const download_req *q)
 		int n = snprintf(head, sizeof head, "blob %lld", q->size);
 		EVP_DigestUpdate(ctx, head, (size_t)n + 1);
 	}
-	/* What an earlier run left in the part file counts too. */
-	FILE *f = fopen(q->part, "rb");
-	if (f) {
-		static _Thread_local unsigned char buf[1 << 20];
-		size_t k;
-		while ((k = fread(buf, 1, sizeof buf, f)) > 0) EVP_DigestUpdate(ctx, buf, k);
-		fclose(f);
-	}
-	return ctx;
+	return ctx; /* what the part file holds already is hashed by the hasher */
 }
 
 static void hash_end(EVP_MD_CTX *ctx, char hex[65])
@@ -127,16 +120,98 @@ static int locate(const download_req *q, const http_retry *pol, char **target, c
 	return *target ? 0 : -1;
 }
 
-/* The digest is taken from the bytes as they arrive, in the callback that
- * writes them: they are in the cache then, and the receiving thread waits
- * on the network most of the time anyway. (A second thread reading the
- * part file back cost more, in copies and wake-ups, on a busy machine.)
- * What a resumed download already holds is hashed from the file first. */
+/* The digest is taken on a thread of its own, from the part file as the
+ * receiving thread appends to it: the bytes are still in the page cache,
+ * and SHA-256 (about 1.8 GB/s a core with SHA-NI) no longer adds its time
+ * to the download's on a fast link. Whatever an earlier attempt or run
+ * left in the part file is hashed the same way, from where the digest
+ * stopped. */
+struct hasher {
+	pthread_t th;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int fd;            /* the part file, read-only */
+	EVP_MD_CTX *ctx;
+	long long *hashed; /* bytes the digest has seen */
+	long long avail;   /* bytes of the file written so far */
+	int done, idle, failed;
+};
+
+static void *hasher_main(void *arg)
+{
+	struct hasher *h = arg;
+	static _Thread_local unsigned char buf[1 << 20];
+	for (;;) {
+		pthread_mutex_lock(&h->mu);
+		while (*h->hashed >= h->avail && !h->done) {
+			h->idle = 1;
+			pthread_cond_wait(&h->cv, &h->mu);
+			h->idle = 0;
+		}
+		long long upto = h->avail;
+		int last = h->done;
+		pthread_mutex_unlock(&h->mu);
+		while (*h->hashed < upto) {
+			size_t want = (size_t)(upto - *h->hashed) < sizeof buf ? (size_t)(upto - *h->hashed) : sizeof buf;
+			ssize_t k = pread(h->fd, buf, want, *h->hashed);
+			if (k < 0 && errno == EINTR) continue;
+			if (k <= 0) {
+				h->failed = 1;
+				return NULL;
+			}
+			EVP_DigestUpdate(h->ctx, buf, (size_t)k);
+			*h->hashed += k;
+		}
+		if (last) return NULL;
+	}
+}
+
+/* Start hashing path from *hashed up to its first `have` bytes, and on as
+ * hasher_more reports more. Returns 0, or -1 (no thread: hash it after). */
+static int hasher_start(struct hasher *h, EVP_MD_CTX *ctx, const char *path, long long *hashed,
+			long long have)
+{
+	*h = (struct hasher){.ctx = ctx, .hashed = hashed, .avail = have};
+	h->fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (h->fd < 0) return -1;
+	pthread_mutex_init(&h->mu, NULL);
+	pthread_cond_init(&h->cv, NULL);
+	if (pthread_create(&h->th, NULL, hasher_main, h) != 0) {
+		close(h->fd);
+		pthread_mutex_destroy(&h->mu);
+		pthread_cond_destroy(&h->cv);
+		return -1;
+	}
+	return 0;
+}
+
+static void hasher_more(struct hasher *h, long long n)
+{
+	pthread_mutex_lock(&h->mu);
+	h->avail += n;
+	if (h->idle) pthread_cond_signal(&h->cv);
+	pthread_mutex_unlock(&h->mu);
+}
+
+/* Wait until the digest has seen every byte written. Returns 0, or -1
+ * when the file could not be read back (the digest is then incomplete). */
+static int hasher_finish(struct hasher *h)
+{
+	pthread_mutex_lock(&h->mu);
+	h->done = 1;
+	pthread_cond_signal(&h->cv);
+	pthread_mutex_unlock(&h->mu);
+	pthread_join(h->th, NULL);
+	close(h->fd);
+	pthread_mutex_destroy(&h->mu);
+	pthread_cond_destroy(&h->cv);
+	return h->failed ? -1 : 0;
+}
+
 struct counting {
 	int fd;
 	_Atomic long long *progress;
-	EVP_MD_CTX *hash;  /* or NULL */
-	long long *hashed; /* bytes the digest has seen */
+	struct hasher *hash; /* or NULL */
 };
 
 static size_t count_write(void *c, const char *buf, size_t n)
@@ -150,29 +225,8 @@ static size_t count_write(void *c, const char *buf, size_t n)
 		done += (size_t)w;
 	}
 	if (k->progress) atomic_fetch_add(k->progress, (long long)done);
-	if (k->hash) {
-		EVP_DigestUpdate(k->hash, buf, done);
-		*k->hashed += (long long)done;
-	}
+	if (k->hash) hasher_more(k->hash, (long long)done);
 	return done;
-}
-
-/* Bring the digest up to byte `upto` of path from byte *hashed. */
-static int hash_catch_up(EVP_MD_CTX *h, const char *path, long long *hashed, long long upto)
-{
-	if (*hashed >= upto) return 0;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) return -1;
-	static _Thread_local unsigned char buf[1 << 20];
-	while (*hashed < upto) {
-		size_t want = (size_t)(upto - *hashed) < sizeof buf ? (size_t)(upto - *hashed) : sizeof buf;
-		ssize_t k = pread(fd, buf, want, *hashed);
-		if (k <= 0) break;
-		EVP_DigestUpdate(h, buf, (size_t)k);
-		*hashed += k;
-	}
-	close(fd);
-	return *hashed == upto ? 0 : -1;
 }
 
 int download_file(const download_req *q, const http_retry *pol, _Atomic long long *progress,
@@ -206,15 +260,20 @@ int download_file(const download_req *q, const http_retry *pol, _Atomic long lon
 				snprintf(err, errlen, "%s: %s", q->part, strerror(errno));
 				break;
 			}
-			if (hash && hash_catch_up(hash, q->part, &hashed, have) != 0) { /* hash the file after, instead */
+			struct hasher hs;
+			if (hash && hasher_start(&hs, hash, q->part, &hashed, have) != 0) { /* hash the file after, instead */
 				EVP_MD_CTX_free(hash);
 				hash = NULL;
 			}
-			struct counting c = {fd, progress, hash, &hashed};
+			struct counting c = {fd, progress, hash ? &hs : NULL};
 			http_opts ho = {.bearer = redirected ? NULL : q->bearer, .follow = 0,
 					.range_from = have, .on_data = count_write, .on_data_ud = &c};
 			http_reply r;
 			int got = http_request(target, &ho, &r, err, errlen);
+			if (hash && hasher_finish(&hs) != 0) {
+				EVP_MD_CTX_free(hash);
+				hash = NULL;
+			}
 			int closed = close(fd);
 			long status = r.status;
 			http_reply_free(&r);

@@ -183,11 +183,14 @@ ok 'model: an unknown revision or repo is a clear error' '
 '
 
 ok 'model: killed with -9 mid-download, a rerun resumes the part file and verifies' '
-	hub_faults "^/cdn/:latency:300,^/cdn/:slow:1" &&
+	hub_faults "^/cdn/:throttle:1000000" &&
 	{ ds-fetch -q model Qwen/Tiny -o m & pid=$!; } &&
 	sleep 1.5; kill -9 $pid 2>/dev/null || :; wait $pid 2>/dev/null || :;
-	hub_faults "" &&
-	ds-fetch -q model Qwen/Tiny -o m && same_model m
+	hub_faults "" && curl -s -f -X DELETE "$HUB/_debug/requests" > /dev/null &&
+	ds-fetch model Qwen/Tiny -o m 2> err && same_model m && ! grep -q "mismatch" err &&
+	curl -s "$HUB/_debug/requests" > log.json &&
+	jq "[.requests[] | select(.path | startswith(\"/cdn/\")) | .range // \"\"] |
+		any(test(\"^bytes=[1-9]\")) and all(test(\"^bytes=[1-9]\"))" log.json | grep -qx true
 '
 
 ok 'model --source modelscope: its file list and file API, every file checked by sha256' '

@@ -102,6 +102,19 @@ class HashCache:
         return val
 
 
+def throttled(chunks, rate: float):
+    """The same bytes in 16 KiB pieces, at about `rate` bytes a second."""
+    t0, sent = time.monotonic(), 0
+    for chunk in chunks:
+        for i in range(0, len(chunk), 16384):
+            piece = chunk[i:i + 16384]
+            ahead = (sent + len(piece)) / rate - (time.monotonic() - t0)
+            if ahead > 0:
+                time.sleep(ahead)
+            sent += len(piece)
+            yield piece
+
+
 def git_blob_sha1(data: bytes) -> str:
     return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
 
@@ -214,9 +227,9 @@ class Repo:
 
 # kind -> maximum number of ':'-separated arguments
 KINDS = {"429": 1, "500": 0, "503": 0, "cut": 1, "slow": 1, "corrupt": 0,
-         "truncate-cell": 1, "too-big": 2, "latency": 1}
+         "truncate-cell": 1, "too-big": 2, "latency": 1, "throttle": 1}
 PRE_KINDS = {"latency", "slow", "429", "500", "503"}   # act before routing
-BODY_KINDS = {"cut", "corrupt"}                        # act while writing a body
+BODY_KINDS = {"cut", "corrupt", "throttle"}            # act while writing a body
 ROWS_KINDS = {"truncate-cell", "too-big"}              # act inside /rows
 
 
@@ -237,7 +250,7 @@ class Rule:
         # Validate numbers now, so a bad spec fails at start-up / POST time
         # rather than in the middle of some unrelated request.
         for a in self.args[:1]:
-            if self.kind in ("429", "slow", "latency"):
+            if self.kind in ("429", "slow", "latency", "throttle"):
                 float(a)
             elif self.kind in ("cut", "truncate-cell", "too-big"):
                 int(a)
@@ -616,14 +629,19 @@ class Handler(BaseHTTPRequestHandler):
         """Write a body, applying `cut` and `corrupt` rules that match."""
         if self.command == "HEAD" or total == 0:
             return
-        limit = flip_at = None
+        limit = flip_at = rate = None
         for rule in self.body_rules:
+            if rule.kind == "throttle" and rate is None and self.hub.faults.claim(rule):
+                rate = max(rule.num(0, 1 << 20), 1.0)
+                self.fault_names.append(f"throttle:{rate:g}")
             if rule.kind == "cut" and limit is None and self.hub.faults.claim(rule):
                 limit = int(rule.num(0, total // 2))
                 self.fault_names.append(f"cut:{limit}")
             elif rule.kind == "corrupt" and flip_at is None and self.hub.faults.claim(rule):
                 flip_at = total // 2
                 self.fault_names.append("corrupt")
+        if rate is not None:
+            chunks = throttled(chunks, rate)
         pos = 0
         for chunk in chunks:
             if flip_at is not None and pos <= flip_at < pos + len(chunk):

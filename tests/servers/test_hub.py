@@ -525,6 +525,12 @@ def run_urllib_tests(S: ServerProc, fx: dict) -> None:
         check("corrupt@1: same length, wrong sha256; next one fine",
               len(bad) == len(big) and sha256(bad) != sha256(big) and good == big)
 
+        set_faults(f"^/cdn/:throttle:{len(big) // 2}@1")
+        t0 = time.monotonic()
+        _, _, slow = req(loc)
+        t1 = time.monotonic()
+        check("throttle:RATE@1 sends the whole body at about RATE", slow == big and t1 - t0 >= 1.8, t1 - t0)
+
         # Upper bounds leave a loaded machine (CI runs tests side by side)
         # most of a second: only "delayed" versus "not delayed" is tested.
         set_faults("config.json$:slow:1.5@1")
