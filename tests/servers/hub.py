@@ -28,14 +28,14 @@ import json
 import os
 import re
 import secrets
-import signal
 import sys
 import threading
 import time
 import traceback
 import urllib.parse
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from mockhttp import DispatchingHandler, Faults, Kind, Life, Logger, Rule, Server
 
 # The viewer refuses pages longer than this (libcommon MAX_NUM_ROWS_PER_PAGE).
 MAX_ROWS_PER_PAGE = 100
@@ -48,13 +48,7 @@ HEX64 = re.compile(r"^[0-9a-f]{64}$")
 CHUNK = 256 * 1024
 START = time.monotonic()
 
-_log_lock = threading.Lock()
-
-
-def log(msg: str) -> None:
-    with _log_lock:
-        sys.stderr.write(f"hub: {msg}\n")
-        sys.stderr.flush()
+log = Logger("hub")
 
 
 def iso(ts: float) -> str:
@@ -225,103 +219,18 @@ class Repo:
 # Fault rules
 # --------------------------------------------------------------------------
 
-# kind -> maximum number of ':'-separated arguments
-KINDS = {"429": 1, "500": 0, "503": 0, "cut": 1, "slow": 1, "corrupt": 0,
-         "truncate-cell": 1, "too-big": 2, "latency": 1, "throttle": 1}
+# kind -> its arguments (mockhttp.Kind: how many at most, int or float, how
+# many at least)
+KINDS = {"429": Kind(1), "500": Kind(0), "503": Kind(0), "cut": Kind(1, int), "slow": Kind(1),
+         "corrupt": Kind(0), "truncate-cell": Kind(1, int), "too-big": Kind(2, int, 1),
+         "latency": Kind(1), "throttle": Kind(1)}
 PRE_KINDS = {"latency", "slow", "429", "500", "503"}   # act before routing
 BODY_KINDS = {"cut", "corrupt", "throttle"}            # act while writing a body
 ROWS_KINDS = {"truncate-cell", "too-big"}              # act inside /rows
 
 
-@dataclass
-class Rule:
-    pattern: str
-    kind: str
-    args: list[str] = field(default_factory=list)
-    remaining: int | None = None      # None: fires forever
-    fired: int = 0
-
-    def __post_init__(self) -> None:
-        if self.kind not in KINDS:
-            raise ValueError(f"unknown fault kind {self.kind!r}")
-        if len(self.args) > KINDS[self.kind]:
-            raise ValueError(f"too many arguments for {self.kind}: {self.args}")
-        self.regex = re.compile(self.pattern)
-        # Validate numbers now, so a bad spec fails at start-up / POST time
-        # rather than in the middle of some unrelated request.
-        for a in self.args[:1]:
-            if self.kind in ("429", "slow", "latency", "throttle"):
-                float(a)
-            elif self.kind in ("cut", "truncate-cell", "too-big"):
-                int(a)
-        if self.kind == "too-big":
-            if not self.args:
-                raise ValueError("too-big needs a ROW_IDX")
-            if len(self.args) > 1:
-                int(self.args[1])
-
-    def num(self, i: int, default: float) -> float:
-        return float(self.args[i]) if len(self.args) > i and self.args[i] != "" else default
-
-    def as_dict(self) -> dict:
-        return {"path": self.pattern, "kind": self.kind, "args": self.args,
-                "remaining": self.remaining, "fired": self.fired}
-
-
 def parse_rule(text: str) -> Rule:
-    """Parse one `path_regex:kind[:arg...][@count]` rule.
-
-    The regex may itself contain ':', so the kind is the right-most token that
-    is a known kind with no more arguments after it than that kind takes.
-    """
-    text = text.strip()
-    count = None
-    m = re.search(r"@(\d+)$", text)
-    if m:
-        count = int(m.group(1))
-        text = text[:m.start()]
-    toks = text.split(":")
-    for i in range(len(toks) - 1, 0, -1):
-        if toks[i] in KINDS and len(toks) - i - 1 <= KINDS[toks[i]]:
-            return Rule(":".join(toks[:i]), toks[i], toks[i + 1:], count)
-    raise ValueError(f"bad fault rule {text!r}: want path_regex:kind[:arg][@count]")
-
-
-def parse_spec(spec: str) -> list[Rule]:
-    return [parse_rule(r) for r in spec.split(",") if r.strip()]
-
-
-class Faults:
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.rules: list[Rule] = []
-
-    def replace(self, rules: list[Rule], append: bool = False) -> None:
-        with self.lock:
-            self.rules = (self.rules + rules) if append else rules
-
-    def matching(self, target: str, kinds: set[str]) -> list[Rule]:
-        with self.lock:
-            return [r for r in self.rules if r.kind in kinds and
-                    (r.remaining is None or r.remaining > 0) and r.regex.search(target)]
-
-    def claim(self, rule: Rule) -> bool:
-        """Use up one firing of `rule`; False if it ran out meanwhile.
-
-        Rules are only claimed when they actually change a response, so e.g.
-        `cut@1` is not wasted on a HEAD that has no body.
-        """
-        with self.lock:
-            if rule.remaining is not None:
-                if rule.remaining <= 0:
-                    return False
-                rule.remaining -= 1
-            rule.fired += 1
-            return True
-
-    def state(self) -> dict:
-        with self.lock:
-            return {"rules": [r.as_dict() for r in self.rules]}
+    return Faults(KINDS).parse_rule(text)
 
 
 # --------------------------------------------------------------------------
@@ -347,7 +256,7 @@ class Hub:
         self.cfg = cfg
         self.root = os.path.abspath(cfg.root)
         self.hashes = HashCache()
-        self.faults = Faults()
+        self.faults = Faults(KINDS)
         self.secret = secrets.token_bytes(32)       # signs CDN URLs
         self._blobs: dict[str, str] = {}           # sha256 -> file, for /cdn
         self._blob_lock = threading.Lock()
@@ -518,30 +427,12 @@ class Reply(Exception):
 # HTTP handler
 # --------------------------------------------------------------------------
 
-class Handler(BaseHTTPRequestHandler):
+class Handler(DispatchingHandler):
     # HTTP/1.1 so clients (libcurl) reuse connections as they would with the
     # real hub; every response therefore carries a Content-Length.
     protocol_version = "HTTP/1.1"
     server_version = "ds-hub-mock/1.0"
     hub: Hub  # set on the subclass made by make_server()
-
-    def log_message(self, fmt, *args):      # we log one line ourselves
-        pass
-
-    def do_GET(self):
-        self._dispatch()
-
-    def do_HEAD(self):
-        self._dispatch()
-
-    def do_POST(self):
-        self._dispatch()
-
-    def do_DELETE(self):
-        self._dispatch()
-
-    def do_PUT(self):
-        self._dispatch()
 
     # ---- plumbing -------------------------------------------------------
 
@@ -1092,27 +983,11 @@ class Handler(BaseHTTPRequestHandler):
         p, m = self.rawpath.rstrip("/"), self.command
         faults = self.hub.faults
         if p == "/_faults":
-            if m == "GET":
-                return self._json(200, faults.state())
-            if m == "DELETE":
-                faults.replace([])
-                return self._json(200, faults.state())
-            if m in ("POST", "PUT"):
-                try:
-                    body = json.loads(self.req_body or b"{}")
-                    if isinstance(body, str):
-                        body = {"spec": body}
-                    rules = parse_spec(body.get("spec", ""))
-                    for r in body.get("rules", []):
-                        args = r.get("args")
-                        if args is None:
-                            args = [] if r.get("arg") is None else [str(r["arg"])]
-                        rules.append(Rule(r.get("path", ""), str(r["kind"]),
-                                          [str(a) for a in args], r.get("count")))
-                except (ValueError, KeyError, TypeError, AttributeError, re.error) as e:
-                    raise Reply(400, f"bad fault spec: {e}", hub_style=False) from None
-                faults.replace(rules, append=bool(body.get("append")))
-                return self._json(200, faults.state())
+            out = faults.control(m, self.req_body)
+            if isinstance(out, str):
+                raise Reply(400, out, hub_style=False)
+            if out is not None:
+                return self._json(200, out)
         elif p == "/_debug/requests":
             with self.hub.req_lock:
                 if m == "DELETE":
@@ -1138,12 +1013,6 @@ def _content_type(path: str) -> str:
             }.get(ext, "application/octet-stream")
 
 
-class Server(ThreadingHTTPServer):
-    daemon_threads = True       # a hung client must not block shutdown
-    allow_reuse_address = True
-    request_queue_size = 64
-
-
 def make_server(cfg: Config, port: int = 0) -> tuple[Server, Hub]:
     hub = Hub(cfg)
     handler = type("BoundHandler", (Handler,), {"hub": hub})
@@ -1151,24 +1020,11 @@ def make_server(cfg: Config, port: int = 0) -> tuple[Server, Hub]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    # Handlers first: a test that signals us early must still get a clean exit.
-    stop = threading.Event()
-    why = ["max-seconds reached"]
-
-    def on_signal(signum, _frame):
-        why[0] = signal.Signals(signum).name
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-
+    life = Life()
     ap = argparse.ArgumentParser(description="Mock Hugging Face hub + dataset viewer for tests "
                                              "(see tests/servers/README.md).")
     ap.add_argument("--root", required=True, help="fixture directory (models/, datasets/)")
-    ap.add_argument("--port", type=int, default=0, help="TCP port on 127.0.0.1; 0 = any free one")
-    ap.add_argument("--port-file", help="write the port here (atomically) once listening")
-    ap.add_argument("--faults", default="", help="fault rules: path_regex:kind[:arg][@count],...")
-    ap.add_argument("--max-seconds", type=float, default=600, help="exit after this long (default 600)")
+    Life.add_args(ap)
     ap.add_argument("--lfs-threshold", type=int, default=1 << 20,
                     help="files bigger than this many bytes are LFS (302 to /cdn); default 1 MiB")
     ap.add_argument("--tree-page-size", type=int, default=1000, help="entries per /tree page")
@@ -1182,7 +1038,6 @@ def main(argv: list[str] | None = None) -> int:
                     help="CDN answers 400 (like S3) to requests carrying Authorization")
     ap.add_argument("--first-rows-cell-bytes", type=int, default=100,
                     help="/first-rows truncates cells longer than this (UTF-8 bytes)")
-    ap.add_argument("--quiet", action="store_true", help="no per-request log lines")
     a = ap.parse_args(argv)
     if a.gated and not a.token:
         ap.error("--gated needs --token")
@@ -1193,35 +1048,12 @@ def main(argv: list[str] | None = None) -> int:
                  cdn_reject_auth=a.cdn_reject_auth, first_rows_cell_bytes=a.first_rows_cell_bytes,
                  quiet=a.quiet)
     try:
-        rules = parse_spec(a.faults)
+        rules = Faults(KINDS).parse_spec(a.faults)
     except (ValueError, re.error) as e:
         ap.error(f"--faults: {e}")
     server, hub = make_server(cfg, a.port)
     hub.faults.replace(rules)
-    port = server.server_address[1]
-
-    # serve_forever runs in a thread so the main thread can wait for a signal
-    # or the deadline and then call shutdown() (which would deadlock if called
-    # from the serving thread itself).
-    t = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
-    t.start()
-    if a.port_file:
-        tmp = f"{a.port_file}.tmp{os.getpid()}"
-        with open(tmp, "w") as f:
-            f.write(f"{port}\n")
-        os.replace(tmp, a.port_file)       # readers never see a half-written file
-    log(f"listening on http://127.0.0.1:{port} root={hub.root} "
-        f"faults={len(rules)} max-seconds={a.max_seconds:g}")
-    stop.wait(a.max_seconds)
-    log(f"stopping ({why[0]})")
-    server.shutdown()
-    server.server_close()
-    if a.port_file:
-        try:
-            os.unlink(a.port_file)
-        except OSError:
-            pass
-    return 0
+    return life.serve(server, a, log, f"root={hub.root} faults={len(rules)}")
 
 
 if __name__ == "__main__":

@@ -31,7 +31,6 @@ import json
 import math
 import os
 import re
-import signal
 import sys
 import threading
 import time
@@ -39,7 +38,8 @@ import traceback
 import urllib.parse
 import uuid
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from mockhttp import DispatchingHandler, Faults, Kind, Life, Logger, Server
 
 START = time.monotonic()
 MODES = ("field", "think", "think-open", "none")
@@ -49,13 +49,7 @@ MAX_N = 128
 MAX_REASONING_LEN = 1 << 24
 FINGERPRINT = "fp_ds_mock_openai"
 
-_log_lock = threading.Lock()
-
-
-def log(msg: str) -> None:
-    with _log_lock:
-        sys.stderr.write(f"openai: {msg}\n")
-        sys.stderr.flush()
+log = Logger("openai")
 
 
 def sha1(text: str) -> str:
@@ -91,108 +85,14 @@ def content_text(content) -> str:
 # Fault rules (same syntax and semantics as hub.py)
 # --------------------------------------------------------------------------
 
-# kind -> maximum number of ':'-separated arguments
-KINDS = {"429": 1, "400": 0, "401": 0, "402": 0, "422": 0, "500": 0, "502": 0, "503": 0,
-         "504": 0, "cut": 1, "malformed": 0, "slow": 1, "latency": 1, "queue": 2, "drip": 1}
+# kind -> its arguments (mockhttp.Kind: how many at most, int or float)
+KINDS = {"429": Kind(1), "400": Kind(0), "401": Kind(0), "402": Kind(0), "422": Kind(0),
+         "500": Kind(0), "502": Kind(0), "503": Kind(0), "504": Kind(0), "cut": Kind(1, int),
+         "malformed": Kind(0), "slow": Kind(1), "latency": Kind(1), "queue": Kind(2),
+         "drip": Kind(1)}
 STATUS_KINDS = {"429", "400", "401", "402", "422", "500", "502", "503", "504"}
 PRE_KINDS = STATUS_KINDS | {"latency", "slow"}          # act before routing
 BODY_KINDS = {"cut", "malformed", "queue", "drip"}       # act while answering a completion
-FLOAT_KINDS = {"429", "slow", "latency", "queue", "drip"}
-
-
-@dataclass
-class Rule:
-    pattern: str
-    kind: str
-    args: list[str] = field(default_factory=list)
-    remaining: int | None = None      # None: fires forever
-    fired: int = 0
-
-    def __post_init__(self) -> None:
-        if self.kind not in KINDS:
-            raise ValueError(f"unknown fault kind {self.kind!r}")
-        if len(self.args) > KINDS[self.kind]:
-            raise ValueError(f"too many arguments for {self.kind}: {self.args}")
-        if self.remaining is not None and int(self.remaining) < 0:
-            raise ValueError("@count must be >= 0")
-        # "body=REGEX" matches the request body instead of the target.
-        self.on_body = self.pattern.startswith("body=")
-        self.regex = re.compile(self.pattern[5:] if self.on_body else self.pattern)
-        for a in self.args:
-            if a != "":
-                if self.kind in FLOAT_KINDS:
-                    if float(a) < 0:
-                        raise ValueError(f"{self.kind}: negative argument")
-                else:
-                    if int(a) < 0:
-                        raise ValueError(f"{self.kind}: negative argument")
-
-    def num(self, i: int, default: float) -> float:
-        return float(self.args[i]) if len(self.args) > i and self.args[i] != "" else default
-
-    def matches(self, target: str, body_texts: tuple[str, ...]) -> bool:
-        if self.on_body:
-            return any(t and self.regex.search(t) for t in body_texts)
-        return bool(self.regex.search(target))
-
-    def as_dict(self) -> dict:
-        return {"path": self.pattern, "kind": self.kind, "args": self.args,
-                "remaining": self.remaining, "fired": self.fired}
-
-
-def parse_rule(text: str) -> Rule:
-    """Parse one `path_regex:kind[:arg...][@count]` rule.
-
-    The regex may itself contain ':', so the kind is the left-most token
-    (after the first) that is a known kind with no more arguments after it
-    than that kind takes.
-    """
-    text = text.strip()
-    count = None
-    m = re.search(r"@(\d+)$", text)
-    if m:
-        count = int(m.group(1))
-        text = text[:m.start()]
-    toks = text.split(":")
-    # Left to right: in "chat:latency:400" the kind is latency, not the
-    # status 400 (a number that is also a kind).
-    for i in range(1, len(toks)):
-        if toks[i] in KINDS and len(toks) - i - 1 <= KINDS[toks[i]]:
-            return Rule(":".join(toks[:i]), toks[i], toks[i + 1:], count)
-    raise ValueError(f"bad fault rule {text!r}: want path_regex:kind[:arg][@count]")
-
-
-def parse_spec(spec: str) -> list[Rule]:
-    return [parse_rule(r) for r in spec.split(",") if r.strip()]
-
-
-class Faults:
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.rules: list[Rule] = []
-
-    def replace(self, rules: list[Rule], append: bool = False) -> None:
-        with self.lock:
-            self.rules = (self.rules + rules) if append else rules
-
-    def matching(self, target: str, body_texts: tuple[str, ...], kinds: set[str]) -> list[Rule]:
-        with self.lock:
-            return [r for r in self.rules if r.kind in kinds and
-                    (r.remaining is None or r.remaining > 0) and r.matches(target, body_texts)]
-
-    def claim(self, rule: Rule) -> bool:
-        """Use up one firing of `rule`; False if it ran out meanwhile."""
-        with self.lock:
-            if rule.remaining is not None:
-                if rule.remaining <= 0:
-                    return False
-                rule.remaining -= 1
-            rule.fired += 1
-            return True
-
-    def state(self) -> dict:
-        with self.lock:
-            return {"rules": [r.as_dict() for r in self.rules]}
 
 
 # --------------------------------------------------------------------------
@@ -249,7 +149,7 @@ class Config:
 class State:
     def __init__(self, cfg: Config) -> None:
         self.cfg = cfg
-        self.faults = Faults()
+        self.faults = Faults(KINDS)
         self.lock = threading.Lock()
         self.requests: list[dict] = []
         self.seq = 0
@@ -382,29 +282,11 @@ def pieces(text: str, k: int = STREAM_WORDS) -> list[str]:
 # HTTP handler
 # --------------------------------------------------------------------------
 
-class Handler(BaseHTTPRequestHandler):
+class Handler(DispatchingHandler):
     # HTTP/1.1 keep-alive, as the real APIs do (libcurl reuses connections).
     protocol_version = "HTTP/1.1"
     server_version = "ds-openai-mock/1.0"
     st: State  # set on the subclass made by make_server()
-
-    def log_message(self, fmt, *args):      # we log one line ourselves
-        pass
-
-    def do_GET(self):
-        self._dispatch()
-
-    def do_HEAD(self):
-        self._dispatch()
-
-    def do_POST(self):
-        self._dispatch()
-
-    def do_DELETE(self):
-        self._dispatch()
-
-    def do_PUT(self):
-        self._dispatch()
 
     # ---- plumbing -------------------------------------------------------
 
@@ -552,7 +434,7 @@ class Handler(BaseHTTPRequestHandler):
         """--latency-ms, delays and canned error statuses; True if answered."""
         if self.st.cfg.latency_ms > 0:
             time.sleep(self.st.cfg.latency_ms / 1000.0)
-        for rule in self.st.faults.matching(self.path, self.body_texts, PRE_KINDS):
+        for rule in self.st.faults.matching(self.path, PRE_KINDS, self.body_texts):
             if not self.st.faults.claim(rule):
                 continue
             k = rule.kind
@@ -582,7 +464,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def _body_faults(self) -> dict:
         out: dict = {}
-        for rule in self.st.faults.matching(self.path, self.body_texts, BODY_KINDS):
+        for rule in self.st.faults.matching(self.path, BODY_KINDS, self.body_texts):
             if rule.kind in out:
                 continue
             if rule.kind == "cut":
@@ -866,27 +748,11 @@ class Handler(BaseHTTPRequestHandler):
         p, m = self.rawpath.rstrip("/"), self.command
         st = self.st
         if p == "/_faults":
-            if m == "GET":
-                return self._json(200, st.faults.state())
-            if m == "DELETE":
-                st.faults.replace([])
-                return self._json(200, st.faults.state())
-            if m in ("POST", "PUT"):
-                try:
-                    body = json.loads(self.req_body or b"{}")
-                    if isinstance(body, str):
-                        body = {"spec": body}
-                    rules = parse_spec(body.get("spec", ""))
-                    for r in body.get("rules", []):
-                        args = r.get("args")
-                        if args is None:
-                            args = [] if r.get("arg") is None else [str(r["arg"])]
-                        rules.append(Rule(r.get("path", ""), str(r["kind"]),
-                                          [str(a) for a in args], r.get("count")))
-                except (ValueError, KeyError, TypeError, AttributeError, re.error) as e:
-                    raise Reply(400, f"bad fault spec: {e}") from None
-                st.faults.replace(rules, append=bool(body.get("append")))
-                return self._json(200, st.faults.state())
+            out = st.faults.control(m, self.req_body)
+            if isinstance(out, str):
+                raise Reply(400, out)
+            if out is not None:
+                return self._json(200, out)
         elif p in ("/_debug/requests", "/_debug/stats"):
             with st.lock:
                 if m == "DELETE":
@@ -909,79 +775,41 @@ class Handler(BaseHTTPRequestHandler):
         raise Reply(404, "Not Found", code="not_found")
 
 
-class Server(ThreadingHTTPServer):
-    daemon_threads = True       # a hung client must not block shutdown
-    allow_reuse_address = True
+class BigServer(Server):
     request_queue_size = 4096   # listen backlog: 512+ clients connect at once
 
 
-def make_server(cfg: Config, port: int = 0) -> tuple[Server, State]:
+def make_server(cfg: Config, port: int = 0) -> tuple[BigServer, State]:
     st = State(cfg)
     handler = type("BoundHandler", (Handler,), {"st": st})
-    return Server(("127.0.0.1", port), handler), st
+    return BigServer(("127.0.0.1", port), handler), st
 
 
 def main(argv: list[str] | None = None) -> int:
-    # Handlers first: a test that signals us early must still get a clean exit.
-    stop = threading.Event()
-    why = ["max-seconds reached"]
-
-    def on_signal(signum, _frame):
-        why[0] = signal.Signals(signum).name
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-
+    life = Life()
     ap = argparse.ArgumentParser(description="Mock OpenAI-compatible chat-completions server "
                                              "for tests (see tests/servers/README.md).")
-    ap.add_argument("--port", type=int, default=0, help="TCP port on 127.0.0.1; 0 = any free one")
-    ap.add_argument("--port-file", help="write the port here (atomically) once listening")
+    Life.add_args(ap)
     ap.add_argument("--latency-ms", type=float, default=0,
                     help="delay every API request by this many ms before answering")
-    ap.add_argument("--faults", default="", help="fault rules: path_regex:kind[:arg][@count],...")
     ap.add_argument("--api-key", help="require 'Authorization: Bearer KEY' (401 otherwise)")
     ap.add_argument("--reasoning", choices=MODES, default="field",
                     help="how the chain of thought is delivered (default field = reasoning_content)")
     ap.add_argument("--model", default="deepseek-reasoner",
                     help="model name reported in every reply (default deepseek-reasoner)")
-    ap.add_argument("--max-seconds", type=float, default=600, help="exit after this long (default 600)")
-    ap.add_argument("--quiet", action="store_true", help="no per-request log lines")
     a = ap.parse_args(argv)
     if a.latency_ms < 0:
         ap.error("--latency-ms must be >= 0")
     try:
-        rules = parse_spec(a.faults)
+        rules = Faults(KINDS).parse_spec(a.faults)
     except (ValueError, re.error) as e:
         ap.error(f"--faults: {e}")
     cfg = Config(model=a.model, api_key=a.api_key, reasoning=a.reasoning,
                  latency_ms=a.latency_ms, quiet=a.quiet)
     server, st = make_server(cfg, a.port)
     st.faults.replace(rules)
-    port = server.server_address[1]
-
-    # serve_forever runs in a thread so the main thread can wait for a signal
-    # or the deadline and then call shutdown().
-    t = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
-    t.start()
-    if a.port_file:
-        tmp = f"{a.port_file}.tmp{os.getpid()}"
-        with open(tmp, "w") as f:
-            f.write(f"{port}\n")
-        os.replace(tmp, a.port_file)       # readers never see a half-written file
-    log(f"listening on http://127.0.0.1:{port} model={a.model} reasoning={a.reasoning} "
-        f"auth={'on' if a.api_key else 'off'} latency-ms={a.latency_ms:g} "
-        f"faults={len(rules)} max-seconds={a.max_seconds:g}")
-    stop.wait(a.max_seconds)
-    log(f"stopping ({why[0]})")
-    server.shutdown()
-    server.server_close()
-    if a.port_file:
-        try:
-            os.unlink(a.port_file)
-        except OSError:
-            pass
-    return 0
+    return life.serve(server, a, log, f"model={a.model} reasoning={a.reasoning} "
+                      f"auth={'on' if a.api_key else 'off'} latency-ms={a.latency_ms:g} faults={len(rules)}")
 
 
 if __name__ == "__main__":

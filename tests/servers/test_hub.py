@@ -21,80 +21,21 @@ import json
 import os
 import random
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import time
 import traceback
-import urllib.error
 import urllib.parse
 import urllib.request
+
+from selftest import OPENER, ServerProc, check, group, jreq, req, summary
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 HUB = os.path.join(HERE, "hub.py")
 VENV_PY = os.path.normpath(os.path.join(HERE, "..", ".venv", "bin", "python"))
 TOKEN = "hf_selftest_" + os.urandom(8).hex()     # unique, so grepping logs for it means something
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
-
-# No test may reach the internet, and a proxy must not swallow 127.0.0.1.
-for _v in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
-    os.environ.pop(_v, None)
-os.environ["NO_PROXY"] = os.environ["no_proxy"] = "127.0.0.1,localhost"
-
-PASSED = FAILED = 0
-
-
-def check(name: str, cond, detail="") -> bool:
-    global PASSED, FAILED
-    if cond:
-        PASSED += 1
-        print(f"ok   - {name}")
-    else:
-        FAILED += 1
-        print(f"FAIL - {name}" + (f": {detail}" if detail != "" else ""))
-    sys.stdout.flush()
-    return bool(cond)
-
-
-def group(fn):
-    """Run a test group; an unexpected exception counts as one failure."""
-    try:
-        fn()
-    except Exception:                                           # noqa: BLE001
-        check(f"{fn.__name__} raised", False, traceback.format_exc())
-
-
-# --------------------------------------------------------------------------
-# HTTP helpers (urllib, never following redirects by itself)
-# --------------------------------------------------------------------------
-
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *a, **k):
-        return None
-
-
-OPENER = urllib.request.build_opener(_NoRedirect, urllib.request.ProxyHandler({}))
-
-
-def req(url, method="GET", headers=None, data=None, timeout=10):
-    """-> (status, headers, body).  4xx/5xx/3xx are returned, not raised."""
-    if isinstance(data, (dict, list, str)):
-        data = json.dumps(data).encode()
-    r = urllib.request.Request(url, data=data, method=method, headers=headers or {})
-    try:
-        with OPENER.open(r, timeout=timeout) as resp:
-            return resp.status, resp.headers, resp.read()
-    except urllib.error.HTTPError as e:
-        return e.code, e.headers, e.read()
-
-
-def jreq(url, **kw):
-    st, h, body = req(url, **kw)
-    try:
-        return st, h, json.loads(body) if body else None
-    except ValueError:
-        return st, h, body
 
 
 def sha256(b: bytes) -> str:
@@ -142,42 +83,6 @@ def build_fixture(root: str) -> dict:
     put("datasets/acme/private/data.jsonl", b'{"s": 1}\n')
     put("datasets/acme/private/_viewer/default/train.jsonl", b'{"s": 1}\n{"s": 2}\n')
     return {"files": files, "rows": rows}
-
-
-class ServerProc:
-    def __init__(self, root: str, tmp: str, name: str, *extra: str) -> None:
-        self.port_file = os.path.join(tmp, f"{name}.port")
-        self.err_path = os.path.join(tmp, f"{name}.stderr")
-        self.err = open(self.err_path, "wb")     # noqa: SIM115 -- lives as long as the server
-        self.proc = subprocess.Popen(
-            [sys.executable, HUB, "--root", root, "--port", "0", "--port-file", self.port_file,
-             *extra], stdout=subprocess.DEVNULL, stderr=self.err)
-        deadline = time.time() + 10
-        while not os.path.exists(self.port_file):
-            if self.proc.poll() is not None or time.time() > deadline:
-                raise RuntimeError(f"{name} did not start:\n" + self.stderr())
-            time.sleep(0.02)
-        with open(self.port_file) as f:
-            self.port = int(f.read().strip())
-        self.base = f"http://127.0.0.1:{self.port}"
-
-    def stderr(self) -> str:
-        if not self.err.closed:
-            self.err.flush()
-        with open(self.err_path, encoding="utf-8", errors="replace") as f:
-            return f.read()
-
-    def stop(self) -> int | None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            return None
-        finally:
-            self.err.close()
 
 
 # --------------------------------------------------------------------------
@@ -766,7 +671,7 @@ def run_hf_tests(S: ServerProc, fx: dict, tmp: str, root: str) -> None:
 def run_lifecycle_tests(root: str, tmp: str) -> None:
     # A second server: --faults at start-up, --cdn-reject-auth, --cdn-ttl 0,
     # and --max-seconds making it exit on its own.
-    s = ServerProc(root, tmp, "b", "--faults", "^/api/:503@1,^/splits:latency:1", "--cdn-reject-auth",
+    s = ServerProc(HUB, tmp, "b", "--root", root, "--faults", "^/api/:503@1,^/splits:latency:1", "--cdn-reject-auth",
                    "--cdn-ttl", "0", "--lfs-threshold", "1000", "--max-seconds", "2.5")
     try:
         sts = [jreq(f"{s.base}/api/models/acme/tiny")[0] for _ in range(2)]
@@ -809,7 +714,7 @@ def main() -> int:
     S = None
     try:
         fx = build_fixture(root)
-        S = ServerProc(root, tmp, "a", "--lfs-threshold", "65536", "--tree-page-size", "2",
+        S = ServerProc(HUB, tmp, "a", "--root", root, "--lfs-threshold", "65536", "--tree-page-size", "2",
                        "--token", TOKEN, "--gated", "acme/locked", "--gated", "datasets/acme/private",
                        "--max-seconds", "120")
         run_urllib_tests(S, fx)
@@ -835,8 +740,7 @@ def main() -> int:
             S.stop()
         shutil.rmtree(tmp, ignore_errors=True)
     print(f"# {time.monotonic() - t0:.1f}s")
-    print(f"{PASSED} passed, {FAILED} failed")
-    return 1 if FAILED else 0
+    return summary()
 
 
 S_tmp = ""

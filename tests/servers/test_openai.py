@@ -23,7 +23,6 @@ import math
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -31,44 +30,20 @@ import tempfile
 import threading
 import time
 import traceback
-import urllib.error
-import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SERVER = os.path.join(HERE, "openai.py")
 VENV_PY = os.path.normpath(os.path.join(HERE, "..", ".venv", "bin", "python"))
+from selftest import ServerProc, check, group, jreq, req, summary  # noqa: E402  (before the path is cut)
+
 # tests/servers/openai.py would shadow the real `openai` package.
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != HERE]
 
 KEY = "sk-selftest-" + os.urandom(8).hex()     # unique, so grepping logs for it means something
 MODEL = "deepseek-reasoner-2025-05-28"
 
-for _v in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy", "ALL_PROXY",
-           "OPENAI_BASE_URL", "OPENAI_API_KEY"):
+for _v in ("OPENAI_BASE_URL", "OPENAI_API_KEY"):
     os.environ.pop(_v, None)
-os.environ["NO_PROXY"] = os.environ["no_proxy"] = "127.0.0.1,localhost"
-
-PASSED = FAILED = 0
-
-
-def check(name: str, cond, detail="") -> bool:
-    global PASSED, FAILED
-    if cond:
-        PASSED += 1
-        print(f"ok   - {name}")
-    else:
-        FAILED += 1
-        print(f"FAIL - {name}" + (f": {detail}" if detail != "" else ""))
-    sys.stdout.flush()
-    return bool(cond)
-
-
-def group(fn):
-    """Run a test group; an unexpected exception counts as one failure."""
-    try:
-        fn()
-    except Exception:                                           # noqa: BLE001
-        check(f"{fn.__name__} raised", False, traceback.format_exc())
 
 
 # --------------------------------------------------------------------------
@@ -91,29 +66,6 @@ def exp_answer(n) -> str:
 # --------------------------------------------------------------------------
 # HTTP helpers
 # --------------------------------------------------------------------------
-
-OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
-def req(url, method="GET", headers=None, data=None, timeout=20):
-    """-> (status, headers, body).  4xx/5xx are returned, not raised."""
-    if isinstance(data, (dict, list, str)) and not isinstance(data, bytes):
-        data = json.dumps(data).encode()
-    r = urllib.request.Request(url, data=data, method=method, headers=headers or {})
-    try:
-        with OPENER.open(r, timeout=timeout) as resp:
-            return resp.status, resp.headers, resp.read()
-    except urllib.error.HTTPError as e:
-        return e.code, e.headers, e.read()
-
-
-def jreq(url, **kw):
-    st, h, body = req(url, **kw)
-    try:
-        return st, h, json.loads(body) if body else None
-    except ValueError:
-        return st, h, body
-
 
 def raw_post(port, path, body, headers=None, timeout=20):
     """http.client POST -> (status, headers, body bytes or the exception)."""
@@ -139,42 +91,6 @@ def sse_events(raw: bytes) -> list[str]:
             if line.startswith("data: "):
                 out.append(line[6:])
     return out
-
-
-class ServerProc:
-    def __init__(self, tmp: str, name: str, *extra: str) -> None:
-        self.port_file = os.path.join(tmp, f"{name}.port")
-        self.err_path = os.path.join(tmp, f"{name}.stderr")
-        self.err = open(self.err_path, "wb")     # noqa: SIM115 -- lives as long as the server
-        self.proc = subprocess.Popen([sys.executable, SERVER, "--port", "0", "--port-file",
-                                      self.port_file, *extra],
-                                     stdout=subprocess.DEVNULL, stderr=self.err)
-        deadline = time.time() + 10
-        while not os.path.exists(self.port_file):
-            if self.proc.poll() is not None or time.time() > deadline:
-                raise RuntimeError(f"{name} did not start:\n" + self.stderr())
-            time.sleep(0.02)
-        with open(self.port_file) as f:
-            self.port = int(f.read().strip())
-        self.base = f"http://127.0.0.1:{self.port}"
-
-    def stderr(self) -> str:
-        if not self.err.closed:
-            self.err.flush()
-        with open(self.err_path, encoding="utf-8", errors="replace") as f:
-            return f.read()
-
-    def stop(self) -> int | None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            return None
-        finally:
-            self.err.close()
 
 
 # --------------------------------------------------------------------------
@@ -899,7 +815,7 @@ def run_openai_tests(S: ServerProc) -> None:
 # --------------------------------------------------------------------------
 
 def run_lifecycle_tests(tmp: str) -> None:
-    s = ServerProc(tmp, "b", "--reasoning", "think", "--model", "r1-distill", "--latency-ms", "200",
+    s = ServerProc(SERVER, tmp, "b", "--reasoning", "think", "--model", "r1-distill", "--latency-ms", "200",
                    "--faults", "completions:503@1", "--max-seconds", "2", "--quiet")
     try:
         body = {"model": "x", "messages": [{"role": "user", "content": "life 2"}]}
@@ -957,7 +873,7 @@ def main() -> int:
     tmp = tempfile.mkdtemp(prefix="ds-openai-test-")
     S = None
     try:
-        S = ServerProc(tmp, "a", "--api-key", KEY, "--model", MODEL, "--max-seconds", "120")
+        S = ServerProc(SERVER, tmp, "a", "--api-key", KEY, "--model", MODEL, "--max-seconds", "120")
         run_http_tests(S)
         if have_openai:
             run_openai_tests(S)
@@ -984,8 +900,7 @@ def main() -> int:
             S.stop()
         shutil.rmtree(tmp, ignore_errors=True)
     print(f"# {time.monotonic() - t0:.1f}s")
-    print(f"{PASSED} passed, {FAILED} failed")
-    return 1 if FAILED else 0
+    return summary()
 
 
 if __name__ == "__main__":
