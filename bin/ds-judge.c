@@ -929,77 +929,56 @@ int main(int argc, char **argv)
 	if (o.output) r.out = resume_open(o.output, done, resume_key_id_sample, &n_out);
 	if (o.rejected) r.rej = resume_open(o.rejected, done, resume_key_id_sample, &n_rej);
 
-	const char *stdin_only[] = {"-"};
-	const char **inputs = optind < argc ? (const char **)argv + optind : stdin_only;
-	int n_inputs = optind < argc ? argc - optind : 1;
 	int status = 0;
 	progress pg;
-	for (int i = 0; i < n_inputs && status == 0 && !r.g.stop; i++) {
-		char *err = NULL;
-		jsonl_reader *in = jsonl_reader_open(inputs[i], &err);
-		if (!in) {
-			cli_warn("%s", err);
-			free(err);
+	jsonl_inputs in;
+	jsonl_inputs_init(&in, argv + optind, argc - optind, o.skip_bad, &pg);
+	jv rec;
+	int k;
+	while (!r.g.stop && (k = jsonl_inputs_next(&in, &rec)) != 0) {
+		if (k < 0) {
 			status = EXIT_RUNTIME;
 			break;
 		}
-		progress_start(&pg, cli_prog, jsonl_reader_size(in));
-		jv rec;
-		int k;
-		while (!r.g.stop && (k = jsonl_reader_next(in, &rec)) != 0) {
-			if (k < 0) {
-				jsonl_reader_report(in, "%s", jsonl_reader_error(in));
-				if (!o.skip_bad || jsonl_reader_fatal(in)) {
-					status = EXIT_RUNTIME;
-					break;
-				}
-				st->bad++;
-				continue;
-			}
-			st->read++;
-			const char *malformed = NULL;
-			jv judge = jv_invalid();
-			int method = M_MATH;
-			char *ask = NULL;
-			char *key = resume_key_id_sample(rec);
-			/* a record done by an earlier run is not run again */
-			if (key && idset_has(done, key, strlen(key))) {
-				st->skipped++;
-				free(key);
-				jv_free(rec);
-				progress_update(&pg, (uint64_t)st->read, jsonl_reader_bytes_in(in));
-				continue;
-			}
+		const char *malformed = NULL;
+		jv judge = jv_invalid();
+		int method = M_MATH;
+		char *ask = NULL;
+		char *key = resume_key_id_sample(rec);
+		/* a record done by an earlier run is not run again */
+		if (key && idset_has(done, key, strlen(key))) {
+			st->skipped++;
 			free(key);
-			enum verdict v = judge_record(rec, &judge, &malformed, &cx, &o, &r.g, &method, &ask);
-			if (malformed) {
-				jsonl_reader_report(in, "%s", malformed);
-				jv_free(rec);
-				if (!o.skip_bad) {
-					status = EXIT_RUNTIME;
-					break;
-				}
-				st->bad++;
-				continue;
-			}
-			key = resume_key_id_sample(rec);
-			if (!idset_add(seen, key, strlen(key))) {
-				st->duplicates++; /* repeated in the input: judged once */
-				jv_free(judge);
-				free(ask);
-				jv_free(rec);
-			} else {
-				window_add(&r, rec, jsonl_reader_where(in), v, method, judge, ask);
-			}
-			free(key);
-			progress_update(&pg, (uint64_t)st->read, jsonl_reader_bytes_in(in));
+			jv_free(rec);
+			continue;
 		}
-		/* what is read is judged and written before the next file, or
-		 * before a bad line stops the run */
-		window_flush(&r);
-		progress_finish(&pg);
-		jsonl_reader_close(in);
+		free(key);
+		enum verdict v = judge_record(rec, &judge, &malformed, &cx, &o, &r.g, &method, &ask);
+		if (malformed) {
+			int stop = jsonl_inputs_reject(&in, "%s", malformed);
+			jv_free(rec);
+			if (stop) {
+				status = EXIT_RUNTIME;
+				break;
+			}
+			continue;
+		}
+		key = resume_key_id_sample(rec);
+		if (!idset_add(seen, key, strlen(key))) {
+			st->duplicates++; /* repeated in the input: judged once */
+			jv_free(judge);
+			free(ask);
+			jv_free(rec);
+		} else {
+			window_add(&r, rec, jsonl_inputs_where(&in), v, method, judge, ask);
+		}
+		free(key);
 	}
+	/* what is read is judged and written before a bad line stops the run */
+	window_flush(&r);
+	jsonl_inputs_close(&in);
+	st->read = in.read;
+	st->bad = in.bad;
 	if (status == 0 && st->read == 0 && st->bad == 0)
 		cli_warn("no records in the input"), status = EXIT_RUNTIME;
 	if (r.status) status = r.status;

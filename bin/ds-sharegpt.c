@@ -587,7 +587,7 @@ static void wrong_verdicts(struct opts *o, const char *list)
 
 /* A record not to train on: to --rejected with the reason, or named on
  * stderr. Borrows everything. */
-static void set_aside(struct stats *st, const struct opts *o, FILE *rej, jsonl_reader *in, jv rec, const char *why)
+static void set_aside(struct stats *st, const struct opts *o, FILE *rej, jsonl_inputs *in, jv rec, const char *why)
 {
 	st->rejected++;
 	count_reason(st, why);
@@ -596,7 +596,7 @@ static void set_aside(struct stats *st, const struct opts *o, FILE *rej, jsonl_r
 		if (jsonl_write(rej, jv_object_set(jv_copy(rec), jv_string("sharegpt"), w)))
 			cli_die(EXIT_RUNTIME, "%s: write error: %m", o->rejected);
 	} else if (!o->quiet) {
-		jsonl_reader_report(in, "%s: rejected: %s", jsonl_get_string(rec, "id"), why);
+		jsonl_inputs_report(in, "%s: rejected: %s", jsonl_get_string(rec, "id"), why);
 	}
 }
 
@@ -720,85 +720,65 @@ int main(int argc, char **argv)
 	if (o.rejected) rej = resume_open(o.rejected, done, resume_key_id_sample, &n_rej);
 	if (dpo) pairing_open(&pr);
 
-	const char *stdin_only[] = {"-"};
-	const char **inputs = optind < argc ? (const char **)argv + optind : stdin_only;
-	int n_inputs = optind < argc ? argc - optind : 1;
 	int status = 0;
 	progress pg;
-	for (int i = 0; i < n_inputs && status == 0; i++) {
-		char *err = NULL;
-		jsonl_reader *in = jsonl_reader_open(inputs[i], &err);
-		if (!in) {
-			cli_warn("%s", err);
-			free(err);
+	jsonl_inputs in;
+	jsonl_inputs_init(&in, argv + optind, argc - optind, o.skip_bad, &pg);
+	jv rec;
+	int k;
+	while ((k = jsonl_inputs_next(&in, &rec)) != 0) {
+		if (k < 0) {
 			status = EXIT_RUNTIME;
 			break;
 		}
-		progress_start(&pg, cli_prog, jsonl_reader_size(in));
-		jv rec;
-		int k;
-		while ((k = jsonl_reader_next(in, &rec)) != 0) {
-			if (k < 0) {
-				jsonl_reader_report(in, "%s", jsonl_reader_error(in));
-				if (!o.skip_bad || jsonl_reader_fatal(in)) {
-					status = EXIT_RUNTIME;
-					break;
-				}
-				st.bad++;
-				continue;
-			}
-			st.read++;
-			char *key = resume_key_id_sample(rec);
-			jv conv = jv_invalid();
-			struct sample x;
-			struct verdict v = dpo ? examine(rec, &x) : convert(rec, &o, &conv);
-			if (dpo && !v.malformed && !x.judged)
-				v.malformed = "no \"judge\" object (run ds-judge first: -f dpo pairs by verdict)";
-			if (v.malformed) {
-				jsonl_reader_report(in, "%s", v.malformed);
-				free(key);
-				jv_free(rec);
-				if (!o.skip_bad) {
-					status = EXIT_RUNTIME;
-					break;
-				}
-				st.bad++;
-				continue;
-			}
-			if (dpo) {
-				/* Every sample counts for pairing, even one that an
-				 * earlier run set aside: only the --rejected line is
-				 * not written twice. */
-				const char *why;
-				if (!idset_add(seen, key, strlen(key))) {
-					st.duplicates++;
-				} else if ((why = dpo_take(&pr, &o, &x, v)) != NULL) {
-					if (idset_has(done, key, strlen(key))) st.skipped++;
-					else set_aside(&st, &o, rej, in, rec, why);
-				}
-			} else if (idset_has(done, key, strlen(key))) {
-				st.skipped++; /* written by an earlier run */
-			} else if (idset_has(seen, key, strlen(key))) {
-				st.duplicates++; /* repeated in the input */
-			} else if (v.rejected) {
-				idset_add(seen, key, strlen(key));
-				set_aside(&st, &o, rej, in, rec, v.rejected);
-			} else {
-				idset_add(seen, key, strlen(key));
-				if (jsonl_write(out, conv))
-					cli_die(EXIT_RUNTIME, "%s: write error: %m",
-						o.output ? o.output : "standard output");
-				conv = jv_invalid();
-				st.written++;
-			}
-			jv_free(conv);
-			jv_free(rec);
+		char *key = resume_key_id_sample(rec);
+		jv conv = jv_invalid();
+		struct sample x;
+		struct verdict v = dpo ? examine(rec, &x) : convert(rec, &o, &conv);
+		if (dpo && !v.malformed && !x.judged)
+			v.malformed = "no \"judge\" object (run ds-judge first: -f dpo pairs by verdict)";
+		if (v.malformed) {
+			int stop = jsonl_inputs_reject(&in, "%s", v.malformed);
 			free(key);
-			progress_update(&pg, (uint64_t)st.read, jsonl_reader_bytes_in(in));
+			jv_free(rec);
+			if (stop) {
+				status = EXIT_RUNTIME;
+				break;
+			}
+			continue;
 		}
-		progress_finish(&pg);
-		jsonl_reader_close(in);
+		if (dpo) {
+			/* Every sample counts for pairing, even one that an
+			 * earlier run set aside: only the --rejected line is
+			 * not written twice. */
+			const char *why;
+			if (!idset_add(seen, key, strlen(key))) {
+				st.duplicates++;
+			} else if ((why = dpo_take(&pr, &o, &x, v)) != NULL) {
+				if (idset_has(done, key, strlen(key))) st.skipped++;
+				else set_aside(&st, &o, rej, &in, rec, why);
+			}
+		} else if (idset_has(done, key, strlen(key))) {
+			st.skipped++; /* written by an earlier run */
+		} else if (idset_has(seen, key, strlen(key))) {
+			st.duplicates++; /* repeated in the input */
+		} else if (v.rejected) {
+			idset_add(seen, key, strlen(key));
+			set_aside(&st, &o, rej, &in, rec, v.rejected);
+		} else {
+			idset_add(seen, key, strlen(key));
+			if (jsonl_write(out, conv))
+				cli_die(EXIT_RUNTIME, "%s: write error: %m", o.output ? o.output : "standard output");
+			conv = jv_invalid();
+			st.written++;
+		}
+		jv_free(conv);
+		jv_free(rec);
+		free(key);
 	}
+	jsonl_inputs_close(&in);
+	st.read = in.read;
+	st.bad = in.bad;
 	if (status == 0 && st.read == 0 && st.bad == 0)
 		cli_warn("no records in the input"), status = EXIT_RUNTIME;
 

@@ -1042,15 +1042,13 @@ int main(int argc, char **argv)
 	r.multi = curl_multi_init();
 	curl_multi_setopt(r.multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)o.concurrency);
 
-	const char *stdin_only[] = {"-"};
-	const char **inputs = optind < argc ? (const char **)argv + optind : stdin_only;
-	int n_inputs = optind < argc ? argc - optind : 1, in_i = 0;
-	jsonl_reader *in = NULL;
+	jsonl_inputs in;
+	jsonl_inputs_init(&in, argv + optind, argc - optind, o.skip_bad, NULL);
 	int eof = 0, sample_next = 0, sample_base = 0;
 	char *cur_ref = NULL; /* --guided: cur's reference answer */
 	struct guided_stats gs = {0};
 	jv cur = jv_invalid();
-	long skipped = 0, bad = 0, read = 0;
+	long skipped = 0, read = 0;
 	progress_start(&r.pg, cli_prog, -1);
 	int window = o.concurrency * 2; /* records read ahead of the requests */
 
@@ -1058,29 +1056,21 @@ int main(int argc, char **argv)
 		/* Fill the waiting list from the input, bounded. */
 		while (!eof && !r.stop && r.pending < window) {
 			if (!jv_is_valid(cur)) {
-				if (!in) {
-					if (in_i == n_inputs) { eof = 1; break; }
-					char *err = NULL;
-					in = jsonl_reader_open(inputs[in_i++], &err);
-					if (!in) cli_die(EXIT_RUNTIME, "%s", err);
+				int k = jsonl_inputs_next(&in, &cur);
+				if (k <= 0) {
+					if (k < 0) r.status = EXIT_RUNTIME;
+					eof = 1;
+					break;
 				}
-				int k = jsonl_reader_next(in, &cur);
-				if (k == 0) {
-					jsonl_reader_close(in);
-					in = NULL;
-					continue;
-				}
-				if (k < 0 || !jsonl_get_string(cur, "id") || !jsonl_get_string(cur, "problem")) {
-					jsonl_reader_report(in, "%s", k < 0 ? jsonl_reader_error(in)
-									       : "record without \"id\" and \"problem\" strings");
-					if (k > 0) jv_free(cur);
+				if (!jsonl_get_string(cur, "id") || !jsonl_get_string(cur, "problem")) {
+					int stop = jsonl_inputs_reject(&in, "record without \"id\" and \"problem\" strings");
+					jv_free(cur);
 					cur = jv_invalid();
-					if (!o.skip_bad || (k < 0 && jsonl_reader_fatal(in))) {
+					if (stop) {
 						r.status = EXIT_RUNTIME;
 						eof = 1;
 						break;
 					}
-					bad++;
 					continue;
 				}
 				read++;
@@ -1174,7 +1164,7 @@ int main(int argc, char **argv)
 	progress_finish(&r.pg);
 	jv_free(cur);
 	free(cur_ref);
-	if (in) jsonl_reader_close(in);
+	jsonl_inputs_close(&in);
 	if (o.output) resume_close(r.out, o.output);
 	else cli_close_stdout();
 	if (r.failed && fclose(r.failed) != 0) cli_die(EXIT_RUNTIME, "%s: write error", o.failed);
@@ -1194,7 +1184,7 @@ int main(int argc, char **argv)
 				"latency p50/p90/p99 %.0f/%.0f/%.0f ms%s\n",
 			cli_prog, read, r.st.requests, r.st.ok, r.st.failed,
 			r.st.failed && o.failed ? " (see --failed)" : r.st.failed ? " (use --failed to keep them)" : "",
-			skipped, bad, r.st.retries_conn, r.st.retries_429, r.st.retries_5xx, r.st.retries_bad,
+			skipped, in.bad, r.st.retries_conn, r.st.retries_429, r.st.retries_5xx, r.st.retries_bad,
 			r.st.prompt_tokens, r.st.completion_tokens, r.st.reasoning_tokens, r.st.cached_tokens,
 			pct(&r.st, 0.5), pct(&r.st, 0.9), pct(&r.st, 0.99), cost_text);
 		if (o.guided)

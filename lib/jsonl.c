@@ -3,6 +3,7 @@
 #include "check.h"
 #include "cli.h"
 #include "json.h"
+#include "progress.h"
 #include "zstdio.h"
 
 #include <errno.h>
@@ -146,6 +147,83 @@ void jsonl_reader_close(jsonl_reader *r)
 	free(r->name);
 	free(r->buf);
 	free(r);
+}
+
+void jsonl_inputs_init(jsonl_inputs *in, char *const *paths, int n, int skip_bad, progress *pg)
+{
+	static const char *const stdin_only[] = {"-"};
+	*in = (jsonl_inputs){.paths = n > 0 ? (const char *const *)paths : stdin_only, .n = n > 0 ? n : 1,
+			     .skip_bad = skip_bad, .pg = pg};
+}
+
+int jsonl_inputs_next(jsonl_inputs *in, jv *rec)
+{
+	for (;;) {
+		if (!in->r) {
+			if (in->next == in->n) return 0;
+			char *err = NULL;
+			in->r = jsonl_reader_open(in->paths[in->next++], &err);
+			if (!in->r) {
+				cli_warn("%s", err);
+				free(err);
+				return -1;
+			}
+			if (in->pg) progress_start(in->pg, cli_prog, jsonl_reader_size(in->r));
+		}
+		int k = jsonl_reader_next(in->r, rec);
+		if (k > 0) {
+			in->read++;
+			if (in->pg) progress_update(in->pg, (uint64_t)in->read, jsonl_reader_bytes_in(in->r));
+			return 1;
+		}
+		if (k == 0) {
+			if (in->pg) progress_finish(in->pg);
+			jsonl_reader_close(in->r);
+			in->r = NULL;
+			continue;
+		}
+		jsonl_reader_report(in->r, "%s", jsonl_reader_error(in->r));
+		if (!in->skip_bad || jsonl_reader_fatal(in->r)) return -1;
+		in->bad++;
+	}
+}
+
+static void inputs_vreport(jsonl_inputs *in, const char *fmt, va_list ap)
+{
+	fprintf(stderr, "%s:%s: ", cli_prog, jsonl_inputs_where(in));
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+}
+
+void jsonl_inputs_report(jsonl_inputs *in, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	inputs_vreport(in, fmt, ap);
+	va_end(ap);
+}
+
+int jsonl_inputs_reject(jsonl_inputs *in, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	inputs_vreport(in, fmt, ap);
+	va_end(ap);
+	if (!in->skip_bad) return -1;
+	in->bad++;
+	return 0;
+}
+
+const char *jsonl_inputs_where(jsonl_inputs *in)
+{
+	return in->r ? jsonl_reader_where(in->r) : "-";
+}
+
+void jsonl_inputs_close(jsonl_inputs *in)
+{
+	if (in->r && in->pg) progress_finish(in->pg);
+	jsonl_reader_close(in->r);
+	in->r = NULL;
 }
 
 jv jsonl_parse(const char *s, size_t n, char *err, size_t errlen)

@@ -16,6 +16,7 @@
 #include <stdio.h>
 
 typedef struct jsonl_reader jsonl_reader;
+struct progress;
 
 /* Open path ("-" is stdin). Returns owned (close with jsonl_reader_close),
  * or NULL with *err an owned message. */
@@ -44,6 +45,44 @@ void jsonl_reader_close(jsonl_reader *r);
 /* Report "prog:WHERE: <fmt>" on stderr for the last line read. */
 void jsonl_reader_report(jsonl_reader *r, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+
+/* A filter's inputs, read one after another as one stream of records: the
+ * files named on the command line, or stdin when none is. Bad lines and
+ * inputs that cannot be opened are reported ("prog:WHERE: reason"); with
+ * skip_bad a bad line is counted and passed over instead of stopping the
+ * run (an I/O error or a corrupt zstd stream always stops it). */
+typedef struct jsonl_inputs {
+	const char *const *paths; /* borrowed */
+	int n, next;
+	jsonl_reader *r;  /* the input being read; NULL before and between */
+	int skip_bad;
+	long read;        /* records returned */
+	long bad;         /* lines and records passed over (skip_bad) */
+	struct progress *pg; /* or NULL: restarted with each input's size */
+} jsonl_inputs;
+
+/* paths[0..n) borrowed (n == 0: stdin); pg borrowed, or NULL. */
+void jsonl_inputs_init(jsonl_inputs *in, char *const *paths, int n, int skip_bad, struct progress *pg);
+
+/* The next record:
+ *  1: *rec is an owned object, counted in read;
+ *  0: every input is read;
+ * -1: a bad line (without skip_bad) or an input that cannot be read: it
+ *     is reported, and the run must stop. */
+int jsonl_inputs_next(jsonl_inputs *in, jv *rec);
+
+/* A record that next returned is unusable: report "prog:WHERE: <fmt>" at
+ * its line. Returns 0 when the run goes on (skip_bad: counted in bad), or
+ * -1 when it must stop. */
+int jsonl_inputs_reject(jsonl_inputs *in, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Report "prog:WHERE: <fmt>" for the last record, and nothing else. */
+void jsonl_inputs_report(jsonl_inputs *in, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Where the last record came from (see jsonl_reader_where). Borrowed. */
+const char *jsonl_inputs_where(jsonl_inputs *in);
+
+void jsonl_inputs_close(jsonl_inputs *in);
 
 /* Parse one line s[0..n) (borrowed) as a record: valid UTF-8, strict JSON
  * (see jsoncheck.h), an object. Returns the owned object, or jv_invalid()

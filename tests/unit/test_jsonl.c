@@ -83,6 +83,40 @@ int main(void)
 	jsonl_reader_close(r);
 	jv_free(rec);
 
+	/* Several inputs as one stream: a bad line stops it, or is counted and
+	 * passed over with skip_bad; a rejected record likewise; an input that
+	 * cannot be opened stops it. */
+	char path2[] = "/tmp/ds-test-jsonl2.XXXXXX";
+	close(mkstemp(path2));
+	f = fopen(path, "w");
+	fputs("{\"a\":1}\nnot json\n{\"a\":2}\n", f);
+	fclose(f);
+	f = fopen(path2, "w");
+	fputs("{\"a\":3}\n", f);
+	fclose(f);
+	char *two[] = {path, path2}, *missing[] = {path, "/nonexistent/ds-test.jsonl"};
+	jsonl_inputs in;
+	long sum = 0;
+	int k;
+	jsonl_inputs_init(&in, two, 2, 1, NULL);
+	while ((k = jsonl_inputs_next(&in, &v)) > 0) {
+		sum += (long)jv_number_value(jv_object_get(jv_copy(v), jv_string("a")));
+		if (sum == 3) EXPECT(jsonl_inputs_reject(&in, "test reject") == 0, "skip_bad: a rejected record goes on");
+		jv_free(v);
+	}
+	EXPECT(k == 0 && sum == 6 && in.read == 3 && in.bad == 2, "skip_bad: two files, one bad line and one rejected record passed over");
+	jsonl_inputs_close(&in);
+	jsonl_inputs_init(&in, two, 2, 0, NULL);
+	EXPECT(jsonl_inputs_next(&in, &v) == 1, "without skip_bad: the first record");
+	jv_free(v);
+	EXPECT(jsonl_inputs_next(&in, &v) == -1 && in.read == 1, "without skip_bad: a bad line stops the stream");
+	jsonl_inputs_close(&in);
+	jsonl_inputs_init(&in, missing, 2, 1, NULL);
+	while ((k = jsonl_inputs_next(&in, &v)) > 0) jv_free(v);
+	EXPECT(k == -1 && in.read == 2, "an input that cannot be opened stops the stream, even with skip_bad");
+	jsonl_inputs_close(&in);
+	unlink(path2);
+
 	/* Progress text: rate and ETA from known numbers. */
 	progress p = {.label = "x", .total = 1000, .t0 = 0, .items = 50, .bytes = 250};
 	char line[128];
