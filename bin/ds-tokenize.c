@@ -47,8 +47,10 @@ static const char help[] =
 	"  encode                 add \"ids\" (token ids) to records with a \"text\" string\n"
 	"  decode                 add \"text\" to records with an \"ids\" list\n"
 	"  -t, --tokenizer FILE   the tokenizer.json (may be zstd-compressed)\n"
-	"      --template NAME    chat template: qwen (the default)\n"
-	"      --system TEXT      system prompt for records without one (default: Qwen2.5's)\n"
+	"      --template NAME    chat template: qwen or deepseekr1 (r1-distill); by\n"
+	"                         default the one the tokenizer's added tokens name\n"
+	"      --system TEXT      system prompt for records without one (default: the\n"
+	"                         template's: Qwen2.5's for qwen, none for deepseekr1)\n"
 	"      --cutoff-len N     at most N tokens a sample (default 8192)\n"
 	"      --train-on-prompt  train on the prompt tokens too\n"
 	"      --mask-history     train on the last assistant turn only\n"
@@ -79,6 +81,7 @@ struct opts {
 	int jobs; /* -j: worker threads; 1: none, the main thread works */
 	/* shards */
 	const char *template_name, *system, *output;
+	const chat_template *tpl; /* --template's, else the tokenizer's */
 	long cutoff;
 	int train_on_prompt, mask_history, pack, no_truncate;
 	/* inspect */
@@ -567,7 +570,8 @@ static void pool_init(struct pool *p, const struct opts *o, const tokenizer *t)
 		w->p = p;
 		w->e = (struct encoder){.ce = {.tok = t}, .o = o};
 		if (o->mode == MODE_SHARDS) {
-			w->e.ce.tpl = chat_template_find(o->template_name);
+			w->e.ce.tpl = o->tpl;
+			w->e.ce.mask_history = o->mask_history;
 			/* LF's packing keeps one position for padding: data_args.cutoff_len -= 1 */
 			w->e.cutoff = o->pack ? o->cutoff - 1 : o->cutoff;
 		}
@@ -769,7 +773,7 @@ static int run_shards(const struct opts *o, const tokenizer *t, const uint8_t fp
 				   (o->train_on_prompt ? SHARD_TRAIN_ON_PROMPT : 0) |
 				   (o->mask_history ? SHARD_MASK_HISTORY : 0)};
 	memcpy(h.fingerprint, fp, 32);
-	snprintf(h.template_name, sizeof h.template_name, "%s", o->template_name);
+	snprintf(h.template_name, sizeof h.template_name, "%s", o->tpl->name);
 	struct sink sk = {.w = shard_writer_open(out, &h, 3), .st = st,
 			  /* LF's packing keeps one position for padding: data_args.cutoff_len -= 1 */
 			  .cap = (size_t)(o->pack ? o->cutoff - 1 : o->cutoff)};
@@ -795,6 +799,7 @@ struct inspect_stats {
 	long hist[32]; /* samples of length in (2^(i-1), 2^i] */
 	uint32_t cutoff;
 	int packed;
+	char template_name[SHARD_TEMPLATE_MAX + 1]; /* the first input's; "mixed" if they differ */
 };
 
 static void print_text(const tokenizer *t, const shard_sample *s, long n)
@@ -879,6 +884,7 @@ static void print_stats(FILE *f, const struct inspect_stats *is)
 			100.0 * (double)is->tokens / ((double)is->samples * is->cutoff), is->samples,
 			is->cutoff);
 	fprintf(f, "cutoff length      %u\n", is->cutoff);
+	fprintf(f, "chat template      %s\n", is->template_name);
 	fprintf(f, "length histogram (tokens a sample)\n");
 	long most = 1;
 	for (int b = 0; b < 32; b++) if (is->hist[b] > most) most = is->hist[b];
@@ -927,6 +933,8 @@ static int run_inspect(const struct opts *o, const tokenizer *t, const uint8_t *
 			break;
 		}
 		if (h->cutoff_len > is.cutoff) is.cutoff = h->cutoff_len;
+		if (i == 0) snprintf(is.template_name, sizeof is.template_name, "%s", h->template_name);
+		else if (strcmp(is.template_name, h->template_name)) strcpy(is.template_name, "mixed");
 		is.packed |= (h->flags & SHARD_PACKED) != 0;
 		shard_sample s;
 		int k;
@@ -966,7 +974,7 @@ static long parse_long(const char *s, const char *what, long lo, long hi)
 int main(int argc, char **argv)
 {
 	cli_init("ds-tokenize");
-	struct opts o = {.mode = MODE_SHARDS, .template_name = "qwen", .cutoff = 8192, .jobs = 1};
+	struct opts o = {.mode = MODE_SHARDS, .cutoff = 8192, .jobs = 1};
 	enum { O_TEMPLATE = 256, O_SYSTEM, O_CUTOFF, O_TOP, O_MASKH, O_PACK, O_NOTRUNC, O_JSON };
 	static const struct option longopts[] = {
 		{"tokenizer", 1, 0, 't'}, {"skip-bad", 0, 0, 'B'}, {"replace", 0, 0, 'R'},
@@ -1030,7 +1038,7 @@ int main(int argc, char **argv)
 	if (o.mode == MODE_INSPECT && !o.tokenizer && !o.json && !o.stats_only)
 		cli_usage_error(usage, "-t TOKENIZER is required to print text (or --json, --stats)");
 	if (o.mode == MODE_SHARDS) {
-		if (!chat_template_find(o.template_name))
+		if (o.template_name && !(o.tpl = chat_template_find(o.template_name)))
 			cli_usage_error(usage, "unknown template '%s' (%s)", o.template_name,
 					chat_template_names());
 		if (o.train_on_prompt && o.mask_history)
@@ -1070,6 +1078,20 @@ int main(int argc, char **argv)
 		return status;
 	}
 	if (o.mode == MODE_SHARDS) {
+		/* Without --template, the template the tokenizer was made for:
+		 * ChatML markers say qwen, R1-Distill's say deepseekr1. */
+		char why[256];
+		const char *bad = NULL;
+		if (!o.tpl && !(o.tpl = chat_template_guess(t)))
+			bad = "neither Qwen's <|im_start|> nor R1-Distill's <\uff5cUser\uff5c> is a token: "
+			      "name the chat template with --template";
+		else
+			bad = chat_template_check(o.tpl, t, why, sizeof why);
+		if (bad) {
+			cli_warn("%s: %s", o.tokenizer, bad);
+			tokenizer_free(t);
+			return EXIT_RUNTIME;
+		}
 		FILE *out = stdout;
 		char *tmp = NULL;
 		if (o.output) { /* a killed run leaves OUT.tmp, never a short OUT */

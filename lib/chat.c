@@ -10,15 +10,44 @@
 
 /* ---- templates -------------------------------------------------------- */
 
+/* R1-Distill-Qwen's tokens by their text: <｜begin▁of▁sentence｜> and
+ * <｜end▁of▁sentence｜> (tokenizer_config.json's bos_token and eos_token),
+ * <｜User｜> and <｜Assistant｜> (its chat template's turn markers). */
+#define R1_BOS "<\uff5cbegin\u2581of\u2581sentence\uff5c>"
+#define R1_EOS "<\uff5cend\u2581of\u2581sentence\uff5c>"
+#define R1_USER "<\uff5cUser\uff5c>"
+#define R1_ASSISTANT "<\uff5cAssistant\uff5c>"
+
 static const chat_template templates[] = {
-	{"qwen", "You are Qwen, created by Alibaba Cloud. You are a helpful assistant.",
-	 "<|im_start|>system\n", "<|im_end|>\n",
-	 "<|im_start|>user\n", "<|im_end|>\n<|im_start|>assistant\n",
-	 "", "<|im_end|>\n"},
+	{.name = "qwen",
+	 .default_system = "You are Qwen, created by Alibaba Cloud. You are a helpful assistant.",
+	 .bos = "",
+	 .system_pre = "<|im_start|>system\n", .system_post = "<|im_end|>\n",
+	 .user_pre = "<|im_start|>user\n", .user_post = "<|im_end|>\n<|im_start|>assistant\n",
+	 .assistant_pre = "", .assistant_post = "<|im_end|>\n",
+	 .eos = "", .stop = "<|im_end|>",
+	 .tokens = {"<|im_start|>", "<|im_end|>"}},
+	/* LF: format_prefix {"bos_token"}, format_system "{{content}}",
+	 * format_assistant ["{{content}}", {"eos_token"}], no default system */
+	{.name = "deepseekr1",
+	 .default_system = "",
+	 .bos = R1_BOS,
+	 .system_pre = "", .system_post = "",
+	 .user_pre = R1_USER, .user_post = R1_ASSISTANT,
+	 .assistant_pre = "", .assistant_post = "",
+	 .eos = R1_EOS, .stop = R1_EOS,
+	 .reasoning = 1,
+	 .tokens = {R1_BOS, R1_EOS, R1_USER, R1_ASSISTANT}},
 };
+
+static const struct {
+	const char *alias, *name;
+} aliases[] = {{"r1-distill", "deepseekr1"}};
 
 const chat_template *chat_template_find(const char *name)
 {
+	for (size_t i = 0; i < sizeof aliases / sizeof *aliases; i++)
+		if (!strcmp(aliases[i].alias, name)) name = aliases[i].name;
 	for (size_t i = 0; i < sizeof templates / sizeof *templates; i++)
 		if (!strcmp(templates[i].name, name)) return &templates[i];
 	return NULL;
@@ -26,7 +55,38 @@ const chat_template *chat_template_find(const char *name)
 
 const char *chat_template_names(void)
 {
-	return "qwen";
+	return "qwen, deepseekr1 (or r1-distill)";
+}
+
+/* Whether s is one token of t. */
+static int one_token(const tokenizer *t, const char *s)
+{
+	tokenizer_ids ids = {0};
+	int one = !tokenizer_encode(t, s, strlen(s), &ids, NULL) && ids.n == 1;
+	tokenizer_ids_free(&ids);
+	return one;
+}
+
+const char *chat_template_check(const chat_template *tpl, const tokenizer *t, char *why,
+				size_t why_n)
+{
+	for (size_t i = 0; i < sizeof tpl->tokens / sizeof *tpl->tokens && tpl->tokens[i]; i++) {
+		if (!one_token(t, tpl->tokens[i])) {
+			snprintf(why, why_n, "template %s: \"%s\" is not one token in this tokenizer",
+				 tpl->name, tpl->tokens[i]);
+			return why;
+		}
+	}
+	return NULL;
+}
+
+const chat_template *chat_template_guess(const tokenizer *t)
+{
+	/* R1-Distill's tokenizer has no <|im_start|>, Qwen's no <｜User｜>;
+	 * should one ever have both, the R1 markers are the rarer sign */
+	if (one_token(t, R1_USER) && one_token(t, R1_ASSISTANT)) return chat_template_find("deepseekr1");
+	if (one_token(t, "<|im_start|>") && one_token(t, "<|im_end|>")) return chat_template_find("qwen");
+	return NULL;
 }
 
 /* ---- conversations ---------------------------------------------------- */
@@ -129,19 +189,88 @@ const char *chat_conv_parse(jv rec, chat_conv *c, int end, char *why, size_t why
 
 /* ---- encoding --------------------------------------------------------- */
 
+/* LF's thought words, and its empty thought (add_thought()). */
+#define THINK_OPEN "<think>\n"
+#define THINK_CLOSE "\n</think>\n\n"
+#define THINK_EMPTY THINK_OPEN THINK_CLOSE
+
+/* Room for k more bytes after e->buf[0..n). */
+static void buf_reserve(chat_encoder *e, size_t n, size_t k)
+{
+	if (n + k + 1 > e->buf_cap) {
+		e->buf_cap = n + k + 1 + (n + k) / 2;
+		e->buf = xrealloc(e->buf, e->buf_cap);
+	}
+}
+
+static size_t buf_add(chat_encoder *e, size_t n, const char *s, size_t k)
+{
+	buf_reserve(e, n, k);
+	memcpy(e->buf + n, s, k);
+	return n + k;
+}
+
+/* Append the ids of e->buf[0..n). */
+static void encode_buf(chat_encoder *e, size_t n)
+{
+	if (n && tokenizer_encode(e->tok, e->buf, n, &e->ids, NULL))
+		cli_die(EXIT_RUNTIME, "internal error: invalid UTF-8 reached the encoder");
+}
+
 /* Append the ids of pre + s[0..n) + post. */
 static void encode_slot(chat_encoder *e, const char *pre, const char *s, size_t n, const char *post)
 {
-	size_t a = strlen(pre), b = strlen(post), len = a + n + b;
-	if (len + 1 > e->buf_cap) {
-		e->buf_cap = len + 1 + len / 2;
-		e->buf = xrealloc(e->buf, e->buf_cap);
+	size_t len = buf_add(e, 0, pre, strlen(pre));
+	len = buf_add(e, len, s, n);
+	len = buf_add(e, len, post, strlen(post));
+	encode_buf(e, len);
+}
+
+static const char *find(const char *s, size_t n, const char *what)
+{
+	return memmem(s, n, what, strlen(what));
+}
+
+/* Append s[0..n) to e->buf[0..at) as LF's remove_thought leaves it: every
+ * THINK_OPEN ... THINK_CLOSE (the shortest, left to right, as re.sub with
+ * a lazy .*?) cut out, then the newlines at the start stripped. Returns the
+ * new length. */
+static size_t add_without_thoughts(chat_encoder *e, size_t at, const char *s, size_t n)
+{
+	size_t len = at, no = strlen(THINK_OPEN), nc = strlen(THINK_CLOSE);
+	const char *end = s + n;
+	for (;;) {
+		const char *o = find(s, (size_t)(end - s), THINK_OPEN);
+		const char *c = o ? find(o + no, (size_t)(end - o - no), THINK_CLOSE) : NULL;
+		if (!c) break; /* no close after the first open: none after a later one either */
+		len = buf_add(e, len, s, (size_t)(o - s));
+		s = c + nc;
 	}
-	memcpy(e->buf, pre, a);
-	memcpy(e->buf + a, s, n);
-	memcpy(e->buf + a + n, post, b);
-	if (tokenizer_encode(e->tok, e->buf, len, &e->ids, NULL))
-		cli_die(EXIT_RUNTIME, "internal error: invalid UTF-8 reached the encoder");
+	len = buf_add(e, len, s, (size_t)(end - s));
+	size_t k = at;
+	while (k < len && e->buf[k] == '\n') k++;
+	memmove(e->buf + at, e->buf + k, len - k);
+	return len - (k - at);
+}
+
+/* Append assistant turn t's slot under a reasoning template (LF's
+ * ReasoningTemplate.encode_multiturn/encode_oneturn with enable_thinking
+ * true and preserve_thinking false): drop says the turn is history whose
+ * thought goes; a turn that keeps its text gets the empty thought first
+ * when it has neither tag. */
+static void encode_reasoning_turn(chat_encoder *e, chat_turn t, int drop)
+{
+	const chat_template *tpl = e->tpl;
+	if (!drop && !find(t.s, t.n, "<think>") && !find(t.s, t.n, "</think>"))
+		encode_slot(e, "", THINK_EMPTY, strlen(THINK_EMPTY), "");
+	if (!drop) {
+		encode_slot(e, tpl->assistant_pre, t.s, t.n, tpl->assistant_post);
+		return;
+	}
+	size_t len = buf_add(e, 0, tpl->assistant_pre, strlen(tpl->assistant_pre));
+	len = add_without_thoughts(e, len, t.s, t.n);
+	len = buf_add(e, len, tpl->assistant_post, strlen(tpl->assistant_post));
+	encode_buf(e, len);
 }
 
 void chat_encode(chat_encoder *e, const chat_conv *c, const char *system)
@@ -156,11 +285,25 @@ void chat_encode(chat_encoder *e, const chat_conv *c, const char *system)
 		e->msg_cap = (size_t)c->n;
 		e->msg_end = xrealloc(e->msg_end, e->msg_cap * sizeof *e->msg_end);
 	}
+	/* A prompt (LF's encode_oneturn, history turns 1 .. n-3 of the
+	 * messages with the empty reply) drops every thought in it; training
+	 * under mask_history drops all but the last turn's. */
+	int prompt = c->n % 2;
 	tokenizer_ids_clear(&e->ids);
 	for (int i = 0; i < c->n; i++) {
-		if (i == 0 && sys.n) encode_slot(e, tpl->system_pre, sys.s, sys.n, tpl->system_post);
-		if (i % 2 == 0) encode_slot(e, tpl->user_pre, c->turns[i].s, c->turns[i].n, tpl->user_post);
-		else encode_slot(e, tpl->assistant_pre, c->turns[i].s, c->turns[i].n, tpl->assistant_post);
+		chat_turn t = c->turns[i];
+		if (i == 0) {
+			encode_slot(e, tpl->bos, "", 0, "");
+			if (sys.n) encode_slot(e, tpl->system_pre, sys.s, sys.n, tpl->system_post);
+		}
+		if (i % 2 == 0) {
+			encode_slot(e, tpl->user_pre, t.s, t.n, tpl->user_post);
+		} else if (tpl->reasoning) {
+			encode_reasoning_turn(e, t, prompt || (e->mask_history && i != c->n - 1));
+		} else {
+			encode_slot(e, tpl->assistant_pre, t.s, t.n, tpl->assistant_post);
+		}
+		if (i % 2) encode_slot(e, tpl->eos, "", 0, "");
 		e->msg_end[i] = e->ids.n;
 	}
 }

@@ -10,6 +10,25 @@
  * "\n" of its header. LLaMA-Factory's inference (encode_oneturn) takes the
  * same slots; a conversation that ends with a user turn therefore ends with
  * the generation prompt "<|im_start|>assistant\n".
+ *
+ * The `deepseekr1` template (alias `r1-distill`) is LLaMA-Factory 0.9.5's
+ * of that name, DeepSeek-R1-Distill-Qwen's own format: the BOS token
+ * <｜begin▁of▁sentence｜>, the system prompt as bare text (none by default),
+ * "<｜User｜>" user "<｜Assistant｜>", then the assistant turn and the EOS
+ * token <｜end▁of▁sentence｜>, each slot encoded on its own. It is a
+ * ReasoningTemplate, with LF's defaults (enable_thinking true,
+ * preserve_thinking false) and thought words "<think>\n" and "\n</think>\n\n":
+ *  - training, each assistant turn whose text has neither "<think>" nor
+ *    "</think>" gets the empty thought "<think>\n\n</think>\n\n" (encoded
+ *    on its own) before it, trained; a turn with a thought keeps it as
+ *    written, in every turn, history included;
+ *  - training under mask_history (chat_encoder.mask_history), the earlier
+ *    assistant turns lose their thoughts (every "<think>\n...\n</think>\n\n",
+ *    then leading newlines) and get no empty thought; only the last turn is
+ *    treated as above (LF's discarding_history_cot);
+ *  - a prompt (a conversation ending with a user turn, encode_oneturn) loses
+ *    the thoughts of every assistant turn in it, and ends with the
+ *    generation prompt "<｜Assistant｜>" (LF adds no "<think>\n" there).
  */
 #ifndef DS_CHAT_H
 #define DS_CHAT_H
@@ -35,16 +54,33 @@ typedef struct chat_conv {
 typedef struct chat_template {
 	const char *name;
 	const char *default_system;
+	const char *bos;                      /* a token first of all (LF's format_prefix), or "" */
 	const char *system_pre, *system_post; /* around the system prompt */
 	const char *user_pre, *user_post;     /* around a user turn, with the assistant header */
 	const char *assistant_pre, *assistant_post;
+	const char *eos;    /* a token after each assistant turn, a slot of its own, or "" */
+	const char *stop;   /* the token that ends an assistant turn: generation stops there */
+	int reasoning;      /* LF's ReasoningTemplate: thoughts as described above */
+	const char *tokens[4]; /* texts the tokenizer must have as single tokens */
 } chat_template;
 
-/* The template called name, or NULL. Returns a static. */
+/* The template called name (or an alias of it), or NULL. Returns a static. */
 const chat_template *chat_template_find(const char *name);
 
-/* The names of the templates, for messages: "qwen". Static. */
+/* The names of the templates, for messages: "qwen, deepseekr1". Static. */
 const char *chat_template_names(void);
+
+/* The template a tokenizer was made for, from its added tokens: deepseekr1
+ * when <｜User｜> and <｜Assistant｜> are single tokens (DeepSeek-R1-Distill-
+ * Qwen), qwen when <|im_start|> and <|im_end|> are (Qwen2/2.5's ChatML);
+ * NULL when neither. Borrows t; returns a static. */
+const chat_template *chat_template_guess(const tokenizer *t);
+
+/* NULL when t has every token tpl is written with, as one token each; else
+ * why not, in why[0..why_n). Borrows both. Without this check a template's
+ * markers would be tokenized as plain text, and train silently wrong. */
+const char *chat_template_check(const chat_template *tpl, const tokenizer *t, char *why,
+				size_t why_n);
 
 /* What the last turn must be. */
 enum { CHAT_END_ASSISTANT, CHAT_END_USER };
@@ -64,10 +100,12 @@ void chat_conv_add(chat_conv *c, const char *s, size_t n);
 void chat_conv_free(chat_conv *c);
 
 /* Encoding state, reused from conversation to conversation. Start it as
- * {.tok = t, .tpl = tpl} (both borrowed); free with chat_encoder_free. */
+ * {.tok = t, .tpl = tpl} (both borrowed), .mask_history = 1 for training
+ * under LF's mask_history; free with chat_encoder_free. */
 typedef struct chat_encoder {
 	const tokenizer *tok;
 	const chat_template *tpl;
+	int mask_history; /* reasoning templates: drop the earlier turns' thoughts */
 	tokenizer_ids ids; /* the result of chat_encode */
 	size_t *msg_end;   /* (turns) where each turn's slot ends in ids */
 	size_t msg_cap;
@@ -75,11 +113,14 @@ typedef struct chat_encoder {
 	size_t buf_cap;
 } chat_encoder;
 
-/* Encode c into e->ids (replacing what was there): the system slot (c's
- * system prompt, else system when not NULL, else the template's default;
- * an empty one leaves the slot out) before the first turn, then each
- * turn's slot; e->msg_end[i] is where turn i's slot ends. Exits with an
- * internal error if a text is not valid UTF-8 (callers check first). */
+/* Encode c into e->ids (replacing what was there): the template's BOS and
+ * the system slot (c's system prompt, else system when not NULL, else the
+ * template's default; an empty one leaves the slot out) before the first
+ * turn, then each turn's slot; e->msg_end[i] is where turn i's slot ends
+ * (an assistant slot includes its empty thought and EOS). A c that ends
+ * with a user turn is a prompt: it ends with the generation prompt. Exits
+ * with an internal error if a text is not valid UTF-8 (callers check
+ * first). */
 void chat_encode(chat_encoder *e, const chat_conv *c, const char *system);
 
 void chat_encoder_free(chat_encoder *e);
