@@ -54,3 +54,88 @@ ok 'without --system, the qwen template falls back to its default system prompt'
 	"$PY" "$TOP/tests/oracle/lf_load.py" data d "$TOK" > lf.jsonl 2> lf.err || { cat lf.err; false; } &&
 	jq -r .text lf.jsonl | sed -n 2p | grep -q "^You are Qwen, created by Alibaba Cloud"
 '
+
+# ---- DeepSeek-R1-Distill-Qwen: template deepseekr1 ------------------------------
+# ds-tokenize's shards for the R1-Distill tokenizer = LLaMA-Factory's own
+# preprocessing with template deepseekr1 (a ReasoningTemplate, at its
+# defaults enable_thinking true, preserve_thinking false), on records whose
+# assistant turns take every shape that its thought handling tells apart
+# (sharegpt_cases.py --reasoning).
+#
+# The tokenizer LLaMA-Factory loads is tokenizer.json as it is: the
+# tokenizer_config.json that R1-Distill ships names LlamaTokenizerFast, and
+# transformers 5 builds that class with a Metaspace pre-tokenizer of its own
+# in place of the file's ByteLevel one, so that "hi <think>\n" loses its
+# spaces and newlines (huggingface/transformers#45488). The oracle's copy
+# names PreTrainedTokenizerFast instead; its ids are tokenizers', which
+# tests/t-tokenize.sh holds ds-tokenize to.
+R1=$WORK/r1
+R1LF=$WORK/r1-lf
+mkdir -p "$R1" "$R1LF"
+zstd -q -d -c "$DATA/qwen/tokenizer.json.zst" |
+	jq -c --slurpfile p "$DATA/r1distill/tokenizer.patch.json" '. + $p[0]' > "$R1/tokenizer.json"
+cp "$DATA/r1distill/tokenizer_config.json" "$R1/"
+cp "$R1/tokenizer.json" "$R1LF/"
+jq '.tokenizer_class = "PreTrainedTokenizerFast"' "$DATA/r1distill/tokenizer_config.json" > "$R1LF/tokenizer_config.json"
+CASES=$TOP/tests/oracle/sharegpt_cases.py
+D=$WORK/r1data; mkdir -p "$D"
+"$PY" "$CASES" 300 --seed 4 --reasoning > "$D/r1.jsonl"
+"$PY" "$CASES" 300 --seed 5 --reasoning --layout messages > "$D/r1msg.jsonl"
+"$PY" "$CASES" 1500 --seed 6 --reasoning > "$D/r1many.jsonl"
+{ ds-sharegpt --dataset-info r1 -o r1.jsonl; ds-sharegpt --dataset-info r1many -o r1many.jsonl;
+  ds-sharegpt --dataset-info r1msg -f messages -o r1msg.jsonl; } | jq -s add > "$D/dataset_info.json"
+
+# r1_same NAME CUTOFF 'LF options' 'ds-tokenize options': LF's rows
+# (lf.jsonl) and ds-tokenize's (ds.jsonl) are the same bytes.
+r1_same() {
+	"$PY" "$TOP/tests/oracle/lf_shards.py" "$D" "$1" "$R1LF" --template deepseekr1 --cutoff "$2" $3 \
+		> lf.jsonl 2> lf.err || { tail -20 lf.err; return 1; }
+	ds-tokenize -q -t "$R1/tokenizer.json" --template deepseekr1 --cutoff-len "$2" $4 "$D/$1.jsonl" > s.shard &&
+	ds-tokenize inspect -q --json s.shard | jq -c '{input_ids, labels, docs}' > ds.jsonl &&
+	test -s lf.jsonl && cmp lf.jsonl ds.jsonl
+}
+
+# How many rows have the empty thought <think>\n\n</think>\n\n trained.
+EMPTY_THOUGHT='151648,271,151649,271'
+trained_empty() { jq -c '[.labels[] | select(. != -100)] | tostring' "$1" | grep -c "$EMPTY_THOUGHT" || true; }
+
+ok 'deepseekr1, cutoff 256: input_ids and labels as LLaMA-Factory, truncated ones too' '
+	r1_same r1 256 "" "" &&
+	test "$(wc -l < ds.jsonl)" = 300 &&
+	ds-tokenize inspect -s s.shard > stats &&
+	grep -Eq "^truncated +[1-9][0-9]* documents" stats &&
+	grep -Eq "^chat template +deepseekr1\$" stats &&
+	test "$(jq -c ".input_ids[0]" ds.jsonl | sort -u)" = 151646 &&
+	test "$(trained_empty ds.jsonl)" -gt 50
+'
+ok 'deepseekr1, messages layout with system messages, default cutoff: as LLaMA-Factory' '
+	r1_same r1msg 8192 "" "" &&
+	ds-tokenize inspect -s s.shard | grep -Eq "^truncated +0 documents"
+'
+ok 'deepseekr1 --mask-history: history thoughts dropped (discarding_history_cot), as LLaMA-Factory' '
+	r1_same r1 8192 --mask-history --mask-history &&
+	r1_same r1 200 --mask-history --mask-history
+'
+ok 'deepseekr1 --train-on-prompt: as LLaMA-Factory' '
+	r1_same r1 200 --train-on-prompt --train-on-prompt
+'
+ok 'deepseekr1 --pack: LLaMA-Factory'"'"'s neat_packing sequences, 1500 records, -j 2 too' '
+	r1_same r1many 512 --neat-packing --pack &&
+	test "$(jq -c ".docs | length" ds.jsonl | sort -n | tail -1)" -gt 1 &&
+	r1_same r1many 512 --neat-packing "--pack -j 2"
+'
+ok 'the alias r1-distill, and no --template with this tokenizer, make the same shards' '
+	ds-tokenize -q -t "$R1/tokenizer.json" --template deepseekr1 "$D/r1.jsonl" > a.shard &&
+	ds-tokenize -q -t "$R1/tokenizer.json" --template r1-distill "$D/r1.jsonl" > b.shard &&
+	ds-tokenize -q -t "$R1/tokenizer.json" "$D/r1.jsonl" > c.shard &&
+	cmp a.shard b.shard && cmp a.shard c.shard
+'
+# The comparison must see thought handling: LF with other thought settings
+# gives other rows, and ds-tokenize matches none of them.
+ok 'negative: LF'"'"'s rows with preserve_thinking or enable_thinking false are not ours' '
+	! r1_same r1 8192 "--mask-history --preserve-thinking" --mask-history 2> /dev/null &&
+	test -s lf.jsonl && test -s ds.jsonl &&
+	! r1_same r1 8192 --no-thinking "" 2> /dev/null &&
+	test -s lf.jsonl && test -s ds.jsonl &&
+	test "$(trained_empty lf.jsonl)" = 0 && test "$(trained_empty ds.jsonl)" -gt 50
+'

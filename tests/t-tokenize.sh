@@ -101,6 +101,98 @@ else
 	skip 'ids identical to Hugging Face tokenizers' 'tests/.venv has no tokenizers'
 fi
 
+# ---- DeepSeek-R1-Distill-Qwen's tokenizer ------------------------------------
+# Qwen's vocabulary and merges with R1-Distill's 22 added tokens in place of
+# Qwen's (tests/data/r1distill/: the added tokens and post-processor of
+# deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B's tokenizer.json, and its
+# tokenizer_config.json).
+R1=$WORK/r1/tokenizer.json
+mkdir -p "$WORK/r1"
+zstd -q -d -c "$DATA/qwen/tokenizer.json.zst" |
+	jq -c --slurpfile p "$DATA/r1distill/tokenizer.patch.json" '. + $p[0]' > "$R1"
+
+# Text around, between and inside R1-Distill's added tokens, and Qwen's
+# ChatML markers that are plain text to it.
+r1_markers() {
+	"$PY" -c '
+import json
+toks = [t["content"] for t in json.load(open("'"$TOP"'/tests/data/r1distill/tokenizer.patch.json"))["added_tokens"]]
+assert len(toks) == 22
+lines = ["".join(toks), " ".join(toks), "\n".join(toks) + "\n"]
+for t in toks:
+    lines += ["a" + t + "b", " " + t + " ", t + t, "\n\n" + t + "\r\n", t[:-1], t[1:], "x" + t[:-1] + t]
+lines += ["<\uff5cUser\uff5c>1+1?<\uff5cAssistant\uff5c><think>\nadd\n</think>\n\n2<\uff5cend\u2581of\u2581sentence\uff5c>",
+          "<|im_start|>user\nhi<|im_end|>\n<|endoftext|>", "\uff5c\u2581|<>", "<think></think><tool_call>x</tool_call>"]
+for s in lines:
+    print(json.dumps({"text": s}, ensure_ascii=False))
+'
+}
+
+if have_hf; then
+ok 'R1-Distill tokenizer: fixture, its added tokens in text and a corpus: every id as tokenizers' '
+	r1_markers > m.jsonl && test "$(wc -l < m.jsonl)" -gt 150 &&
+	same_ids "$R1" m.jsonl &&
+	grep -q "151644,16,10,16,30,151645,151648,198,718,198,151649,271,17,151643" ds.ids &&
+	same_ids "$R1" "$FIX" &&
+	"$PY" "$ORACLE" corpus 3000000 > corpus.jsonl &&
+	same_ids "$R1" corpus.jsonl
+'
+
+ok 'R1-Distill tokenizer: decode as tokenizers, added tokens back as their text' '
+	r1_markers > m.jsonl &&
+	ds-tokenize encode -q -t "$R1" m.jsonl | jq -c "{ids}" > ids.jsonl &&
+	ds-tokenize decode -q -t "$R1" ids.jsonl | jq -c .text > ds.txt &&
+	"$PY" "$ORACLE" decode "$R1" ids.jsonl | jq -c . > hf.txt &&
+	cmp ds.txt hf.txt && jq -c .text m.jsonl | cmp - ds.txt
+'
+fi
+
+ok 'without --template, the chat template is the tokenizer'"'"'s: qwen for Qwen, deepseekr1 for R1-Distill' '
+	printf "%s\n" "{\"conversations\":[{\"from\":\"user\",\"value\":\"a\"},{\"from\":\"assistant\",\"value\":\"b\"}]}" > in.jsonl &&
+	ds-tokenize -q -t "$TOK" in.jsonl | ds-tokenize inspect -s > q &&
+	grep -Eq "^chat template +qwen\$" q &&
+	ds-tokenize -q -t "$R1" in.jsonl | ds-tokenize inspect -s > r &&
+	grep -Eq "^chat template +deepseekr1\$" r &&
+	ds-tokenize -q -t "$R1" --template r1-distill in.jsonl | ds-tokenize inspect -s > r &&
+	grep -Eq "^chat template +deepseekr1\$" r
+'
+
+ok 'deepseekr1 as text: BOS, bare system prompt, the empty thought trained before a reply without one' '
+	printf "%s\n" "{\"system\":\"Be brief.\",\"conversations\":[{\"from\":\"user\",\"value\":\"1+1?\"},{\"from\":\"assistant\",\"value\":\"2\"},{\"from\":\"user\",\"value\":\"你好 🙂\"},{\"from\":\"assistant\",\"value\":\"<think>\\nx\\n</think>\\n\\n4\"}]}" > in.jsonl &&
+	ds-tokenize -q -t "$R1" in.jsonl | ds-tokenize inspect -t "$R1" > out &&
+	sed "1d; /^samples /,\$d" out > got &&
+	cat > want <<-EOT &&
+	<｜begin▁of▁sentence｜>Be brief.<｜User｜>1+1?<｜Assistant｜>⟦<think>
+
+	</think>
+
+	2<｜end▁of▁sentence｜>⟧<｜User｜>你好 🙂<｜Assistant｜>⟦<think>
+	x
+	</think>
+
+	4<｜end▁of▁sentence｜>⟧
+
+	EOT
+	diff want got &&
+	ds-tokenize -q -t "$R1" --mask-history in.jsonl | ds-tokenize inspect -t "$R1" | sed -n 2p > got &&
+	echo "<｜begin▁of▁sentence｜>Be brief.<｜User｜>1+1?<｜Assistant｜>2<｜end▁of▁sentence｜><｜User｜>你好 🙂<｜Assistant｜>⟦<think>" > want &&
+	diff want got
+'
+
+ok 'a template whose tokens the tokenizer lacks is refused, and so is one that cannot be told' '
+	printf "%s\n" "{\"conversations\":[{\"from\":\"user\",\"value\":\"a\"},{\"from\":\"assistant\",\"value\":\"b\"}]}" > in.jsonl &&
+	expect_exit 1 ds-tokenize -t "$TOK" --template deepseekr1 in.jsonl > out 2> err &&
+	test ! -s out &&
+	grep -q "^ds-tokenize: $TOK: template deepseekr1: \"<｜begin▁of▁sentence｜>\" is not one token in this tokenizer" err &&
+	expect_exit 1 ds-tokenize -t "$R1" --template qwen in.jsonl > out 2> err &&
+	grep -q "template qwen: \"<|im_start|>\" is not one token" err &&
+	jq -c ".added_tokens = []" "$SMALL" > bare.json &&
+	expect_exit 1 ds-tokenize -t bare.json in.jsonl > out 2> err &&
+	grep -q "^ds-tokenize: bare.json: neither .* is a token: name the chat template with --template" err &&
+	expect_exit 2 ds-tokenize -t "$R1" --template deepseek in.jsonl 2> err &&
+	grep -q "unknown template .deepseek. (qwen, deepseekr1 (or r1-distill))" err
+'
+
 # ---- records ------------------------------------------------------------------
 
 ok 'known ids (from tokenizers) for a few strings' '

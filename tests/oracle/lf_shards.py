@@ -5,6 +5,12 @@ prints, so the shell tests compare the two with diff.
 
     lf_shards.py DATASET_DIR NAME TOKENIZER_DIR [--template qwen] [--cutoff N]
                  [--train-on-prompt] [--mask-history] [--neat-packing]
+                 [--preserve-thinking] [--no-thinking]
+
+--preserve-thinking and --no-thinking set LLaMA-Factory's preserve_thinking
+true and enable_thinking false (reasoning templates such as deepseekr1;
+ds-tokenize does what their defaults do): the tests use them to show that
+the comparison tells thought handling apart.
 
 Each line: {"input_ids", "labels" (-100 where masked), "docs" (tokens per
 document)}. Packed samples lose LLaMA-Factory's right padding (pad tokens,
@@ -32,6 +38,8 @@ def main():
     ap.add_argument("--train-on-prompt", action="store_true")
     ap.add_argument("--mask-history", action="store_true")
     ap.add_argument("--neat-packing", action="store_true")
+    ap.add_argument("--preserve-thinking", action="store_true")
+    ap.add_argument("--no-thinking", action="store_true")
     a = ap.parse_args()
 
     # LLaMA-Factory prints a training example on stdout: keep fd 1 for us.
@@ -62,6 +70,10 @@ def main():
         }
         if a.neat_packing:
             args["neat_packing"] = True
+        if a.preserve_thinking:
+            args["preserve_thinking"] = True
+        if a.no_thinking:
+            args["enable_thinking"] = False
         model_args, data_args, training_args, _, _ = get_train_args(args)
         tok_mod = load_tokenizer(model_args)
         template = get_template_and_fix_tokenizer(tok_mod["tokenizer"], data_args)
