@@ -418,8 +418,8 @@ static void packer_free(struct packer *p)
 
 /* ---- the pipeline ----------------------------------------------------- */
 
-/* The main thread reads and parses the records in batches; with -j N, N
- * worker threads tokenize whole batches, each into the batch's own output,
+/* The main thread reads the lines in batches; with -j N, N worker threads
+ * parse and tokenize whole batches, each into the batch's own output,
  * sharing the tokenizer read-only; the main thread takes the batches back
  * in the order it read them and writes them out. So the output is the same
  * bytes whatever N, and a bad line stops the run after exactly the records
@@ -432,7 +432,8 @@ static void packer_free(struct packer *p)
 #define BATCH_BYTES (256u << 10)
 
 struct item {
-	jv rec;          /* the record, consumed by the work; jv_invalid() for a bad line */
+	size_t raw, raw_n; /* its line: the batch's raw.p[raw..raw+raw_n) */
+	int complete;    /* the line ended with its newline */
 	long line;       /* its line in the input, for messages */
 	char *bad;       /* owned: why the line or record is bad; NULL when good */
 	int fatal;       /* a read error: stop whatever --skip-bad says */
@@ -448,6 +449,7 @@ enum { BATCH_FREE, BATCH_QUEUED, BATCH_DONE };
 struct batch {
 	struct item *items; /* (n) */
 	int n, cap, state;
+	jbuf raw;           /* the lines as read, end to end */
 	jbuf out;           /* encode, decode: the output lines */
 	struct tokens tk;   /* shards: the samples' ids and masks, end to end */
 };
@@ -525,16 +527,20 @@ static void batch_work(struct worker *w, struct batch *b)
 	for (int i = 0; i < b->n; i++) {
 		struct item *it = &b->items[i];
 		if (it->bad) continue;
+		jv rec = jsonl_parse_line(b->raw.p + it->raw, it->raw_n, it->complete, w->why, sizeof w->why);
+		if (!jv_is_valid(rec)) {
+			it->bad = xstrdup(w->why);
+			continue;
+		}
 		const char *bad;
 		it->at = b->out.n;
-		if (o->mode == MODE_SHARDS) bad = shard_record(w, it->rec, it, &b->tk);
+		if (o->mode == MODE_SHARDS) bad = shard_record(w, rec, it, &b->tk);
 		else if (o->mode == MODE_ENCODE)
-			bad = encode_record(w->p->t, it->rec, &w->ids, &b->out, &it->tokens);
+			bad = encode_record(w->p->t, rec, &w->ids, &b->out, &it->tokens);
 		else
-			bad = decode_record(w->p->t, it->rec, o->decode_flags, &w->ids, &b->out,
+			bad = decode_record(w->p->t, rec, o->decode_flags, &w->ids, &b->out,
 					    &it->tokens, w->why, sizeof w->why);
 		if (o->mode != MODE_SHARDS) it->n = b->out.n - it->at;
-		it->rec = jv_invalid();
 		if (bad) it->bad = xstrdup(bad);
 	}
 }
@@ -600,6 +606,7 @@ static void pool_free(struct pool *p)
 	}
 	for (int i = 0; i < p->nb; i++) {
 		free(p->b[i].items);
+		jbuf_free(&p->b[i].raw);
 		jbuf_free(&p->b[i].out);
 		tokens_free(&p->b[i].tk);
 	}
@@ -613,27 +620,36 @@ static void pool_free(struct pool *p)
 	free(p->w);
 }
 
-/* Read the next batch of lines of in into b. Returns 1 at the end of the
- * input (or at a read error that ends it), 0 when there may be more. */
+/* Read the next batch of lines of in into b (parsed by the work, so that
+ * the threads share that too). Returns 1 at the end of the input (or at a
+ * read error that ends it), 0 when there may be more. */
 static int batch_fill(struct batch *b, jsonl_reader *in)
 {
 	b->n = 0;
-	uint64_t start = jsonl_reader_bytes_in(in);
-	while (b->n < BATCH_RECORDS && jsonl_reader_bytes_in(in) - start < BATCH_BYTES) {
-		jv rec;
-		int k = jsonl_reader_next(in, &rec);
+	b->raw.n = 0;
+	while (b->n < BATCH_RECORDS && b->raw.n < BATCH_BYTES) {
+		const char *s = NULL;
+		size_t n = 0;
+		int complete = 1;
+		int k = jsonl_reader_next_line(in, &s, &n, &complete);
 		if (k == 0) return 1;
 		if (b->n == b->cap) {
 			b->cap = b->cap ? 2 * b->cap : BATCH_RECORDS;
 			b->items = xrealloc(b->items, (size_t)b->cap * sizeof *b->items);
 		}
 		struct item *it = &b->items[b->n++];
-		*it = (struct item){.rec = k > 0 ? rec : jv_invalid(), .line = jsonl_reader_line(in)};
-		if (k < 0) {
+		*it = (struct item){.raw = b->raw.n, .raw_n = n, .complete = complete, .line = jsonl_reader_line(in)};
+		if (k < 0) { /* a read error: always the end */
 			it->bad = xstrdup(jsonl_reader_error(in));
-			it->fatal = jsonl_reader_fatal(in);
-			if (it->fatal) return 1;
+			it->fatal = 1;
+			return 1;
 		}
+		if (b->raw.n + n + 1 > b->raw.cap) {
+			b->raw.cap = (b->raw.n + n + 1) * 2;
+			b->raw.p = xrealloc(b->raw.p, b->raw.cap);
+		}
+		memcpy(b->raw.p + b->raw.n, s, n);
+		b->raw.n += n;
 	}
 	return 0;
 }

@@ -93,26 +93,38 @@ static int blank(const char *s, size_t n)
 	return 1;
 }
 
-int jsonl_reader_next(jsonl_reader *r, jv *out)
+int jsonl_reader_next_line(jsonl_reader *r, const char **s, size_t *n, int *complete)
 {
 	if (r->fatal) return -1;
 	for (;;) {
-		size_t n;
-		int nl;
-		char *s = next_line(r, &n, &nl);
-		if (!s) return r->fatal ? -1 : 0;
+		char *line = next_line(r, n, complete);
+		if (!line) return r->fatal ? -1 : 0;
 		r->line++;
-		if (blank(s, n)) continue;
-		jv v = jsonl_parse(s, n, r->err, sizeof r->err);
-		if (!jv_is_valid(v)) {
-			if (!nl) /* a writer killed mid-line leaves this */
-				strncat(r->err, " (last line has no newline: cut short?)",
-					sizeof r->err - strlen(r->err) - 1);
-			return -1;
-		}
-		*out = v;
+		if (blank(line, *n)) continue;
+		*s = line;
 		return 1;
 	}
+}
+
+jv jsonl_parse_line(const char *s, size_t n, int complete, char *err, size_t errlen)
+{
+	jv v = jsonl_parse(s, n, err, errlen);
+	if (!jv_is_valid(v) && !complete) /* a writer killed mid-line leaves this */
+		strncat(err, " (last line has no newline: cut short?)", errlen - strlen(err) - 1);
+	return v;
+}
+
+int jsonl_reader_next(jsonl_reader *r, jv *out)
+{
+	const char *s;
+	size_t n;
+	int complete;
+	int k = jsonl_reader_next_line(r, &s, &n, &complete);
+	if (k <= 0) return k;
+	jv v = jsonl_parse_line(s, n, complete, r->err, sizeof r->err);
+	if (!jv_is_valid(v)) return -1;
+	*out = v;
+	return 1;
 }
 
 const char *jsonl_reader_error(const jsonl_reader *r) { return r->err; }

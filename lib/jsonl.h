@@ -30,6 +30,16 @@ jsonl_reader *jsonl_reader_open(const char *path, char **err);
  *     (an I/O error, a corrupt zstd stream). */
 int jsonl_reader_next(jsonl_reader *r, jv *out);
 
+/* The next line that is not blank, unparsed, for a reader that parses on
+ * other threads: *s[0..*n) borrowed until the next call; *complete is 0
+ * for a last line without its newline. 1: a line; 0: end of input; -1: a
+ * read error (jsonl_reader_error; always fatal). Parse it with
+ * jsonl_parse_line. */
+int jsonl_reader_next_line(jsonl_reader *r, const char **s, size_t *n, int *complete);
+
+/* jsonl_parse, with the hint a cut-short last line deserves. */
+jv jsonl_parse_line(const char *s, size_t n, int complete, char *err, size_t errlen);
+
 const char *jsonl_reader_error(const jsonl_reader *r); /* borrowed */
 int jsonl_reader_fatal(const jsonl_reader *r);
 long jsonl_reader_line(const jsonl_reader *r); /* 1-based, of the last line read */
