@@ -19,6 +19,7 @@
 #include "../lib/progress.h"
 #include "../lib/qwen2.h"
 #include "../lib/resume.h"
+#include "../lib/safetensors.h"
 #include "../lib/sample.h"
 #include "../lib/tokenizer.h"
 #include "../lib/utf8.h"
@@ -48,6 +49,8 @@ static const char usage[] =
 	"                [-q] [-o OUT] [sampling] [-t N] [FILE...]\n"
 	"       ds-infer serve -m DIR [--host ADDR] [--port P] [--port-file FILE]\n"
 	"                [--max-body BYTES] [-b B] [sampling] [-t N]\n"
+	"       ds-infer logits -m DIR --ids ID,ID,... -o OUT.safetensors [-t N]\n"
+	"every form: [--fp32]\n"
 	"sampling: [--greedy] [--temperature T] [--top-k K] [--top-p P] [--min-p P]\n"
 	"          [--repetition-penalty R] [--max-tokens N] [--seed S] [--ctx N]\n"
 	"          [--model-name NAME]\n";
@@ -85,6 +88,8 @@ static const char help[] =
 	"      --model-name NAME    the model's name in records and the API (default:\n"
 	"                           the directory's name)\n"
 	"  -t, --threads N          CPU threads (default: all)\n"
+	"      --fp32               convert the weights to fp32 when loading (default: use\n"
+	"                           them as stored, bf16 or fp16 read as such, no copy)\n"
 	"  -h, --help               show this help and exit\n"
 	"  -V, --version            show the version and exit\n"
 	"\n"
@@ -106,7 +111,7 @@ enum { GEN_TEMP = 1, GEN_TOPK = 2, GEN_TOPP = 4, GEN_MINP = 8, GEN_REP = 16, GEN
 struct opts {
 	enum mode mode;
 	const char *model_dir, *model_name, *system, *template_file, *output, *host, *port_file;
-	int samples, batch, ids, skip_bad, quiet, threads, port;
+	int samples, batch, ids, skip_bad, quiet, threads, port, fp32;
 	long ctx;
 	size_t max_body;
 	struct gen_opts gen;
@@ -225,7 +230,7 @@ static void infer_load(struct infer *in, const struct opts *o)
 	in->tok = tokenizer_load(tpath, &err);
 	free(tpath);
 	if (!in->tok) cli_die(EXIT_RUNTIME, "%s", err);
-	in->m = qwen2_load(o->model_dir, &err);
+	in->m = o->fp32 ? qwen2_load(o->model_dir, &err) : qwen2_load_stored(o->model_dir, &err);
 	if (!in->m) cli_die(EXIT_RUNTIME, "%s", err);
 	in->V = in->m->cfg.vocab;
 	in->ctx = in->m->cfg.max_pos;
@@ -1633,7 +1638,7 @@ static int run_serve(const struct opts *o, struct infer *in)
 	cli_exit(0);
 }
 
-/* ---- the entry point -------------------------------------------------- */
+/* ---- numbers in options ----------------------------------------------- */
 
 static double parse_num(const char *s, const char *what, double lo, double hi)
 {
@@ -1655,13 +1660,81 @@ static long parse_long(const char *s, const char *what, long lo, long hi)
 	return v;
 }
 
+/* ---- logits: a testing aid -------------------------------------------- */
+
+/* ds-infer logits: the logits (n, V) of n ids as generation computes them,
+ * into a safetensors file, for the tests to hold to transformers. Row i
+ * follows ids[0..i]. Rows below p = (n + 1) / 2 come from a fresh
+ * prefill of ids[0..i] each (the many-token path); the rest from decoding
+ * ids[p..n) one at a time after the prefill of the first p (the one-token
+ * path), so both paths are checked. */
+static int run_logits(int argc, char **argv)
+{
+	const char *dir = NULL, *list = NULL, *out = NULL;
+	int fp32 = 0;
+	enum { L_IDS = 256, L_FP32 };
+	static const struct option lo[] = {{"model", 1, 0, 'm'}, {"ids", 1, 0, L_IDS}, {"output", 1, 0, 'o'},
+					   {"fp32", 0, 0, L_FP32}, {"threads", 1, 0, 't'}, {0, 0, 0, 0}};
+	for (int c; (c = getopt_long(argc, argv, "m:o:t:", lo, NULL)) != -1;) {
+		if (c == 'm') dir = optarg;
+		else if (c == L_IDS) list = optarg;
+		else if (c == 'o') out = optarg;
+		else if (c == L_FP32) fp32 = 1;
+		else if (c == 't') omp_set_num_threads((int)parse_long(optarg, "-t", 1, 1024));
+		else cli_usage_error(usage, "logits: bad option");
+	}
+	if (!dir || !list || !out || optind < argc) cli_usage_error(usage, "logits needs -m, --ids and -o, and no FILE");
+	uint32_t *ids = xmalloc((strlen(list) / 2 + 1) * sizeof *ids);
+	int n = 0;
+	for (const char *p = list; *p;) {
+		char *end;
+		errno = 0;
+		long v = strtol(p, &end, 10);
+		if (errno || end == p || v < 0 || v > UINT32_MAX || (*end && *end != ','))
+			cli_usage_error(usage, "--ids: '%s' is not a comma-separated list of token ids", list);
+		ids[n++] = (uint32_t)v;
+		p = *end ? end + 1 : end;
+	}
+	if (!n) cli_usage_error(usage, "--ids: no ids");
+	char *err = NULL;
+	qwen2_model *m = fp32 ? qwen2_load(dir, &err) : qwen2_load_stored(dir, &err);
+	if (!m) cli_die(EXIT_RUNTIME, "%s", err);
+	int V = m->cfg.vocab, p = (n + 1) / 2;
+	for (int i = 0; i < n; i++)
+		if (ids[i] >= (uint32_t)V) cli_die(EXIT_USAGE, "--ids: %u is not below the vocabulary size %d", ids[i], V);
+	if (n > m->cfg.max_pos) cli_die(EXIT_USAGE, "--ids: %d ids; the model's context is %d", n, m->cfg.max_pos);
+	float *logits = xmalloc((size_t)n * V * sizeof(float));
+	qwen2_cache *k = qwen2_cache_new(m, n);
+	for (int i = 0; i < p; i++) {
+		k->len = 0;
+		qwen2_seg s = {k, ids, i + 1};
+		if (qwen2_forward_segs(m, &s, 1, logits + (size_t)i * V) != 0) cli_die(EXIT_RUNTIME, "internal error: the cache overflowed");
+	}
+	for (int i = p; i < n; i++) {
+		qwen2_seg s = {k, ids + i, 1};
+		if (qwen2_forward_segs(m, &s, 1, logits + (size_t)i * V) != 0) cli_die(EXIT_RUNTIME, "internal error: the cache overflowed");
+	}
+	st_writer *w = safetensors_writer_new();
+	int64_t shape[2] = {n, V};
+	safetensors_writer_add(w, "logits", ST_F32, 2, shape, logits);
+	if (safetensors_writer_save_file(w, out, &err) < 0) cli_die(EXIT_RUNTIME, "%s", err);
+	safetensors_writer_free(w);
+	qwen2_cache_free(k);
+	qwen2_free(m);
+	free(logits);
+	free(ids);
+	return 0;
+}
+
+/* ---- the entry point -------------------------------------------------- */
+
 int main(int argc, char **argv)
 {
 	cli_init("ds-infer");
 	struct opts o = {.samples = 1, .batch = 8, .host = "127.0.0.1", .port = 8000, .max_body = 1 << 20,
 			 .gen = {.sp = SAMPLE_GREEDY}};
 	enum { O_CHAT = 256, O_BATCH, O_SYSTEM, O_TEMPLATE, O_IDS, O_SKIPBAD, O_HOST, O_PORT, O_PORTFILE, O_MAXBODY,
-	       O_GREEDY, O_TEMP, O_TOPK, O_TOPP, O_MINP, O_REP, O_MAXTOK, O_SEED, O_CTX, O_NAME };
+	       O_GREEDY, O_TEMP, O_TOPK, O_TOPP, O_MINP, O_REP, O_MAXTOK, O_SEED, O_CTX, O_NAME, O_FP32 };
 	static const struct option longopts[] = {
 		{"model", 1, 0, 'm'}, {"chat", 0, 0, O_CHAT}, {"batch", 0, 0, O_BATCH}, {"system", 1, 0, O_SYSTEM},
 		{"samples", 1, 0, 'n'}, {"batch-size", 1, 0, 'b'}, {"template", 1, 0, O_TEMPLATE},
@@ -1671,13 +1744,14 @@ int main(int argc, char **argv)
 		{"top-k", 1, 0, O_TOPK}, {"top-p", 1, 0, O_TOPP}, {"min-p", 1, 0, O_MINP},
 		{"repetition-penalty", 1, 0, O_REP}, {"max-tokens", 1, 0, O_MAXTOK}, {"seed", 1, 0, O_SEED},
 		{"ctx", 1, 0, O_CTX}, {"model-name", 1, 0, O_NAME}, {"threads", 1, 0, 't'},
-		CLI_LONGOPTS_COMMON, {0, 0, 0, 0}};
+		{"fp32", 0, 0, O_FP32}, CLI_LONGOPTS_COMMON, {0, 0, 0, 0}};
+	if (argc > 1 && !strcmp(argv[1], "logits")) return run_logits(argc - 1, argv + 1);
 	if (argc > 1 && !strcmp(argv[1], "serve")) {
 		o.mode = MODE_SERVE;
 		argv[1] = argv[0];
 		argc--, argv++;
 	} else if (argc > 1 && argv[1][0] != '-') {
-		cli_usage_error(usage, "unknown subcommand '%s' (serve; a FILE comes after the options)", argv[1]);
+		cli_usage_error(usage, "unknown subcommand '%s' (serve, logits; a FILE comes after the options)", argv[1]);
 	}
 	int c, serving_opt = 0, batch_opt = 0;
 	while ((c = getopt_long(argc, argv, "m:n:b:o:t:qhV", longopts, NULL)) != -1) {
@@ -1716,6 +1790,7 @@ int main(int argc, char **argv)
 		case O_SEED: o.gen.seed = (uint64_t)parse_long(optarg, "--seed", 0, LONG_MAX); break;
 		case O_CTX: o.ctx = parse_long(optarg, "--ctx", 2, 1L << 30); break;
 		case O_NAME: o.model_name = optarg; break;
+		case O_FP32: o.fp32 = 1; break;
 		case 't': o.threads = (int)parse_long(optarg, "-t", 1, 1024); break;
 		case 'h': fputs(usage, stdout); fputs(help, stdout); cli_close_stdout(); return 0;
 		case 'V': cli_version(); cli_close_stdout(); return 0;

@@ -13,6 +13,7 @@
 #include "cli.h"
 #include "json.h"
 #include "safetensors.h"
+#include "wmat.h"
 
 #include <cblas.h>
 #include <errno.h>
@@ -302,27 +303,42 @@ static size_t table_build(const qwen2_config *c, qwen2_param **out, size_t *coun
 	return off;
 }
 
-/* Point the views of w at its base, in table order. */
-static void weights_bind(qwen2_weights *w, const qwen2_config *c, const qwen2_param *t)
+/* Point the views of w at its base: parameter i at off[i] floats, or NULL
+ * where off[i] is NOT_HELD. */
+#define NOT_HELD ((size_t)-1)
+static void weights_bind_at(qwen2_weights *w, const qwen2_config *c, const size_t *off)
 {
 	size_t i = 0;
-	w->embed = w->base + t[i++].offset;
+#define AT(k) (off[k] == NOT_HELD ? NULL : w->base + off[k])
+	w->embed = AT(i);
+	i++;
 	w->layers = xcalloc((size_t)c->n_layers, sizeof *w->layers);
 	for (int l = 0; l < c->n_layers; l++) {
 		qwen2_layer *y = &w->layers[l];
 		float **v[] = {&y->ln1, &y->wq, &y->bq, &y->wk, &y->bk, &y->wv, &y->bv,
 		               &y->wo, &y->ln2, &y->wg, &y->wu, &y->wd};
-		for (size_t k = 0; k < sizeof v / sizeof *v; k++) *v[k] = w->base + t[i++].offset;
+		for (size_t k = 0; k < sizeof v / sizeof *v; k++, i++) *v[k] = AT(i);
 	}
-	w->norm = w->base + t[i++].offset;
-	w->lm_head = c->tied ? w->embed : w->base + t[i++].offset;
+	w->norm = AT(i);
+	i++;
+	w->lm_head = c->tied ? w->embed : AT(i);
+#undef AT
+}
+
+/* Point the views of w at its base, in table order. */
+static void weights_bind(qwen2_weights *w, const qwen2_config *c, const qwen2_param *t, size_t n_params)
+{
+	size_t *off = xmalloc(n_params * sizeof *off);
+	for (size_t i = 0; i < n_params; i++) off[i] = t[i].offset;
+	weights_bind_at(w, c, off);
+	free(off);
 }
 
 static void weights_alloc(qwen2_weights *w, const qwen2_model *m, size_t n)
 {
 	w->n = n;
 	w->base = xcalloc(n, sizeof(float));
-	weights_bind(w, &m->cfg, m->table);
+	weights_bind(w, &m->cfg, m->table, m->n_params);
 }
 
 static void weights_free(qwen2_weights *w)
@@ -332,6 +348,36 @@ static void weights_free(qwen2_weights *w)
 	memset(w, 0, sizeof *w);
 }
 
+/* slot[i]: the generation view of parameter i, or NULL for a vector. */
+static wmat **mats_slots(qwen2_model *m)
+{
+	const qwen2_config *c = &m->cfg;
+	wmat **slot = xcalloc(m->n_params, sizeof *slot);
+	m->mx.layers = xcalloc((size_t)c->n_layers, sizeof *m->mx.layers);
+	size_t i = 0;
+	slot[i++] = &m->mx.embed;
+	for (int l = 0; l < c->n_layers; l++) {
+		qwen2_layer_mats *y = &m->mx.layers[l];
+		wmat *v[] = {NULL, &y->q, NULL, &y->k, NULL, &y->v, NULL, &y->o, NULL, &y->gate, &y->up, &y->down};
+		for (size_t k = 0; k < sizeof v / sizeof *v; k++) slot[i++] = v[k];
+	}
+	i++; /* model.norm.weight */
+	if (!c->tied) slot[i++] = &m->mx.lm_head;
+	return slot;
+}
+
+/* The generation views of an fp32 model: its own table. */
+static void mats_bind_f32(qwen2_model *m)
+{
+	wmat **slot = mats_slots(m);
+	for (size_t i = 0; i < m->n_params; i++)
+		if (slot[i])
+			*slot[i] = (wmat){.data = m->w.base + m->table[i].offset, .dtype = WMAT_F32,
+			                  .rows = (int)m->table[i].shape[0], .cols = (int)m->table[i].shape[1]};
+	if (m->cfg.tied) m->mx.lm_head = m->mx.embed;
+	free(slot);
+}
+
 static qwen2_model *model_new(qwen2_config *c)
 {
 	qwen2_model *m = xcalloc(1, sizeof *m);
@@ -339,10 +385,68 @@ static qwen2_model *model_new(qwen2_config *c)
 	c->json = jv_null();
 	size_t n = table_build(&m->cfg, &m->table, &m->n_params);
 	weights_alloc(&m->w, m, n);
+	mats_bind_f32(m);
+	return m;
+}
+
+/* A model whose fp32 table holds the vectors only (qwen2_load_stored):
+ * the matrix views of w are NULL, mx is bound by the loader. */
+static qwen2_model *model_new_stored(qwen2_config *c)
+{
+	qwen2_model *m = xcalloc(1, sizeof *m);
+	m->cfg = *c;
+	c->json = jv_null();
+	m->stored = 1;
+	table_build(&m->cfg, &m->table, &m->n_params);
+	size_t *off = xmalloc(m->n_params * sizeof *off), n = 0;
+	for (size_t i = 0; i < m->n_params; i++) {
+		off[i] = m->table[i].ndim == 1 ? n : NOT_HELD;
+		if (m->table[i].ndim == 1) n += m->table[i].numel;
+	}
+	m->w.n = n;
+	m->w.base = xcalloc(n, sizeof(float));
+	weights_bind_at(&m->w, &m->cfg, off);
+	free(off);
 	return m;
 }
 
 /* ---- load / init / save -------------------------------------------- */
+
+/* The tensor of parameter p in st, its shape checked against the table.
+ * Returns borrowed, or NULL with *e owned. */
+static const st_tensor *param_tensor(const st_model *st, const char *dir, const qwen2_param *p, char **e)
+{
+	const st_tensor *t = safetensors_find(st, p->name);
+	if (!t) {
+		*e = xasprintf("%s: tensor %s is missing", dir, p->name);
+		return NULL;
+	}
+	int same = t->ndim == p->ndim && t->shape[0] == p->shape[0] && (p->ndim == 1 || t->shape[1] == p->shape[1]);
+	if (!same) {
+		*e = xasprintf("%s: tensor %s has shape [%lld%s%lld], the config says [%lld%s%lld]", dir, p->name,
+		               (long long)t->shape[0], t->ndim > 1 ? ", " : "", t->ndim > 1 ? (long long)t->shape[1] : 0LL,
+		               (long long)p->shape[0], p->ndim > 1 ? ", " : "", p->ndim > 1 ? (long long)p->shape[1] : 0LL);
+		return NULL;
+	}
+	return t;
+}
+
+/* A tensor the model has no place for means another architecture or a
+ * damaged file: refuse rather than ignore. Tied models may still carry
+ * lm_head.weight (some exporters write it); old ones a rotary buffer.
+ * Returns NULL, or the reason (owned). */
+static char *extra_tensors(const st_model *st, const qwen2_model *m, const char *dir)
+{
+	for (size_t i = 0; i < safetensors_count(st); i++) {
+		const char *name = safetensors_at(st, i)->name;
+		int known = 0;
+		for (size_t k = 0; k < m->n_params && !known; k++) known = !strcmp(name, m->table[k].name);
+		if (known || (m->cfg.tied && !strcmp(name, "lm_head.weight")) || strstr(name, "rotary_emb.inv_freq"))
+			continue;
+		return xasprintf("%s: tensor %s is not part of a Qwen2 model", dir, name);
+	}
+	return NULL;
+}
 
 qwen2_model *qwen2_load(const char *dir, char **err)
 {
@@ -357,36 +461,70 @@ qwen2_model *qwen2_load(const char *dir, char **err)
 	char *e = NULL;
 	for (size_t i = 0; i < m->n_params && !e; i++) {
 		const qwen2_param *p = &m->table[i];
-		const st_tensor *t = safetensors_find(st, p->name);
-		if (!t) {
-			e = xasprintf("%s: tensor %s is missing", dir, p->name);
-			break;
-		}
-		int same = t->ndim == p->ndim && t->shape[0] == p->shape[0] && (p->ndim == 1 || t->shape[1] == p->shape[1]);
-		if (!same) {
-			e = xasprintf("%s: tensor %s has shape [%lld%s%lld], the config says [%lld%s%lld]", dir, p->name,
-			              (long long)t->shape[0], t->ndim > 1 ? ", " : "", t->ndim > 1 ? (long long)t->shape[1] : 0LL,
-			              (long long)p->shape[0], p->ndim > 1 ? ", " : "", p->ndim > 1 ? (long long)p->shape[1] : 0LL);
-			break;
-		}
+		const st_tensor *t = param_tensor(st, dir, p, &e);
 		char *ce = NULL;
-		if (safetensors_to_f32(t, m->w.base + p->offset, &ce) < 0) {
+		if (t && safetensors_to_f32(t, m->w.base + p->offset, &ce) < 0) {
 			e = xasprintf("%s: %s", dir, ce);
 			free(ce);
 		}
 	}
-	/* A tensor the model has no place for means another architecture or a
-	 * damaged file: refuse rather than ignore. Tied models may still carry
-	 * lm_head.weight (some exporters write it); old ones a rotary buffer. */
-	for (size_t i = 0; i < safetensors_count(st) && !e; i++) {
-		const char *name = safetensors_at(st, i)->name;
-		int known = 0;
-		for (size_t k = 0; k < m->n_params && !known; k++) known = !strcmp(name, m->table[k].name);
-		if (known || (m->cfg.tied && !strcmp(name, "lm_head.weight")) || strstr(name, "rotary_emb.inv_freq"))
-			continue;
-		e = xasprintf("%s: tensor %s is not part of a Qwen2 model", dir, name);
-	}
+	if (!e) e = extra_tensors(st, m, dir);
 	safetensors_close(st);
+	if (e) {
+		*err = e;
+		qwen2_free(m);
+		return NULL;
+	}
+	return m;
+}
+
+qwen2_model *qwen2_load_stored(const char *dir, char **err)
+{
+	qwen2_config c;
+	if (qwen2_config_load(dir, &c, err) < 0) return NULL;
+	st_model *st = safetensors_open_dir(dir, err);
+	if (!st) {
+		qwen2_config_free(&c);
+		return NULL;
+	}
+	qwen2_model *m = model_new_stored(&c);
+	m->st = st;
+	wmat **slot = mats_slots(m);
+	char *e = NULL;
+	for (size_t i = 0, at = 0; i < m->n_params && !e; i++) {
+		const qwen2_param *p = &m->table[i];
+		const st_tensor *t = param_tensor(st, dir, p, &e);
+		if (!t) break;
+		if (!slot[i]) { /* a vector: to fp32, in table order */
+			char *ce = NULL;
+			if (safetensors_to_f32(t, m->w.base + at, &ce) < 0) {
+				e = xasprintf("%s: %s", dir, ce);
+				free(ce);
+			}
+			at += p->numel;
+			continue;
+		}
+		if (t->dtype == ST_OTHER) {
+			e = xasprintf("%s: tensor %s is %s; only F32, BF16 and F16 are read", dir, p->name, t->dtype_name);
+			break;
+		}
+		wmat_dtype dt = t->dtype == ST_F32 ? WMAT_F32 : t->dtype == ST_F16 ? WMAT_F16 : WMAT_BF16;
+		const void *data = t->data;
+		/* Files laid out as the Python package and our writer lay them out
+		 * are aligned; another layout gets its own aligned copy, which
+		 * OpenBLAS's sgemm of an fp32 matrix wants. */
+		if ((uintptr_t)data % wmat_elsize(dt)) {
+			void *copy = xmalloc(t->nbytes);
+			memcpy(copy, data, t->nbytes);
+			m->copies = xrealloc(m->copies, (size_t)(m->n_copies + 1) * sizeof *m->copies);
+			m->copies[m->n_copies++] = copy;
+			data = copy;
+		}
+		*slot[i] = (wmat){.data = data, .dtype = dt, .rows = (int)p->shape[0], .cols = (int)p->shape[1]};
+	}
+	free(slot);
+	if (m->cfg.tied) m->mx.lm_head = m->mx.embed;
+	if (!e) e = extra_tensors(st, m, dir);
 	if (e) {
 		*err = e;
 		qwen2_free(m);
@@ -465,6 +603,10 @@ static int write_config(const qwen2_model *m, const char *dir, const char *dtype
 
 int qwen2_save(const qwen2_model *m, const char *dir, const char *dtype, char **err)
 {
+	if (m->stored) {
+		*err = xstrdup("a model loaded for generation only (its matrices as stored) cannot be saved");
+		return -1;
+	}
 	st_dtype d = !strcmp(dtype, "bfloat16") ? ST_BF16 : !strcmp(dtype, "float16") ? ST_F16 : ST_F32;
 	if (d == ST_F32 && strcmp(dtype, "float32")) {
 		*err = xasprintf("dtype '%s' is not one of float32, bfloat16, float16", dtype);
@@ -488,6 +630,9 @@ int qwen2_save(const qwen2_model *m, const char *dir, const char *dtype, char **
 }
 
 /* ---- activations --------------------------------------------------- */
+
+struct qwen2_gen;
+static void gen_free(struct qwen2_gen *g);
 
 typedef struct qwen2_scratch {
 	int cap;        /* tokens */
@@ -565,15 +710,30 @@ void qwen2_free(qwen2_model *m)
 	if (!m) return;
 	weights_free(&m->w);
 	weights_free(&m->g);
+	free(m->mx.layers);
+	for (int i = 0; i < m->n_copies; i++) free(m->copies[i]);
+	free(m->copies);
+	if (m->st) safetensors_close(m->st);
 	if (m->s) free(m->s->mem);
 	free(m->s);
+	gen_free(m->gen);
 	free(m->table);
 	qwen2_config_free(&m->cfg);
 	free(m);
 }
 
+/* Training needs the fp32 table; a stored model has none. */
+static void need_fp32(const qwen2_model *m, const char *what)
+{
+	if (m->stored) {
+		fprintf(stderr, "qwen2: %s needs an fp32 model (qwen2_load), not one from qwen2_load_stored\n", what);
+		abort();
+	}
+}
+
 void qwen2_alloc_grads(qwen2_model *m)
 {
+	need_fp32(m, "qwen2_alloc_grads");
 	if (!m->g.base) weights_alloc(&m->g, m, m->w.n);
 }
 
@@ -660,21 +820,30 @@ static void rmsnorm_bwd(float *dx, float *dw, const float *dy, const float *x, c
 	}
 }
 
-/* Rotary tables cos, sin (T, D/2) for the positions pos (T). transformers
- * computes inv_freq and the angles in fp32; so do we, so long positions
- * round the same way. */
-static void rope_fill(float *cs, float *sn, const int *pos, int T, const qwen2_config *c)
+/* The rotary inverse frequencies inv (D/2). transformers computes them
+ * and the angles in fp32; so do we, so long positions round the same way. */
+static void rope_inv(float *inv, const qwen2_config *c)
 {
-	int half = c->head_dim / 2;
-	float *inv = xmalloc((size_t)half * sizeof *inv);
-	for (int i = 0; i < half; i++)
+	for (int i = 0; i < c->head_dim / 2; i++)
 		inv[i] = 1.0f / powf((float)c->rope_theta, (float)(2 * i) / (float)c->head_dim);
+}
+
+/* Rotary tables cos, sin (T, D/2) for the positions pos (T), from inv. */
+static void rope_angles(float *cs, float *sn, const int *pos, int T, const float *inv, int half)
+{
 	for (int t = 0; t < T; t++)
 		for (int i = 0; i < half; i++) {
 			float a = (float)pos[t] * inv[i];
 			cs[(size_t)t * half + i] = (float)cos((double)a);
 			sn[(size_t)t * half + i] = (float)sin((double)a);
 		}
+}
+
+static void rope_fill(float *cs, float *sn, const int *pos, int T, const qwen2_config *c)
+{
+	float *inv = xmalloc((size_t)(c->head_dim / 2) * sizeof *inv);
+	rope_inv(inv, c);
+	rope_angles(cs, sn, pos, T, inv, c->head_dim / 2);
 	free(inv);
 }
 
@@ -820,6 +989,7 @@ static void attention_bwd(qwen2_model *m, const qwen2_batch *b, const float *q, 
  * needs; s->hf holds the final normed states. */
 static void forward(qwen2_model *m, const qwen2_batch *b)
 {
+	need_fp32(m, "the training forward pass");
 	const qwen2_config *c = &m->cfg;
 	int T = b->n_tokens;
 	scratch_ensure(m, T);
@@ -997,9 +1167,109 @@ void qwen2_cache_free(qwen2_cache *c)
 	free(c);
 }
 
+/* Generation's working space: grown when a call needs more (a longer
+ * prompt, a bigger batch, a longer context), else reused, so a decoding
+ * step allocates nothing. */
+typedef struct qwen2_gen {
+	size_t cap;  /* floats in mem */
+	float *mem;  /* activations, rotary tables, attention scores */
+	int icap;    /* tokens in the int arrays */
+	int *seg_of; /* (icap) the segment of each token */
+	int *pos;    /* (icap) its position */
+	int *start;  /* (icap) each segment's first token */
+	float *inv;  /* (D/2) rotary inverse frequencies */
+} qwen2_gen;
+
+static void gen_free(qwen2_gen *g)
+{
+	if (!g) return;
+	free(g->mem);
+	free(g->seg_of);
+	free(g->pos);
+	free(g->start);
+	free(g->inv);
+	free(g);
+}
+
+static qwen2_gen *gen_ensure(qwen2_model *m, size_t floats, int tokens)
+{
+	qwen2_gen *g = m->gen;
+	if (!g) {
+		g = m->gen = xcalloc(1, sizeof *g);
+		g->inv = xmalloc((size_t)(m->cfg.head_dim / 2) * sizeof *g->inv);
+		rope_inv(g->inv, &m->cfg);
+	}
+	if (g->cap < floats) {
+		free(g->mem);
+		g->mem = xmalloc(floats * sizeof(float));
+		g->cap = floats;
+	}
+	if (g->icap < tokens) {
+		free(g->seg_of);
+		free(g->pos);
+		free(g->start);
+		g->seg_of = xmalloc((size_t)tokens * sizeof(int));
+		g->pos = xmalloc((size_t)tokens * sizeof(int));
+		g->start = xmalloc((size_t)tokens * sizeof(int));
+		g->icap = tokens;
+	}
+	return g;
+}
+
+/* ys[i] (T, ws[i]->rows) = in (T, C) ws[i]^T: one pass over the rows of
+ * all n for a single token, else one product each. */
+static void mats_apply(int n, const wmat *const *ws, const float *in, int T, float *const *ys)
+{
+	if (T == 1) wmat_gemv_n(n, ws, in, ys);
+	else
+		for (int i = 0; i < n; i++) wmat_matmul(ws[i], in, T, ys[i], 0);
+}
+
+static void add_bias(float *y, const float *b, int T, int O)
+{
+	for (int t = 0; t < T; t++)
+		for (int o = 0; o < O; o++) y[(size_t)t * O + o] += b[o];
+}
+
+/* One new token's attention for the group of query heads sharing one key
+ * and value head: q (group, D), K and V (n, D) at a stride of ld floats
+ * (the cache's rows), out (group, D) at a stride of out_ld, S (group, n)
+ * scratch. The group's queries see each cached key while it is in
+ * cache, and every inner loop runs over D or n, which vectorise. */
+static void attend_decode(const float *q, const float *K, const float *V, int ld, int n, int D, int group,
+                          float scale, float *S, float *out, int out_ld)
+{
+	for (int j = 0; j < n; j++) {
+		const float *kr = K + (size_t)j * ld;
+		for (int h = 0; h < group; h++) {
+			const float *qh = q + (size_t)h * D;
+			float d = 0;
+#pragma omp simd reduction(+ : d)
+			for (int e = 0; e < D; e++) d += qh[e] * kr[e];
+			S[(size_t)h * n + j] = d * scale;
+		}
+	}
+	for (int h = 0; h < group; h++) {
+		float *row = S + (size_t)h * n, mx = -INFINITY, sum = 0;
+#pragma omp simd reduction(max : mx)
+		for (int j = 0; j < n; j++) mx = row[j] > mx ? row[j] : mx;
+#pragma omp simd reduction(+ : sum)
+		for (int j = 0; j < n; j++) sum += (row[j] = expf(row[j] - mx));
+		float inv = 1.0f / sum, *o = out + (size_t)h * out_ld;
+		for (int e = 0; e < D; e++) o[e] = 0;
+		for (int j = 0; j < n; j++) {
+			const float *vr = V + (size_t)j * ld;
+			float p = row[j] * inv;
+#pragma omp simd
+			for (int e = 0; e < D; e++) o[e] += p * vr[e];
+		}
+	}
+}
+
 int qwen2_forward_segs(qwen2_model *m, const qwen2_seg *segs, int nseg, float *logits)
 {
 	const qwen2_config *c = &m->cfg;
+	const qwen2_mats *mx = &m->mx;
 	int C = c->dim, FF = c->hidden, H = c->n_heads, KV = c->n_kv_heads, D = c->head_dim, half = D / 2;
 	int QD = H * D, KD = KV * D, group = H / KV, T = 0, maxk = 0;
 	for (int i = 0; i < nseg; i++) {
@@ -1008,31 +1278,35 @@ int qwen2_forward_segs(qwen2_model *m, const qwen2_seg *segs, int nseg, float *l
 		if (segs[i].cache->len + segs[i].n > maxk) maxk = segs[i].cache->len + segs[i].n;
 	}
 	float scale = 1.0f / sqrtf((float)D);
-	int threads = omp_get_max_threads();
-	size_t need = (size_t)T * (3 * C + 2 * QD + 2 * KD + 2 * FF + 1 + D) + (size_t)threads * QB * maxk;
-	float *mem = xmalloc(need * sizeof(float));
-	float *x = mem, *h = x + (size_t)T * C, *q = h + (size_t)T * C, *k = q + (size_t)T * QD, *v = k + (size_t)T * KD;
+	int threads = omp_get_max_threads(), rows_s = QB > group ? QB : group;
+	size_t need = (size_t)T * (3 * C + 2 * QD + 2 * KD + 2 * FF + 1 + D) + (size_t)threads * rows_s * maxk;
+	qwen2_gen *g = gen_ensure(m, need, T > nseg ? T : nseg);
+	float *x = g->mem, *h = x + (size_t)T * C, *q = h + (size_t)T * C, *k = q + (size_t)T * QD, *v = k + (size_t)T * KD;
 	float *att = v + (size_t)T * KD, *gate = att + (size_t)T * QD, *up = gate + (size_t)T * FF;
 	float *rstd = up + (size_t)T * FF, *cs = rstd + T, *sn = cs + (size_t)T * half, *S = sn + (size_t)T * half;
 	float *hl = x + (size_t)T * C * 2; /* (nseg, C) last rows, reusing spare room */
-	int *seg_of = xmalloc((size_t)T * sizeof *seg_of), *pos = xmalloc((size_t)T * sizeof *pos);
-	int *start = xmalloc((size_t)nseg * sizeof *start);
+	int *seg_of = g->seg_of, *pos = g->pos, *start = g->start;
 	for (int i = 0, t = 0; i < nseg; i++) {
 		start[i] = t;
 		for (int j = 0; j < segs[i].n; j++, t++) {
 			seg_of[t] = i;
 			pos[t] = segs[i].cache->len + j;
-			memcpy(x + (size_t)t * C, m->w.embed + (size_t)segs[i].ids[j] * C, (size_t)C * sizeof(float));
+			wmat_row(&mx->embed, (int)segs[i].ids[j], x + (size_t)t * C);
 		}
 	}
-	rope_fill(cs, sn, pos, T, c);
+	rope_angles(cs, sn, pos, T, g->inv, half);
 	qwen2_scratch rs = {.cos = cs, .sin = sn};
+	int decode = T == nseg; /* every segment one token */
 	for (int l = 0; l < c->n_layers; l++) {
 		const qwen2_layer *w = &m->w.layers[l];
+		const qwen2_layer_mats *lm = &mx->layers[l];
 		rmsnorm_fwd(h, rstd, x, w->ln1, T, C, c->rms_eps);
-		linear_fwd(q, h, w->wq, w->bq, T, C, QD);
-		linear_fwd(k, h, w->wk, w->bk, T, C, KD);
-		linear_fwd(v, h, w->wv, w->bv, T, C, KD);
+		const wmat *qkv[] = {&lm->q, &lm->k, &lm->v};
+		float *qkv_out[] = {q, k, v};
+		mats_apply(3, qkv, h, T, qkv_out);
+		add_bias(q, w->bq, T, QD);
+		add_bias(k, w->bk, T, KD);
+		add_bias(v, w->bv, T, KD);
 		rope_apply(q, &rs, T, H, D, 0);
 		rope_apply(k, &rs, T, KV, D, 0);
 		for (int t = 0; t < T; t++) {
@@ -1041,36 +1315,54 @@ int qwen2_forward_segs(qwen2_model *m, const qwen2_seg *segs, int nseg, float *l
 			memcpy(kc->k + at, k + (size_t)t * KD, (size_t)KD * sizeof(float));
 			memcpy(kc->v + at, v + (size_t)t * KD, (size_t)KD * sizeof(float));
 		}
+		if (decode) {
+			/* one item a (sequence, key/value head): its group of queries */
+			long work = 0;
+			for (int i = 0; i < nseg; i++) work += (long)(segs[i].cache->len + 1) * QD;
+#pragma omp parallel for schedule(dynamic) if (PAR((size_t)work) && nseg * KV > 1)
+			for (int it = 0; it < nseg * KV; it++) {
+				int si = it / KV, kv = it % KV;
+				qwen2_cache *kc = segs[si].cache;
+				size_t lo = (size_t)l * kc->cap * KD + (size_t)kv * D;
+				attend_decode(q + (size_t)si * QD + (size_t)kv * group * D, kc->k + lo, kc->v + lo, KD,
+				              kc->len + 1, D, group, scale, S + (size_t)omp_get_thread_num() * rows_s * maxk,
+				              att + (size_t)si * QD + (size_t)kv * group * D, D);
+			}
+		} else {
 #pragma omp parallel for schedule(dynamic)
-		for (int it = 0; it < nseg * H; it++) {
-			int si = it / H, hd = it % H, g = hd / group, n = segs[si].n, p0 = segs[si].cache->len;
-			qwen2_cache *kc = segs[si].cache;
-			const float *K = kc->k + (size_t)l * kc->cap * KD + g * D, *V = kc->v + (size_t)l * kc->cap * KD + g * D;
-			float *Sb = S + (size_t)omp_get_thread_num() * QB * maxk;
-			for (int a = 0; a < n; a += QB) {
-				int nb = n - a < QB ? n - a : QB, nk = p0 + a + nb;
-				const float *Q = q + (size_t)(start[si] + a) * QD + hd * D;
-				cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb, nk, D, scale, Q, QD, K, KD, 0.0f, Sb, nk);
-				for (int i = 0; i < nb; i++) {
-					float *row = Sb + (size_t)i * nk;
-					int last = p0 + a + i;
-					float mx = -INFINITY, sum = 0;
-					for (int j = 0; j <= last; j++) mx = row[j] > mx ? row[j] : mx;
-					for (int j = 0; j <= last; j++) sum += (row[j] = expf(row[j] - mx));
-					for (int j = 0; j <= last; j++) row[j] /= sum;
-					for (int j = last + 1; j < nk; j++) row[j] = 0;
+			for (int it = 0; it < nseg * H; it++) {
+				int si = it / H, hd = it % H, gi = hd / group, n = segs[si].n, p0 = segs[si].cache->len;
+				qwen2_cache *kc = segs[si].cache;
+				const float *K = kc->k + (size_t)l * kc->cap * KD + gi * D;
+				const float *V = kc->v + (size_t)l * kc->cap * KD + gi * D;
+				float *Sb = S + (size_t)omp_get_thread_num() * rows_s * maxk;
+				for (int a = 0; a < n; a += QB) {
+					int nb = n - a < QB ? n - a : QB, nk = p0 + a + nb;
+					const float *Q = q + (size_t)(start[si] + a) * QD + hd * D;
+					cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb, nk, D, scale, Q, QD, K, KD, 0.0f,
+					            Sb, nk);
+					for (int i = 0; i < nb; i++) {
+						float *row = Sb + (size_t)i * nk;
+						int last = p0 + a + i;
+						float mxv = -INFINITY, sum = 0;
+						for (int j = 0; j <= last; j++) mxv = row[j] > mxv ? row[j] : mxv;
+						for (int j = 0; j <= last; j++) sum += (row[j] = expf(row[j] - mxv));
+						for (int j = 0; j <= last; j++) row[j] /= sum;
+						for (int j = last + 1; j < nk; j++) row[j] = 0;
+					}
+					cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb, D, nk, 1.0f, Sb, nk, V, KD, 0.0f,
+					            att + (size_t)(start[si] + a) * QD + hd * D, QD);
 				}
-				cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb, D, nk, 1.0f, Sb, nk, V, KD, 0.0f,
-				            att + (size_t)(start[si] + a) * QD + hd * D, QD);
 			}
 		}
-		matmul_wt(x, att, w->wo, T, QD, C, 1.0f);
+		wmat_matmul(&lm->o, att, T, x, 1);
 		rmsnorm_fwd(h, rstd, x, w->ln2, T, C, c->rms_eps);
-		linear_fwd(gate, h, w->wg, NULL, T, C, FF);
-		linear_fwd(up, h, w->wu, NULL, T, C, FF);
+		const wmat *gu[] = {&lm->gate, &lm->up};
+		float *gu_out[] = {gate, up};
+		mats_apply(2, gu, h, T, gu_out);
 #pragma omp parallel for if (PAR((size_t)T * FF))
 		for (size_t i = 0; i < (size_t)T * FF; i++) gate[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
-		matmul_wt(x, gate, w->wd, T, FF, C, 1.0f);
+		wmat_matmul(&lm->down, gate, T, x, 1);
 	}
 	/* Only each segment's last token needs logits. */
 	for (int i = 0; i < nseg; i++) {
@@ -1078,11 +1370,7 @@ int qwen2_forward_segs(qwen2_model *m, const qwen2_seg *segs, int nseg, float *l
 		memcpy(h + (size_t)i * C, x + (size_t)t * C, (size_t)C * sizeof(float));
 	}
 	rmsnorm_fwd(hl, rstd, h, m->w.norm, nseg, C, c->rms_eps);
-	matmul_wt(logits, hl, m->w.lm_head, nseg, C, c->vocab, 0.0f);
+	wmat_matmul(&mx->lm_head, hl, nseg, logits, 0);
 	for (int i = 0; i < nseg; i++) segs[i].cache->len += segs[i].n;
-	free(mem);
-	free(seg_of);
-	free(pos);
-	free(start);
 	return 0;
 }

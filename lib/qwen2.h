@@ -13,6 +13,12 @@
  * optimizer's moments use the same layout, so "parameter i" is the same
  * byte range in each.
  *
+ * Generation (qwen2_forward_segs) reads the matrices through m->mx, views
+ * that say their dtype (wmat.h): into that fp32 allocation for a model
+ * from qwen2_load or qwen2_init_random, or straight into the mapped
+ * safetensors files, in the dtype stored there, for one from
+ * qwen2_load_stored, which copies only the norms and biases to fp32.
+ *
  * Training semantics (qwen2_train_sample): a sample is documents laid end
  * to end; attention and positions restart at each. Inside a document,
  * position t predicts token t+1 when that token's mask is 1; nothing is
@@ -26,6 +32,8 @@
  */
 #ifndef DS_QWEN2_H
 #define DS_QWEN2_H
+
+#include "wmat.h"
 
 #include <jv.h>
 #include <stddef.h>
@@ -75,7 +83,9 @@ typedef struct qwen2_layer {
 	float *wd;         /* (C, FF) down_proj */
 } qwen2_layer;
 
-/* Views into one allocation of n floats. */
+/* Views into one allocation of n floats. In a model from
+ * qwen2_load_stored only the vectors (ln1, biases, ln2, norm) are there;
+ * the matrix views are NULL. */
 typedef struct qwen2_weights {
 	float *base;         /* (n) owned */
 	size_t n;
@@ -85,13 +95,33 @@ typedef struct qwen2_weights {
 	float *lm_head;      /* (V, C); == embed when tied */
 } qwen2_weights;
 
+/* The matrices of one layer as generation reads them. */
+typedef struct qwen2_layer_mats {
+	wmat q, k, v;     /* (H*D, C), (KV*D, C), (KV*D, C) */
+	wmat o;           /* (C, H*D) */
+	wmat gate, up;    /* (FF, C) */
+	wmat down;        /* (C, FF) */
+} qwen2_layer_mats;
+
+typedef struct qwen2_mats {
+	wmat embed;                /* (V, C) */
+	qwen2_layer_mats *layers;  /* (L) owned array of views */
+	wmat lm_head;              /* (V, C); the same view as embed when tied */
+} qwen2_mats;
+
 typedef struct qwen2_model {
 	qwen2_config cfg;
 	qwen2_param *table; /* owned, n_params rows */
 	size_t n_params;
-	qwen2_weights w;    /* parameters */
+	qwen2_weights w;    /* parameters (fp32) */
 	qwen2_weights g;    /* gradients (allocated by qwen2_alloc_grads) */
+	qwen2_mats mx;      /* the matrices for generation: views into w or the files */
+	int stored;         /* 1: from qwen2_load_stored; w holds the vectors only */
+	struct st_model *st; /* owned when stored: the mapped files mx views */
+	void **copies;      /* (n_copies) owned: stored tensors too misaligned to view */
+	int n_copies;
 	struct qwen2_scratch *s; /* activations, sized for the longest sample seen */
+	struct qwen2_gen *gen;   /* generation's working space, grown to the largest call */
 } qwen2_model;
 
 /* Load a model directory: config.json and model.safetensors (or the shards
@@ -100,6 +130,16 @@ typedef struct qwen2_model {
  * name. Returns owned (qwen2_free), or NULL with *err owned. */
 qwen2_model *qwen2_load(const char *dir, char **err);
 
+/* The same for generation only, without the fp32 copy: the matrices stay
+ * in the mapped files in their stored dtype (fp32, bf16 or fp16) and are
+ * widened as they are read; norms and biases are converted to fp32. Half
+ * the memory and half the bytes read per token for a bf16 or fp16
+ * checkpoint, and the same logits within fp32 rounding. Such a model can
+ * go to qwen2_forward_segs and qwen2_cache_new only (not to training,
+ * qwen2_logits or qwen2_save). Returns owned (qwen2_free), or NULL with
+ * *err owned. */
+qwen2_model *qwen2_load_stored(const char *dir, char **err);
+
 /* A model of config c (consumed) with transformers' initialisation: every
  * matrix normal(0, initializer_range), biases 0, norm weights 1, from a
  * generator seeded with seed. Returns owned. */
@@ -107,10 +147,14 @@ qwen2_model *qwen2_init_random(qwen2_config *c, uint64_t seed);
 
 /* Write dir/config.json and the weights as Hugging Face does (shards over
  * 5 GB with an index), stored as dtype ("float32", "bfloat16", "float16").
- * Atomic per file. Returns 0, or -1 with *err owned. */
+ * Atomic per file. Refuses a model from qwen2_load_stored. Returns 0, or
+ * -1 with *err owned. */
 int qwen2_save(const qwen2_model *m, const char *dir, const char *dtype, char **err);
 
 void qwen2_free(qwen2_model *m);
+
+/* Training and qwen2_logits need an fp32 model (qwen2_load,
+ * qwen2_init_random); given a stored one they abort. */
 
 /* Gradients: allocate (zeroed) once; zero before each accumulated batch. */
 void qwen2_alloc_grads(qwen2_model *m);

@@ -14,8 +14,18 @@ fi
 
 # Models, made once: M random (vocabulary of Qwen's tokenizer), S the
 # script model (always "<think> Let me add.</think>\n\nThe answer is
-# \boxed{42}."), SH random in shards.
-M=$WORK/tiny S=$WORK/script SH=$WORK/sharded
+# \boxed{42}."), SH random in shards (bf16), F16 random in fp16, and
+# ODD16 / ODD_BF an untied model whose sizes are no multiple of 8 (72, 100,
+# head_dim 12), in fp16 and bf16, so every kernel has a tail to handle.
+M=$WORK/tiny S=$WORK/script SH=$WORK/sharded F16=$WORK/f16 ODD16=$WORK/odd16 ODD_BF=$WORK/oddbf
+REF="$PY $TOP/tests/oracle/qwen2_ref.py"
+CMP="$PY $TOP/tests/oracle/compare_st.py"
+cat > "$WORK/odd.json" <<'EOF'
+{"vocab_size": 300, "hidden_size": 72, "intermediate_size": 100, "num_hidden_layers": 2,
+ "num_attention_heads": 6, "num_key_value_heads": 2, "max_position_embeddings": 256,
+ "rms_norm_eps": 1e-06, "rope_theta": 10000.0, "tie_word_embeddings": false,
+ "hidden_act": "silu", "attention_dropout": 0.0}
+EOF
 mk() {
 	"$PY" "$TOP/tests/oracle/qwen2_ref.py" init --config "$DATA/train/tiny-qwen.json" --seed 1 \
 		--dtype float32 -o "$M" &&
@@ -24,7 +34,11 @@ mk() {
 		--dtype bfloat16 --max-shard-size 4MB -o "$SH" &&
 	qwen_tokenizer "$SH" &&
 	"$PY" "$DATA/infer/script_model.py" --tokenizer "$M" --config "$DATA/train/tiny-qwen.json" \
-		--text "$(printf '<think> Let me add.</think>\n\nThe answer is \\boxed{42}.')" -o "$S"
+		--text "$(printf '<think> Let me add.</think>\n\nThe answer is \\boxed{42}.')" -o "$S" &&
+	$REF init --config "$DATA/train/tiny-qwen.json" --seed 3 --dtype float16 -o "$F16" &&
+	qwen_tokenizer "$F16" &&
+	$REF init --config "$WORK/odd.json" --seed 4 --dtype float16 -o "$ODD16" &&
+	$REF init --config "$WORK/odd.json" --seed 5 --dtype bfloat16 -o "$ODD_BF"
 }
 if ! mk > "$WORK/mk.log" 2>&1; then
 	cat "$WORK/mk.log"
@@ -71,6 +85,73 @@ ok 'greedy: the same one sequence at a time (-b 1) and on two threads (-t 2)' '
 	jq -s -c "sort_by(.id)[]" "$WORK/hf.jsonl" > want &&
 	ds-infer -m "$M" --max-tokens 24 --ids -q -b 1 < "$P" | ids > got && diff want got &&
 	ds-infer -m "$M" --max-tokens 24 --ids -q -b 3 -t 2 < "$P" | ids > got && diff want got
+'
+
+# ---- weights as stored (bf16, fp16) -------------------------------------
+# ds-infer reads the matrices in the dtype the files hold; transformers
+# loads the same files upcast to fp32 (torch_dtype float32). The logits
+# must agree to 1e-4 of their largest, on the many-token (prefill) and the
+# one-token (decode) paths, on one thread and on two.
+
+ok 'bf16 and fp16 used as stored: logits within 1e-4 of transformers in fp32, prefill and decode paths' '
+	for m in "$SH" "$F16" "$ODD16" "$ODD_BF"; do
+		case $m in "$ODD16"|"$ODD_BF") ids=5,17,299,0,42,42,7,120,3,250,11 ;;
+			*) ids=151644,872,198,3838,374,220,18,5519,151645,151644,77091,198 ;; esac
+		$REF logits --model "$m" --ids $ids -o ref.st &&
+		for t in 1 2; do
+			ds-infer logits -m "$m" --ids $ids -o ds.st -t $t && $CMP ds.st ref.st --rtol 1e-4 ||
+				fail "$m, $t thread(s): the logits differ"
+		done &&
+		ds-infer logits -m "$m" --ids $ids -o ds32.st --fp32 && $CMP ds32.st ref.st --rtol 1e-4 ||
+			fail "$m --fp32: the logits differ"
+	done
+'
+
+ok 'bf16 and fp16 used as stored: greedy token for token as transformers generate (fp32), and as --fp32' '
+	for m in "$SH" "$F16"; do
+		"$PY" "$TOP/tests/oracle/hf_generate.py" --model "$m" --max-new-tokens 24 < "$P" 2> hf.log |
+			jq -s -c "sort_by(.id)[]" > want && test $(wc -l < want) = 4 || { cat hf.log; exit 1; }
+		ds-infer -m "$m" --max-tokens 24 --ids -q < "$P" | ids > got && diff want got &&
+		ds-infer -m "$m" --max-tokens 24 --ids -q -b 1 -t 2 < "$P" | ids > got && diff want got &&
+		ds-infer -m "$m" --max-tokens 24 --ids -q --fp32 < "$P" | ids > got && diff want got || exit 1
+	done
+'
+
+# A model as ds-train writes it (a bf16 checkpoint after two steps of
+# training from a transformers base) generates as transformers does.
+ok 'a checkpoint written by ds-train: greedy token for token as transformers generate' '
+	$REF init --config "$DATA/train/tiny-qwen.json" --seed 11 --dtype float32 -o base > /dev/null &&
+	qwen_tokenizer base &&
+	seq 1 8 | jq -c "{id: (\"p\(.)\"), conversations: [{from: \"user\", value: \"What is \(.) plus \(.)?\"},
+		{from: \"assistant\", value: \"<think>\nDouble it.\n</think>\n\n\(. * 2)\"}]}" > conv.jsonl &&
+	ds-tokenize -q -t base/tokenizer.json --cutoff-len 256 --pack conv.jsonl > train.shard &&
+	printf "%s\n" "model_name_or_path: base" "stage: sft" "finetuning_type: full" "dataset: train.shard" \
+		"template: qwen" "cutoff_len: 256" "output_dir: out" "save_steps: 2" "max_steps: 2" \
+		"per_device_train_batch_size: 1" "gradient_accumulation_steps: 1" "learning_rate: 1.0e-2" \
+		"lr_scheduler_type: constant" "bf16: true" "seed: 3" > sft.yaml &&
+	{ ds-train sft.yaml 2> train.log || { cat train.log; exit 1; }; } &&
+	c=out/checkpoint-2 && test -f $c/model.safetensors && test -f $c/tokenizer.json &&
+	grep -q "\"dtype\": \"bfloat16\"" $c/config.json &&
+	"$PY" "$TOP/tests/oracle/hf_generate.py" --model $c --max-new-tokens 24 < "$P" 2> hf.log |
+		jq -s -c "sort_by(.id)[]" > want && test $(wc -l < want) = 4 || { cat hf.log; exit 1; }
+	ds-infer -m $c --max-tokens 24 --ids -q < "$P" | ids > got && diff want got
+'
+
+ok 'ds-infer logits: bad usage exits 2; a matrix stored as F64 is refused by name, exit 1' '
+	expect_exit 2 ds-infer logits -m "$ODD16" -o x.st 2> err && grep -q "needs -m, --ids and -o" err &&
+	expect_exit 2 ds-infer logits -m "$ODD16" --ids 1,x -o x.st 2> err && grep -q "comma-separated" err &&
+	expect_exit 2 ds-infer logits -m "$ODD16" --ids 1,300 -o x.st 2> err && grep -q "300 is not below" err &&
+	cp -r "$ODD16" m64 &&
+	"$PY" - m64/model.safetensors <<-EOF &&
+	import sys, torch
+	from safetensors.torch import load_file, save_file
+	t = load_file(sys.argv[1])
+	t["model.layers.1.mlp.up_proj.weight"] = t["model.layers.1.mlp.up_proj.weight"].to(torch.float64)
+	save_file(t, sys.argv[1], metadata={"format": "pt"})
+	EOF
+	expect_exit 1 ds-infer logits -m m64 --ids 1,2 -o x.st 2> err &&
+	grep -q "model.layers.1.mlp.up_proj.weight is F64; only F32, BF16 and F16 are read" err &&
+	expect_exit 1 ds-infer logits -m m64 --ids 1,2 -o x.st --fp32 2> err && grep -q "up_proj" err
 '
 
 ok 'a stop token from generation_config.json ends the answer where transformers ends it' '
