@@ -22,8 +22,11 @@
 /* Threads get shares of y = W x in multiples of R rows. */
 #define R 16
 /* The many-token product widens tiles of TILE_R rows by TILE_K columns
- * (64 x 1024 fp32 = 256 KB, within a core's L2) before each sgemm. */
-#define TILE_R 64
+ * (1 MB of fp32) before each sgemm. Measured on the 24 layers of a
+ * Qwen2.5-0.5B shape in fp16, 255 tokens, one core: 64 x 1024 tiles took
+ * 2.07 s, 256 x 1024 1.97 s, sgemm on an fp32 copy 1.93 s; smaller tiles
+ * pay more for sgemm's packing of the input. */
+#define TILE_R 256
 #define TILE_K 1024
 
 size_t wmat_elsize(wmat_dtype dtype)
