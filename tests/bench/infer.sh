@@ -1,26 +1,36 @@
 #!/bin/sh
 # Not part of make test. Prefill and decode speed at batch 1 on the CPU:
-# ds-infer against Hugging Face transformers and llama.cpp, on a model of
-# Qwen2.5-0.5B's shape with random weights (stored bf16, computed in fp32
-# by all three), the same prompt ids (PROMPT tokens, the qwen template),
-# DECODE greedy tokens, THREADS threads each (default: every core).
-# Medians of REPS runs; model loading is not timed.
+# ds-infer against llama.cpp at the same precision and Hugging Face
+# transformers, on a model of Qwen2.5-0.5B's shape with random weights,
+# the same prompt ids (PROMPT tokens, the qwen template), DECODE greedy
+# tokens, at each thread count of THREADS (default: 1 and every core).
+# Two precisions side by side:
+#   F32  ds-infer on fp32 safetensors   llama.cpp on a GGUF F32
+#   F16  ds-infer on fp16 safetensors   llama.cpp on a GGUF F16
+# (the GGUFs made from the same files by llama.cpp's own
+# convert_hf_to_gguf.py), and transformers on the fp32 files. The
+# arithmetic is fp32 in all of them; F16 is the weights as stored.
+# Medians of REPS runs; model loading is not timed. The greedy column: how
+# many of the DECODE ids a peer shares with ds-infer at the same precision
+# before the first difference.
 #
 # llama.cpp runs through llama-cpp-python (LLAMA_PY: a python that imports
-# llama_cpp; default tests/.venv's) on a GGUF F32 made by llama.cpp's own
-# convert_hf_to_gguf.py (LLAMA_CPP_DIR: its source tree, e.g. the
-# vendor/llama.cpp of llama-cpp-python's sdist). Without them that column
-# says why it is missing.
+# llama_cpp; default tests/.venv's) on GGUFs made by LLAMA_CPP_DIR's
+# convert_hf_to_gguf.py (LLAMA_CPP_DIR: a llama.cpp source tree, e.g. the
+# vendor/llama.cpp of llama-cpp-python's sdist). Without them those rows
+# say why they are missing. OMP_WAIT_POLICY=passive unless set: on a
+# shared machine spinning threads steal the cores of whoever runs beside.
 set -eu
 top=$(cd "$(dirname "$0")/../.." && pwd)
 PATH=$top/bin:$PATH
 PY=$top/tests/.venv/bin/python
 PROMPT=${PROMPT:-256}
 DECODE=${DECODE:-64}
-REPS=${REPS:-3}
-THREADS=${THREADS:-$(nproc)}
+REPS=${REPS:-5}
+THREADS=${THREADS:-"1 $(nproc)"}
 LLAMA_PY=${LLAMA_PY:-$PY}
 LLAMA_CPP_DIR=${LLAMA_CPP_DIR:-}
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 "$PY" -c 'import torch, transformers' 2>/dev/null || {
 	echo "bench: tests/.venv lacks torch or transformers: run tests/setup-venv.sh" >&2; exit 1; }
 w=$(mktemp -d); trap 'rm -rf "$w"' EXIT
@@ -32,64 +42,94 @@ cat > "$w/config.json" <<'JSON'
  "hidden_act": "silu", "attention_dropout": 0.0, "initializer_range": 0.02,
  "bos_token_id": 151643, "eos_token_id": 151645}
 JSON
-ds-train --init-random "$w/config.json" --seed 1 --dtype bfloat16 -o "$w/model" > /dev/null
-zstd -q -d -c "$top/tests/data/qwen/tokenizer.json.zst" > "$w/model/tokenizer.json"
-cp "$top/tests/data/qwen/tokenizer_config.json" "$w/model/"
+for p in f32:float32 f16:float16; do
+	ds-train --init-random "$w/config.json" --seed 1 --dtype "${p#*:}" -o "$w/${p%%:*}" > /dev/null
+	zstd -q -d -c "$top/tests/data/qwen/tokenizer.json.zst" > "$w/${p%%:*}/tokenizer.json"
+	cp "$top/tests/data/qwen/tokenizer_config.json" "$w/${p%%:*}/"
+done
 
 # A problem whose prompt is about PROMPT tokens; its ids, as ds-infer makes them.
 words=$(awk -v n="$PROMPT" 'BEGIN { for (i = 0; i < n - 30; i++) printf "%s ", (i % 2 ? "one" : "two") }')
 echo "{\"id\":\"bench\",\"problem\":\"$words\"}" > "$w/p.jsonl"
-ds-infer -m "$w/model" --max-tokens 1 --ids -q -t "$THREADS" < "$w/p.jsonl" | jq -c .teacher.prompt_ids > "$w/ids.json"
+ds-infer -m "$w/f32" --max-tokens 1 --ids -q -t 1 < "$w/p.jsonl" | jq -c .teacher.prompt_ids > "$w/ids.json"
 ntok=$(jq length "$w/ids.json")
 
-median() { sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
-: > "$w/ds.pre"; : > "$w/ds.dec"
-for i in $(seq 1 "$REPS"); do
-	ds-infer -m "$w/model" --max-tokens "$((DECODE + 1))" -b 1 -t "$THREADS" --ids < "$w/p.jsonl" > "$w/ds.out" 2> "$w/ds.log"
-	sed -n 's/.*prefill \([0-9.]*\) tok\/s, decode \([0-9.]*\) tok\/s.*/\1 \2/p' "$w/ds.log" > "$w/ds.sp"
-	cut -d' ' -f1 "$w/ds.sp" >> "$w/ds.pre"; cut -d' ' -f2 "$w/ds.sp" >> "$w/ds.dec"
-done
-ds_pre=$(median < "$w/ds.pre"); ds_dec=$(median < "$w/ds.dec")
-ds_ids=$(jq -r '.teacher.completion_ids | map(tostring) | join(",")' "$w/ds.out")
-
-"$PY" "$top/tests/bench/infer_peer.py" hf --model "$w/model" --ids "$w/ids.json" --decode "$DECODE" \
-	--threads "$THREADS" --reps "$REPS" > "$w/hf.out" 2> "$w/hf.log" || { cat "$w/hf.log" >&2; exit 1; }
-hf_pre=$(awk '/^prefill/ { print $2 }' "$w/hf.out"); hf_dec=$(awk '/^decode/ { print $2 }' "$w/hf.out")
-
-ll_pre=- ll_dec=- ll_why=
+# llama.cpp's GGUFs, once.
+ll_why= why=
 if ! "$LLAMA_PY" -c 'import llama_cpp' 2> /dev/null; then
 	ll_why="llama-cpp-python not importable by $LLAMA_PY (set LLAMA_PY)"
 elif [ ! -f "$LLAMA_CPP_DIR/convert_hf_to_gguf.py" ]; then
 	ll_why="no convert_hf_to_gguf.py (set LLAMA_CPP_DIR to a llama.cpp source tree)"
-elif ! PYTHONPATH="$LLAMA_CPP_DIR/gguf-py" "$PY" "$LLAMA_CPP_DIR/convert_hf_to_gguf.py" "$w/model" \
-		--outtype f32 --outfile "$w/model.gguf" > "$w/conv.log" 2>&1; then
-	ll_why="the GGUF conversion failed: $(tail -1 "$w/conv.log")"
-elif ! "$LLAMA_PY" "$top/tests/bench/infer_peer.py" llama --model "$w/model.gguf" --ids "$w/ids.json" \
-		--decode "$DECODE" --threads "$THREADS" --reps "$REPS" > "$w/ll.out" 2> "$w/ll.log"; then
-	ll_why="llama.cpp failed: $(tail -1 "$w/ll.log")"
 else
-	ll_pre=$(awk '/^prefill/ { print $2 }' "$w/ll.out"); ll_dec=$(awk '/^decode/ { print $2 }' "$w/ll.out")
+	for p in f32 f16; do
+		PYTHONPATH="$LLAMA_CPP_DIR/gguf-py" "$PY" "$LLAMA_CPP_DIR/convert_hf_to_gguf.py" "$w/$p" \
+			--outtype $p --outfile "$w/$p.gguf" > "$w/conv.log" 2>&1 ||
+			{ ll_why="the GGUF conversion failed: $(tail -1 "$w/conv.log")"; break; }
+	done
 fi
+ll_ver=$([ -n "$ll_why" ] || "$LLAMA_PY" -c 'import llama_cpp; print(llama_cpp.__version__)')
+hf_ver=$("$PY" -c 'import transformers; print(transformers.__version__)')
 
-# greedy ids: how many leading tokens each peer shares with ds-infer
-agree() { awk -v a="$ds_ids" -v b="$1" 'BEGIN { n = split(a, x, ","); m = split(b, y, ","); k = 0;
+median() { sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+# greedy ids: how many leading tokens two comma-separated lists share
+agree() { awk -v a="$1" -v b="$2" 'BEGIN { n = split(a, x, ","); m = split(b, y, ","); k = 0;
 	while (k < n && k < m && x[k + 1] == y[k + 1]) k++; print k }'; }
-hf_agree=$(agree "$(awk '/^ids/ { print $2 }' "$w/hf.out")")
-ll_agree=-; [ "$ll_pre" = - ] || ll_agree=$(agree "$(awk '/^ids/ { print $2 }' "$w/ll.out")")
 
-echo "inference at batch 1, Qwen2.5-0.5B shape (random weights), fp32 compute, $THREADS threads;"
-echo "prompt $ntok tokens, $DECODE tokens decoded greedily; median of $REPS runs"
-printf '  %-40s %12s %12s %14s\n' "" "prefill t/s" "decode t/s" "same greedy ids"
-printf '  %-40s %12.1f %12.2f %14s\n' "ds-infer (OpenBLAS, fp32 weights)" "$ds_pre" "$ds_dec" "-"
-printf '  %-40s %12.1f %12.2f %14s\n' "transformers $("$PY" -c 'import transformers; print(transformers.__version__)') (torch, SDPA)" \
-	"$hf_pre" "$hf_dec" "$hf_agree/$DECODE"
-if [ "$ll_pre" = - ]; then
-	printf '  %-40s %s\n' "llama.cpp (GGUF F32)" "missing: $ll_why"
-else
-	printf '  %-40s %12.1f %12.2f %14s\n' "llama.cpp $("$LLAMA_PY" -c 'import llama_cpp; print(llama_cpp.__version__)') (GGUF F32)" \
-		"$ll_pre" "$ll_dec" "$ll_agree/$DECODE"
-fi
-awk -v a="$ds_pre" -v b="$hf_pre" -v c="$ds_dec" -v d="$hf_dec" \
-	'BEGIN { printf "  ds-infer / transformers: prefill %.2fx, decode %.2fx\n", a / b, c / d }'
-[ "$ll_pre" = - ] || awk -v a="$ds_pre" -v b="$ll_pre" -v c="$ds_dec" -v d="$ll_dec" \
-	'BEGIN { printf "  ds-infer / llama.cpp:    prefill %.2fx, decode %.2fx\n", a / b, c / d }'
+# ds P T: ds-infer on $w/P, T threads; sets pre, dec, ids.
+ds() {
+	: > "$w/ds.pre"; : > "$w/ds.dec"
+	for i in $(seq 1 "$REPS"); do
+		ds-infer -m "$w/$1" --max-tokens "$((DECODE + 1))" -b 1 -t "$2" --ids < "$w/p.jsonl" > "$w/ds.out" 2> "$w/ds.log"
+		sed -n 's/.*prefill \([0-9.]*\) tok\/s, decode \([0-9.]*\) tok\/s.*/\1 \2/p' "$w/ds.log" > "$w/ds.sp"
+		cut -d' ' -f1 "$w/ds.sp" >> "$w/ds.pre"; cut -d' ' -f2 "$w/ds.sp" >> "$w/ds.dec"
+	done
+	pre=$(median < "$w/ds.pre"); dec=$(median < "$w/ds.dec")
+	ids=$(jq -r '.teacher.completion_ids[:-1] | map(tostring) | join(",")' "$w/ds.out")
+}
+
+# peer KIND MODEL T: a peer of infer_peer.py; sets pre, dec, ids (pre=- on failure, why in $why).
+peer() {
+	pyx=$PY why=; [ "$1" = hf ] || pyx=$LLAMA_PY
+	if "$pyx" "$top/tests/bench/infer_peer.py" "$1" --model "$2" --ids "$w/ids.json" --decode "$DECODE" \
+			--threads "$3" --reps "$REPS" > "$w/peer.out" 2> "$w/peer.log"; then
+		pre=$(awk '/^prefill/ { print $2 }' "$w/peer.out"); dec=$(awk '/^decode/ { print $2 }' "$w/peer.out")
+		ids=$(awk '/^ids/ { print $2 }' "$w/peer.out")
+	else
+		pre=- dec=- ids= why="$1 failed: $(tail -1 "$w/peer.log")"
+	fi
+}
+
+row() { # LABEL PRE DEC SAME
+	if [ "$2" = - ]; then printf '  %-44s %s\n' "$1" "missing: $4"
+	else printf '  %-44s %12.1f %12.2f %10s\n' "$1" "$2" "$3" "$4"; fi
+}
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == "-" || b == 0) print "-"; else printf "%.2fx", a / b }'; }
+
+echo "inference at batch 1, Qwen2.5-0.5B shape (random weights), fp32 arithmetic;"
+echo "prompt $ntok tokens, $DECODE tokens decoded greedily; median of $REPS runs; OMP_WAIT_POLICY=$OMP_WAIT_POLICY"
+for t in $THREADS; do
+	echo
+	printf '  %-44s %12s %12s %10s\n' "$t thread(s)" "prefill t/s" "decode t/s" "same ids"
+	ds f32 "$t"; d32_pre=$pre d32_dec=$dec d32_ids=$ids
+	row "F32  ds-infer (fp32 safetensors)" "$pre" "$dec" "-"
+	l32_pre=- l32_dec=-
+	if [ -n "$ll_why" ]; then row "F32  llama.cpp (GGUF F32)" - - "$ll_why"
+	else
+		peer llama "$w/f32.gguf" "$t"; l32_pre=$pre l32_dec=$dec
+		row "F32  llama.cpp $ll_ver (GGUF F32)" "$pre" "$dec" "${why:-$(agree "$d32_ids" "$ids")/$DECODE}"
+	fi
+	peer hf "$w/f32" "$t"; hf_pre=$pre hf_dec=$dec
+	row "F32  transformers $hf_ver (torch, SDPA)" "$pre" "$dec" "${why:-$(agree "$d32_ids" "$ids")/$DECODE}"
+	ds f16 "$t"; d16_pre=$pre d16_dec=$dec d16_ids=$ids
+	row "F16  ds-infer (fp16 safetensors)" "$pre" "$dec" "-"
+	l16_pre=- l16_dec=-
+	if [ -n "$ll_why" ]; then row "F16  llama.cpp (GGUF F16)" - - "$ll_why"
+	else
+		peer llama "$w/f16.gguf" "$t"; l16_pre=$pre l16_dec=$dec
+		row "F16  llama.cpp $ll_ver (GGUF F16)" "$pre" "$dec" "${why:-$(agree "$d16_ids" "$ids")/$DECODE}"
+	fi
+	echo "  ds-infer / llama.cpp:     F32 prefill $(ratio "$d32_pre" "$l32_pre"), decode $(ratio "$d32_dec" "$l32_dec");" \
+		"F16 prefill $(ratio "$d16_pre" "$l16_pre"), decode $(ratio "$d16_dec" "$l16_dec")"
+	echo "  ds-infer / transformers:  F32 prefill $(ratio "$d32_pre" "$hf_pre"), decode $(ratio "$d32_dec" "$hf_dec");" \
+		"F16 prefill $(ratio "$d16_pre" "$hf_pre"), decode $(ratio "$d16_dec" "$hf_dec")"
+done

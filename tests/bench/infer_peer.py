@@ -7,8 +7,9 @@ forward a new token, the argmax of its logits chosen).
     infer_peer.py llama --model GGUF --ids IDS.json --decode N --threads T [--reps R]
 
 hf: transformers' Qwen2ForCausalLM in fp32 (SDPA attention) with its
-DynamicCache. llama: llama.cpp through llama-cpp-python, the GGUF as
-converted. Prints "prefill TOK/S" and "decode TOK/S", medians of R runs,
+DynamicCache (a bf16 or fp16 model directory is upcast when loading).
+llama: llama.cpp through llama-cpp-python, the GGUF as converted (F32 or
+F16: llama.cpp computes with the weights in that type). Prints "prefill TOK/S" and "decode TOK/S", medians of R runs,
 and the decoded ids of the last run (for a sanity check against ds-infer).
 """
 import argparse
