@@ -64,6 +64,8 @@ static const char help[] =
 	"      --chat               the chat REPL even when stdin is not a terminal\n"
 	"      --batch              batch mode even when stdin is a terminal\n"
 	"      --system TEXT        system prompt (default: the template's)\n"
+	"      --chat-template NAME qwen or deepseekr1 (default: the one the tokenizer's\n"
+	"                           own tokens call for, as ds-tokenize chooses it)\n"
 	"  -n, --samples K          answers per problem (default 1)\n"
 	"  -b, --batch-size B       sequences decoded together (default 8)\n"
 	"      --template FILE      user turn for a problem: FILE with {problem} replaced\n"
@@ -111,6 +113,7 @@ enum { GEN_TEMP = 1, GEN_TOPK = 2, GEN_TOPP = 4, GEN_MINP = 8, GEN_REP = 16, GEN
 struct opts {
 	enum mode mode;
 	const char *model_dir, *model_name, *system, *template_file, *output, *host, *port_file;
+	const char *chat_template; /* --chat-template, or NULL: from the tokenizer */
 	int samples, batch, ids, skip_bad, quiet, threads, port, fp32;
 	long ctx;
 	size_t max_body;
@@ -235,15 +238,22 @@ static void infer_load(struct infer *in, const struct opts *o)
 	in->V = in->m->cfg.vocab;
 	in->ctx = in->m->cfg.max_pos;
 	if (o->ctx > 0 && o->ctx < in->ctx) in->ctx = (int)o->ctx;
-	in->tpl = chat_template_find("qwen");
+	/* The template the model was trained with, as ds-tokenize picks it. */
+	in->tpl = o->chat_template ? chat_template_find(o->chat_template) : chat_template_guess(in->tok);
+	if (!in->tpl)
+		cli_die(EXIT_RUNTIME, "%s: the tokenizer has neither Qwen's <|im_start|>/<|im_end|> nor "
+			"R1-Distill's <\uff5cUser\uff5c>/<\uff5cAssistant\uff5c> tokens: no chat template fits it",
+			o->model_dir);
+	char why[256];
+	if (chat_template_check(in->tpl, in->tok, why, sizeof why))
+		cli_die(EXIT_RUNTIME, "%s: %s", o->model_dir, why);
 	in->system = o->system;
 	/* the template's end of turn always stops; then the model's eos */
-	long im_end = token_id(in->tok, "<|im_end|>");
-	if (im_end < 0) cli_die(EXIT_RUNTIME, "%s: the tokenizer has no <|im_end|> token (not a Qwen2 tokenizer?)", o->model_dir);
-	if (im_end >= in->V)
-		cli_die(EXIT_RUNTIME, "%s: the tokenizer's <|im_end|> is id %ld, outside the model's vocabulary of %d",
-			o->model_dir, im_end, in->V);
-	add_stop(in, (double)im_end);
+	long eot = token_id(in->tok, in->tpl->stop);
+	if (eot < 0 || eot >= in->V)
+		cli_die(EXIT_RUNTIME, "%s: the tokenizer's %s is id %ld, outside the model's vocabulary of %d",
+			o->model_dir, in->tpl->stop, eot, in->V);
+	add_stop(in, (double)eot);
 	add_stops_of(in, jv_object_get(jv_copy(in->m->cfg.json), jv_string("eos_token_id")));
 	settings_load(in, o->model_dir, &o->gen);
 	if (o->model_name) {
@@ -1734,7 +1744,8 @@ int main(int argc, char **argv)
 	struct opts o = {.samples = 1, .batch = 8, .host = "127.0.0.1", .port = 8000, .max_body = 1 << 20,
 			 .gen = {.sp = SAMPLE_GREEDY}};
 	enum { O_CHAT = 256, O_BATCH, O_SYSTEM, O_TEMPLATE, O_IDS, O_SKIPBAD, O_HOST, O_PORT, O_PORTFILE, O_MAXBODY,
-	       O_GREEDY, O_TEMP, O_TOPK, O_TOPP, O_MINP, O_REP, O_MAXTOK, O_SEED, O_CTX, O_NAME, O_FP32 };
+	       O_GREEDY, O_TEMP, O_TOPK, O_TOPP, O_MINP, O_REP, O_MAXTOK, O_SEED, O_CTX, O_NAME, O_FP32,
+	       O_CHATTPL };
 	static const struct option longopts[] = {
 		{"model", 1, 0, 'm'}, {"chat", 0, 0, O_CHAT}, {"batch", 0, 0, O_BATCH}, {"system", 1, 0, O_SYSTEM},
 		{"samples", 1, 0, 'n'}, {"batch-size", 1, 0, 'b'}, {"template", 1, 0, O_TEMPLATE},
@@ -1744,7 +1755,7 @@ int main(int argc, char **argv)
 		{"top-k", 1, 0, O_TOPK}, {"top-p", 1, 0, O_TOPP}, {"min-p", 1, 0, O_MINP},
 		{"repetition-penalty", 1, 0, O_REP}, {"max-tokens", 1, 0, O_MAXTOK}, {"seed", 1, 0, O_SEED},
 		{"ctx", 1, 0, O_CTX}, {"model-name", 1, 0, O_NAME}, {"threads", 1, 0, 't'},
-		{"fp32", 0, 0, O_FP32}, CLI_LONGOPTS_COMMON, {0, 0, 0, 0}};
+		{"fp32", 0, 0, O_FP32}, {"chat-template", 1, 0, O_CHATTPL}, CLI_LONGOPTS_COMMON, {0, 0, 0, 0}};
 	if (argc > 1 && !strcmp(argv[1], "logits")) return run_logits(argc - 1, argv + 1);
 	if (argc > 1 && !strcmp(argv[1], "serve")) {
 		o.mode = MODE_SERVE;
@@ -1791,6 +1802,11 @@ int main(int argc, char **argv)
 		case O_CTX: o.ctx = parse_long(optarg, "--ctx", 2, 1L << 30); break;
 		case O_NAME: o.model_name = optarg; break;
 		case O_FP32: o.fp32 = 1; break;
+		case O_CHATTPL:
+			if (!chat_template_find(optarg))
+				cli_usage_error(usage, "unknown chat template '%s' (%s)", optarg, chat_template_names());
+			o.chat_template = optarg;
+			break;
 		case 't': o.threads = (int)parse_long(optarg, "-t", 1, 1024); break;
 		case 'h': fputs(usage, stdout); fputs(help, stdout); cli_close_stdout(); return 0;
 		case 'V': cli_version(); cli_close_stdout(); return 0;

@@ -74,6 +74,24 @@ stop() { kill $SRV; wait $SRV || true; }
 
 # ---- the model's answers ----------------------------------------------
 
+ok 'an R1-Distill tokenizer: the deepseekr1 template chosen by itself, prompts and greedy ids as LLaMA-Factory + generate' '
+	mkdir r1 r1lf && cp "$M/config.json" "$M/model.safetensors" r1/ &&
+	zstd -q -d -c "$DATA/qwen/tokenizer.json.zst" |
+		jq -c --slurpfile p "$DATA/r1distill/tokenizer.patch.json" ". + \$p[0]" > r1/tokenizer.json &&
+	cp r1/* r1lf/ &&
+	jq ".tokenizer_class = \"PreTrainedTokenizerFast\"" "$DATA/r1distill/tokenizer_config.json" > r1lf/tokenizer_config.json &&
+	"$PY" "$TOP/tests/oracle/hf_generate.py" --model r1lf --max-new-tokens 12 --template deepseekr1 \
+		--stop "$(printf "<\357\275\234end\342\226\201of\342\226\201sentence\357\275\234>")" < "$P" 2> hf.log |
+		jq -s -c "sort_by(.id)[]" > want &&
+	test "$(wc -l < want)" = 4 &&
+	ds-infer -m r1 --max-tokens 12 --ids -q < "$P" | ids > got && diff want got &&
+	ds-infer -m r1 --chat-template deepseekr1 --max-tokens 12 --ids -q < "$P" | ids > got2 && diff want got2 &&
+	test "$(jq -c "select(.id == \"p1\") | .prompt_ids[0]" got)" = 151646 &&
+	expect_exit 1 ds-infer -m "$M" --chat-template deepseekr1 --max-tokens 2 -q < "$P" 2> err &&
+	grep -q "is not one token" err &&
+	expect_exit 2 ds-infer -m "$M" --chat-template nosuch < /dev/null
+'
+
 ok 'greedy: prompts and completions token for token as LLaMA-Factory + transformers generate (4 prompts, 2 chats)' '
 	test -s "$WORK/hf.jsonl" &&
 	jq -s -c "sort_by(.id)[]" "$WORK/hf.jsonl" > want &&

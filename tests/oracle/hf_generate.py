@@ -37,6 +37,7 @@ def main():
     ap.add_argument("--model", required=True)
     ap.add_argument("--max-new-tokens", type=int, required=True)
     ap.add_argument("--template", default="qwen")
+    ap.add_argument("--stop", default="<|im_end|>", help="the template's end-of-turn token")
     a = ap.parse_args()
 
     # LLaMA-Factory may print on stdout: keep fd 1 for our records.
@@ -55,7 +56,7 @@ def main():
     model = AutoModelForCausalLM.from_pretrained(a.model, dtype=torch.float32)
     model.eval()
 
-    stops = [tok.convert_tokens_to_ids("<|im_end|>")]
+    stops = [tok.convert_tokens_to_ids(a.stop)]
     with open(os.path.join(a.model, "config.json")) as f:
         stops += eos_list(json.load(f).get("eos_token_id"))
     gpath = os.path.join(a.model, "generation_config.json")
