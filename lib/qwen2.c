@@ -448,15 +448,21 @@ static char *extra_tensors(const st_model *st, const qwen2_model *m, const char 
 	return NULL;
 }
 
+/* A model directory's config.json into *c and its safetensors opened;
+ * NULL with *err owned (and nothing held) when either fails. */
+static st_model *open_dir(const char *dir, qwen2_config *c, char **err)
+{
+	if (qwen2_config_load(dir, c, err) < 0) return NULL;
+	st_model *st = safetensors_open_dir(dir, err);
+	if (!st) qwen2_config_free(c);
+	return st;
+}
+
 qwen2_model *qwen2_load(const char *dir, char **err)
 {
 	qwen2_config c;
-	if (qwen2_config_load(dir, &c, err) < 0) return NULL;
-	st_model *st = safetensors_open_dir(dir, err);
-	if (!st) {
-		qwen2_config_free(&c);
-		return NULL;
-	}
+	st_model *st = open_dir(dir, &c, err);
+	if (!st) return NULL;
 	qwen2_model *m = model_new(&c);
 	char *e = NULL;
 	for (size_t i = 0; i < m->n_params && !e; i++) {
@@ -481,12 +487,8 @@ qwen2_model *qwen2_load(const char *dir, char **err)
 qwen2_model *qwen2_load_stored(const char *dir, char **err)
 {
 	qwen2_config c;
-	if (qwen2_config_load(dir, &c, err) < 0) return NULL;
-	st_model *st = safetensors_open_dir(dir, err);
-	if (!st) {
-		qwen2_config_free(&c);
-		return NULL;
-	}
+	st_model *st = open_dir(dir, &c, err);
+	if (!st) return NULL;
 	qwen2_model *m = model_new_stored(&c);
 	m->st = st;
 	wmat **slot = mats_slots(m);
