@@ -34,16 +34,8 @@ export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 "$PY" -c 'import torch, transformers' 2>/dev/null || {
 	echo "bench: tests/.venv lacks torch or transformers: run tests/setup-venv.sh" >&2; exit 1; }
 w=$(mktemp -d); trap 'rm -rf "$w"' EXIT
-cat > "$w/config.json" <<'JSON'
-{"architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2", "vocab_size": 151936,
- "hidden_size": 896, "intermediate_size": 4864, "num_hidden_layers": 24,
- "num_attention_heads": 14, "num_key_value_heads": 2, "max_position_embeddings": 32768,
- "rms_norm_eps": 1e-06, "rope_theta": 1000000.0, "tie_word_embeddings": true,
- "hidden_act": "silu", "attention_dropout": 0.0, "initializer_range": 0.02,
- "bos_token_id": 151643, "eos_token_id": 151645}
-JSON
 for p in f32:float32 f16:float16; do
-	ds-train --init-random "$w/config.json" --seed 1 --dtype "${p#*:}" -o "$w/${p%%:*}" > /dev/null
+	ds-train --init-random "$top/tests/data/train/qwen2.5-0.5b.json" --seed 1 --dtype "${p#*:}" -o "$w/${p%%:*}" > /dev/null
 	zstd -q -d -c "$top/tests/data/qwen/tokenizer.json.zst" > "$w/${p%%:*}/tokenizer.json"
 	cp "$top/tests/data/qwen/tokenizer_config.json" "$w/${p%%:*}/"
 done
@@ -105,31 +97,31 @@ row() { # LABEL PRE DEC SAME
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == "-" || b == 0) print "-"; else printf "%.2fx", a / b }'; }
 
+# precision P T: the ds-infer and llama.cpp rows at P (f32 or f16), T
+# threads; sets ds_P_pre, ds_P_dec, ll_P_pre, ll_P_dec, and dids (ds-infer's ids).
+precision() {
+	P=$(printf %s "$1" | tr f F)
+	ds "$1" "$2"; eval "ds_$1_pre=$pre ds_$1_dec=$dec"; dids=$ids
+	row "$P  ds-infer (fp${1#f} safetensors)" "$pre" "$dec" "-"
+	eval "ll_$1_pre=- ll_$1_dec=-"
+	if [ -n "$ll_why" ]; then row "$P  llama.cpp (GGUF $P)" - - "$ll_why"
+	else
+		peer llama "$w/$1.gguf" "$2"; eval "ll_$1_pre=$pre ll_$1_dec=$dec"
+		row "$P  llama.cpp $ll_ver (GGUF $P)" "$pre" "$dec" "${why:-$(agree "$dids" "$ids")/$DECODE}"
+	fi
+}
+
 echo "inference at batch 1, Qwen2.5-0.5B shape (random weights), fp32 arithmetic;"
 echo "prompt $ntok tokens, $DECODE tokens decoded greedily; median of $REPS runs; OMP_WAIT_POLICY=$OMP_WAIT_POLICY"
 for t in $THREADS; do
 	echo
 	printf '  %-44s %12s %12s %10s\n' "$t thread(s)" "prefill t/s" "decode t/s" "same ids"
-	ds f32 "$t"; d32_pre=$pre d32_dec=$dec d32_ids=$ids
-	row "F32  ds-infer (fp32 safetensors)" "$pre" "$dec" "-"
-	l32_pre=- l32_dec=-
-	if [ -n "$ll_why" ]; then row "F32  llama.cpp (GGUF F32)" - - "$ll_why"
-	else
-		peer llama "$w/f32.gguf" "$t"; l32_pre=$pre l32_dec=$dec
-		row "F32  llama.cpp $ll_ver (GGUF F32)" "$pre" "$dec" "${why:-$(agree "$d32_ids" "$ids")/$DECODE}"
-	fi
+	precision f32 "$t"
 	peer hf "$w/f32" "$t"; hf_pre=$pre hf_dec=$dec
-	row "F32  transformers $hf_ver (torch, SDPA)" "$pre" "$dec" "${why:-$(agree "$d32_ids" "$ids")/$DECODE}"
-	ds f16 "$t"; d16_pre=$pre d16_dec=$dec d16_ids=$ids
-	row "F16  ds-infer (fp16 safetensors)" "$pre" "$dec" "-"
-	l16_pre=- l16_dec=-
-	if [ -n "$ll_why" ]; then row "F16  llama.cpp (GGUF F16)" - - "$ll_why"
-	else
-		peer llama "$w/f16.gguf" "$t"; l16_pre=$pre l16_dec=$dec
-		row "F16  llama.cpp $ll_ver (GGUF F16)" "$pre" "$dec" "${why:-$(agree "$d16_ids" "$ids")/$DECODE}"
-	fi
-	echo "  ds-infer / llama.cpp:     F32 prefill $(ratio "$d32_pre" "$l32_pre"), decode $(ratio "$d32_dec" "$l32_dec");" \
-		"F16 prefill $(ratio "$d16_pre" "$l16_pre"), decode $(ratio "$d16_dec" "$l16_dec")"
-	echo "  ds-infer / transformers:  F32 prefill $(ratio "$d32_pre" "$hf_pre"), decode $(ratio "$d32_dec" "$hf_dec");" \
-		"F16 prefill $(ratio "$d16_pre" "$hf_pre"), decode $(ratio "$d16_dec" "$hf_dec")"
+	row "F32  transformers $hf_ver (torch, SDPA)" "$pre" "$dec" "${why:-$(agree "$dids" "$ids")/$DECODE}"
+	precision f16 "$t"
+	echo "  ds-infer / llama.cpp:     F32 prefill $(ratio "$ds_f32_pre" "$ll_f32_pre"), decode $(ratio "$ds_f32_dec" "$ll_f32_dec");" \
+		"F16 prefill $(ratio "$ds_f16_pre" "$ll_f16_pre"), decode $(ratio "$ds_f16_dec" "$ll_f16_dec")"
+	echo "  ds-infer / transformers:  F32 prefill $(ratio "$ds_f32_pre" "$hf_pre"), decode $(ratio "$ds_f32_dec" "$hf_dec");" \
+		"F16 prefill $(ratio "$ds_f16_pre" "$hf_pre"), decode $(ratio "$ds_f16_dec" "$hf_dec")"
 done

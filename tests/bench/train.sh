@@ -16,14 +16,7 @@ THREADS=${THREADS:-$(nproc)}
 "$PY" -c 'import torch, transformers' 2>/dev/null || {
 	echo "bench: tests/.venv lacks torch or transformers: run tests/setup-venv.sh" >&2; exit 1; }
 w=$(mktemp -d); trap 'rm -rf "$w"' EXIT
-cat > "$w/config.json" <<'JSON'
-{"architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2", "vocab_size": 151936,
- "hidden_size": 896, "intermediate_size": 4864, "num_hidden_layers": 24,
- "num_attention_heads": 14, "num_key_value_heads": 2, "max_position_embeddings": 32768,
- "rms_norm_eps": 1e-06, "rope_theta": 1000000.0, "tie_word_embeddings": true,
- "hidden_act": "silu", "attention_dropout": 0.0, "initializer_range": 0.02}
-JSON
-ds-train --init-random "$w/config.json" --seed 1 --dtype bfloat16 -o "$w/model"
+ds-train --init-random "$top/tests/data/train/qwen2.5-0.5b.json" --seed 1 --dtype bfloat16 -o "$w/model"
 zstd -q -d -c "$top/tests/data/qwen/tokenizer.json.zst" > "$w/model/tokenizer.json"
 # A conversation longer than SEQ tokens, cut to SEQ.
 jq -nc --argjson n "$SEQ" '{id: "bench", conversations: [{from: "user", value: "Sum the numbers."},
