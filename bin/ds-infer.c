@@ -13,6 +13,7 @@
 #include "../lib/chat.h"
 #include "../lib/check.h"
 #include "../lib/cli.h"
+#include "../lib/clock.h"
 #include "../lib/idset.h"
 #include "../lib/json.h"
 #include "../lib/jsonl.h"
@@ -488,13 +489,6 @@ struct engine {
 	double prefill_s, decode_s;
 	uint64_t prefill_tok, decode_tok;
 };
-
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 static void engine_init(struct engine *e, struct infer *in, int B)
 {

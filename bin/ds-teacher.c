@@ -16,6 +16,7 @@
  */
 #include "../lib/check.h"
 #include "../lib/cli.h"
+#include "../lib/clock.h"
 #include "../lib/http.h"
 #include "../lib/idset.h"
 #include "../lib/json.h"
@@ -270,13 +271,6 @@ struct run {
 	int status;
 	progress pg;
 };
-
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 static size_t on_body(char *p, size_t size, size_t nmemb, void *ud)
 {

@@ -12,6 +12,7 @@
  */
 #include "../lib/check.h"
 #include "../lib/cli.h"
+#include "../lib/clock.h"
 #include "../lib/json.h"
 #include "../lib/optim.h"
 #include "../lib/qwen2.h"
@@ -421,13 +422,6 @@ static void epoch_order(size_t *order, size_t n, long seed, long epoch)
 }
 
 /* ---- files -------------------------------------------------------------- */
-
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 static int is_nonempty_dir(const char *path)
 {

@@ -1,17 +1,11 @@
 /* progress.c — TTY-aware progress line with rate and ETA. */
 #include "progress.h"
+#include "clock.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
-
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 void progress_start(progress *p, const char *label, int64_t total_bytes)
 {

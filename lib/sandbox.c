@@ -9,6 +9,7 @@
  * malloc's lock at that moment.
  */
 #include "sandbox.h"
+#include "clock.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -218,13 +219,6 @@ static void __attribute__((noreturn)) child_main(const struct child_plan *p)
 }
 
 /* ---- the parent ----------------------------------------------------------- */
-
-static double now_s(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
 
 static int write_file(const char *path, const char *text)
 {

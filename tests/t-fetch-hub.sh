@@ -193,6 +193,14 @@ ok 'model: killed with -9 mid-download, a rerun resumes the part file and verifi
 		any(test(\"^bytes=[1-9]\")) and all(test(\"^bytes=[1-9]\"))" log.json | grep -qx true
 '
 
+ok 'model: a part file that cannot grow (ulimit -f) is a clear error and nothing is renamed into place' '
+	hub_faults "" && rm -rf m &&
+	expect_exit 1 sh -c "trap \"\" XFSZ; ulimit -f 1000; exec ds-fetch model Qwen/Tiny -o m" 2> err &&
+	grep -q "model.safetensors.part: File too large" err && grep -q "1 failed" err &&
+	test ! -e m/model.safetensors &&
+	ds-fetch -q model Qwen/Tiny -o m && same_model m
+'
+
 ok 'model --source modelscope: its file list and file API, every file checked by sha256' '
 	hub_faults "^/cdn/:cut:500000@1" &&
 	MODELSCOPE_ENDPOINT=$HUB HF_TOKEN=hf_TESTTOKEN123 ds-fetch model --source modelscope Qwen/Tiny -o m 2> err && same_model m &&

@@ -1,0 +1,15 @@
+/* clock.h — seconds on the monotonic clock, for rates, timeouts and
+ * anything else that measures an interval (never the time of day). */
+#ifndef DS_CLOCK_H
+#define DS_CLOCK_H
+
+#include <time.h>
+
+static inline double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+#endif
