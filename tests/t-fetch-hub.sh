@@ -201,6 +201,18 @@ ok 'model: a part file that cannot grow (ulimit -f) is a clear error and nothing
 	ds-fetch -q model Qwen/Tiny -o m && same_model m
 '
 
+if unshare -m sh -c "mount -t tmpfs -o size=1m tmpfs \"$WORK\"" 2> /dev/null; then
+ok 'model: a disk too small for a file is told before its download, not after' '
+	mkdir small && curl -s -f -X DELETE "$HUB/_debug/requests" > /dev/null &&
+	expect_exit 1 unshare -m sh -c "mount -t tmpfs -o size=1m tmpfs small && exec ds-fetch model Qwen/Tiny -o small/m" 2> err &&
+	grep -q "model.safetensors.part: no room for 2700000 more bytes" err &&
+	curl -s "$HUB/_debug/requests" > log.json &&
+	test "$(jq "[.requests[] | select(.path | startswith(\"/cdn/\"))] | length" log.json)" = 0
+'
+else
+	skip 'model: a disk too small for a file is told before its download, not after' 'unshare -m cannot mount a tmpfs here (needs root)'
+fi
+
 ok 'model --source modelscope: its file list and file API, every file checked by sha256' '
 	hub_faults "^/cdn/:cut:500000@1" &&
 	MODELSCOPE_ENDPOINT=$HUB HF_TOKEN=hf_TESTTOKEN123 ds-fetch model --source modelscope Qwen/Tiny -o m 2> err && same_model m &&
