@@ -15,32 +15,49 @@
 #include <time.h>
 #include <unistd.h>
 
+/* A digest ready for a file's bytes: sha256, or git's blob sha1, which
+ * starts with "blob SIZE" and its NUL. */
+static EVP_MD_CTX *digest_new(int git, long long size)
+{
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	if (!ctx) return NULL;
+	EVP_DigestInit_ex(ctx, git ? EVP_sha1() : EVP_sha256(), NULL);
+	if (git) {
+		char head[64];
+		int n = snprintf(head, sizeof head, "blob %lld", size);
+		EVP_DigestUpdate(ctx, head, (size_t)n + 1);
+	}
+	return ctx;
+}
+
+/* Finish and free ctx; hex gets the digest in lowercase hex. */
+static void digest_end(EVP_MD_CTX *ctx, char hex[65])
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int len = 0;
+	EVP_DigestFinal_ex(ctx, md, &len);
+	EVP_MD_CTX_free(ctx);
+	for (unsigned i = 0; i < len; i++) snprintf(hex + 2 * i, 3, "%02x", md[i]);
+}
+
 int download_digest(const char *path, const char *kind, char hex[65])
 {
 	FILE *f = fopen(path, "rb");
 	if (!f) return -1;
+	struct stat st;
 	int git = strcmp(kind, "gitsha1") == 0;
-	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-	EVP_DigestInit_ex(ctx, git ? EVP_sha1() : EVP_sha256(), NULL);
-	if (git) {
-		struct stat st;
-		fstat(fileno(f), &st);
-		char head[64];
-		int n = snprintf(head, sizeof head, "blob %lld", (long long)st.st_size);
-		EVP_DigestUpdate(ctx, head, (size_t)n + 1); /* with its NUL */
+	EVP_MD_CTX *ctx = fstat(fileno(f), &st) == 0 ? digest_new(git, (long long)st.st_size) : NULL;
+	if (!ctx) {
+		fclose(f);
+		return -1;
 	}
 	static _Thread_local unsigned char buf[1 << 20];
 	size_t k;
 	while ((k = fread(buf, 1, sizeof buf, f)) > 0) EVP_DigestUpdate(ctx, buf, k);
 	int bad = ferror(f);
 	fclose(f);
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int len = 0;
-	EVP_DigestFinal_ex(ctx, md, &len);
-	EVP_MD_CTX_free(ctx);
-	if (bad) return -1;
-	for (unsigned i = 0; i < len; i++) snprintf(hex + 2 * i, 3, "%02x", md[i]);
-	return 0;
+	digest_end(ctx, hex);
+	return bad ? -1 : 0;
 }
 
 /* A digest to be fed as the bytes arrive, so a finished download needs no
@@ -50,23 +67,7 @@ static EVP_MD_CTX *hash_begin(const download_req *q)
 	int git = q->sha256 == NULL;
 	if (!q->sha256 && !q->git_sha1) return NULL;
 	if (git && q->size < 0) return NULL; /* git's header needs the size */
-	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-	EVP_DigestInit_ex(ctx, git ? EVP_sha1() : EVP_sha256(), NULL);
-	if (git) {
-		char head[64];
-		int n = snprintf(head, sizeof head, "blob %lld", q->size);
-		EVP_DigestUpdate(ctx, head, (size_t)n + 1);
-	}
-	return ctx; /* what the part file holds already is hashed by the hasher */
-}
-
-static void hash_end(EVP_MD_CTX *ctx, char hex[65])
-{
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int len = 0;
-	EVP_DigestFinal_ex(ctx, md, &len);
-	EVP_MD_CTX_free(ctx);
-	for (unsigned i = 0; i < len; i++) snprintf(hex + 2 * i, 3, "%02x", md[i]);
+	return digest_new(git, q->size); /* what the part file holds already is hashed by the hasher */
 }
 
 static int mkdirs_for(const char *path)
@@ -361,7 +362,7 @@ int download_file(const download_req *q, const http_retry *pol, _Atomic long lon
 		}
 		char hex[65] = "";
 		const char *want = q->sha256 ? q->sha256 : q->git_sha1;
-		if (hash) hash_end(hash, hex), hash = NULL;
+		if (hash) digest_end(hash, hex), hash = NULL;
 		else if (want && download_digest(q->part, q->sha256 ? "sha256" : "gitsha1", hex) != 0)
 			hex[0] = '\0';
 		if (want && strcmp(hex, want) != 0) {
