@@ -17,6 +17,7 @@
 #include "../lib/jsonl.h"
 #include "../lib/progress.h"
 #include "../lib/resume.h"
+#include "../lib/rng.h"
 #include "../lib/zstdio.h"
 
 #include <fnmatch.h>
@@ -252,15 +253,6 @@ static void emit(struct run *r, long long idx, jv row)
 
 /* ---- which rows ------------------------------------------------------- */
 
-/* splitmix64: a small, well-mixed, seedable generator (Steele et al.). */
-static uint64_t next_rand(uint64_t *s)
-{
-	uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-	z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-	return z ^ (z >> 31);
-}
-
 /* The row indices to emit, in order: [offset, total) shuffled or not, the
  * first --limit of them, then every shard_n-th from shard_i; minus those
  * already in the output. Returns owned; *n gets the count. */
@@ -274,7 +266,7 @@ static long long *plan_rows(struct run *r, long long total, long long *n)
 	if (o->shuffle) { /* Fisher-Yates */
 		uint64_t s = o->seed;
 		for (long long k = m - 1; k > 0; k--) {
-			long long j = (long long)(next_rand(&s) % (uint64_t)(k + 1));
+			long long j = (long long)(splitmix64(&s) % (uint64_t)(k + 1));
 			long long t = idx[k];
 			idx[k] = idx[j];
 			idx[j] = t;

@@ -16,6 +16,7 @@
 #include "../lib/json.h"
 #include "../lib/optim.h"
 #include "../lib/qwen2.h"
+#include "../lib/rng.h"
 #include "../lib/safetensors.h"
 #include "../lib/progress.h"
 #include "../lib/shard.h"
@@ -410,11 +411,7 @@ static void epoch_order(size_t *order, size_t n, long seed, long epoch)
 	uint64_t s = (uint64_t)seed * 0x9e3779b97f4a7c15ull ^ (uint64_t)(epoch + 1) * 0xd1b54a32d192ed03ull;
 	for (size_t i = 0; i < n; i++) order[i] = i;
 	for (size_t i = n; i > 1; i--) {
-		s += 0x9e3779b97f4a7c15ull;
-		uint64_t z = s;
-		z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-		z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-		z ^= z >> 31;
+		uint64_t z = splitmix64(&s);
 		size_t j = (size_t)(z % i), t = order[i - 1];
 		order[i - 1] = order[j];
 		order[j] = t;

@@ -12,6 +12,7 @@
 #include "check.h"
 #include "cli.h"
 #include "json.h"
+#include "rng.h"
 #include "safetensors.h"
 #include "wmat.h"
 
@@ -537,18 +538,10 @@ qwen2_model *qwen2_load_stored(const char *dir, char **err)
 
 /* splitmix64, then Box-Muller: a fixed generator so a seed means the same
  * model on every machine. */
-static uint64_t rng_next(uint64_t *s)
-{
-	uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
-}
-
 static double rng_normal(uint64_t *s)
 {
-	double u1 = ((rng_next(s) >> 11) + 1.0) / 9007199254740993.0; /* (0, 1] */
-	double u2 = (rng_next(s) >> 11) / 9007199254740992.0;
+	double u1 = ((splitmix64(s) >> 11) + 1.0) / 9007199254740993.0; /* (0, 1] */
+	double u2 = (splitmix64(s) >> 11) / 9007199254740992.0;
 	return sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2);
 }
 
