@@ -10,19 +10,15 @@ FILE: JSONL records {"system": "..." (optional), "messages": [{"role",
 "content"}, ...]}; prints one JSON list of ids a record.
 """
 import json
-import os
 import sys
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("DISABLE_VERSION_CHECK", "1")
+from lf_common import claim_stdout
 
 
 def main():
     if len(sys.argv) not in (3, 4):
         sys.exit(__doc__)
-    out_fd = os.dup(1)  # LLaMA-Factory logs on stdout: keep fd 1 for us
-    os.dup2(2, 1)
-    result = os.fdopen(out_fd, "w", encoding="utf-8")
+    result = claim_stdout()
 
     from llamafactory.data import get_template_and_fix_tokenizer
     from llamafactory.hparams import DataArguments
