@@ -437,18 +437,7 @@ class Handler(DispatchingHandler):
     # ---- plumbing -------------------------------------------------------
 
     def _dispatch(self) -> None:
-        t0 = time.monotonic()
-        self.status = 0
-        self.sent = 0
-        self.fault_names: list[str] = []
-        self.headers_done = False
-        n = int(self.headers.get("Content-Length") or 0)
-        # Always drain the request body so the kept-alive connection stays in sync.
-        self.req_body = self.rfile.read(n) if n > 0 else b""
-        split = urllib.parse.urlsplit(self.path)
-        self.rawpath = split.path
-        self.query = urllib.parse.parse_qs(split.query, keep_blank_values=True)
-        control = self.rawpath.startswith(("/_faults", "/_debug"))
+        t0, control = self._begin()
         self.body_rules = [] if control else self.hub.faults.matching(self.path, BODY_KINDS)
         try:
             if control:

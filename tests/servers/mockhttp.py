@@ -20,6 +20,8 @@ import re
 import signal
 import sys
 import threading
+import time
+import urllib.parse
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -187,6 +189,26 @@ class DispatchingHandler(BaseHTTPRequestHandler):
 
     def log_message(self, fmt, *args):
         pass
+
+    def _begin(self) -> tuple[float, bool]:
+        """What every request starts with: the counters its log line reports,
+        the body drained (so a kept-alive connection stays in step), the
+        path and query split. Returns (start time, whether the request is
+        for the /_faults or /_debug control endpoints)."""
+        t0 = time.monotonic()
+        self.status = 0
+        self.sent = 0
+        self.fault_names: list[str] = []
+        self.headers_done = False
+        try:
+            n = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            n = 0
+        self.req_body = self.rfile.read(n) if n > 0 else b""
+        split = urllib.parse.urlsplit(self.path)
+        self.rawpath = split.path
+        self.query = urllib.parse.parse_qs(split.query, keep_blank_values=True)
+        return t0, self.rawpath.startswith(("/_faults", "/_debug"))
 
     def do_GET(self):
         self._dispatch()

@@ -291,23 +291,9 @@ class Handler(DispatchingHandler):
     # ---- plumbing -------------------------------------------------------
 
     def _dispatch(self) -> None:
-        t0 = time.monotonic()
-        self.status = 0
-        self.sent = 0
-        self.fault_names: list[str] = []
-        self.headers_done = False
+        t0, control = self._begin()
         self.info: dict = {}
         self.usage: dict | None = None
-        try:
-            n = int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            n = 0
-        # Always drain the request body so the kept-alive connection stays in sync.
-        self.req_body = self.rfile.read(n) if n > 0 else b""
-        split = urllib.parse.urlsplit(self.path)
-        self.rawpath = split.path
-        self.query = urllib.parse.parse_qs(split.query, keep_blank_values=True)
-        control = self.rawpath.startswith(("/_faults", "/_debug"))
         self.control, self.recorded, self.t0 = control, False, t0
         body_text = self.req_body.decode("utf-8", "replace")
         self.body_texts = (body_text,)
