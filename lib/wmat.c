@@ -12,6 +12,7 @@
 #include <string.h>
 
 #if defined(__x86_64__)
+#include <cpuid.h>
 #include <immintrin.h>
 #define WMAT_X86 1
 #endif
@@ -185,9 +186,13 @@ static int have_avx2(void)
 {
 #ifdef WMAT_X86
 	static int have = -1; /* a benign race: every thread computes the same */
-	if (have < 0)
-		have = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-		       __builtin_cpu_supports("f16c");
+	if (have < 0) {
+		/* F16C from CPUID itself: clang's __builtin_cpu_supports does not
+		 * know the name (make fuzz builds with clang). */
+		unsigned a, b, c, d;
+		int f16c = __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C);
+		have = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && f16c;
+	}
 	return have && !force_c;
 #else
 	return 0;
