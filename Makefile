@@ -122,7 +122,7 @@ fuzz:
 	@mkdir -p build/fuzz
 	for f in $(FUZZ_SRC); do n=$$(basename $$f .c); \
 	  clang -g -O1 -DFUZZING -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
-	    -o build/fuzz/$$n $$f $(LIB_SRC) $(filter-out -fopenmp,$(LDLIBS)) && \
+	    -o build/fuzz/$$n $$f $(LIB_SRC) $(filter-out -fopenmp,$(LDLIBS)) -lgomp && \
 	  mkdir -p tests/fuzz/corpus/$${n#fuzz_} && \
 	  build/fuzz/$$n -max_total_time=$(FUZZ_SECONDS) -max_len=65536 tests/fuzz/corpus/$${n#fuzz_} || exit 1; \
 	done
