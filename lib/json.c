@@ -374,7 +374,7 @@ void json_dump(jbuf *b, jv v)
 	case JV_KIND_FALSE: put(b, "false", 5); break;
 	case JV_KIND_NUMBER: {
 		double d = jv_number_value(v);
-		if (d == (double)(int64_t)d && d > -1e15 && d < 1e15 && !(d == 0 && 1 / d < 0)) {
+		if (d > -1e15 && d < 1e15 && d == (double)(int64_t)d && !(d == 0 && 1 / d < 0)) {
 			char num[32];
 			int k = snprintf(num, sizeof num, "%lld", (long long)d);
 			put(b, num, (size_t)k);
