@@ -2,7 +2,7 @@
 """Greedy generation by Hugging Face transformers, the reference ds-infer's
 batch mode is compared with token for token.
 
-    hf_generate.py --model DIR --max-new-tokens N [--template qwen] < records.jsonl
+    hf_generate.py --model DIR --max-new-tokens N [--template qwen] [--text] < records.jsonl
 
 Each input record has an "id" and either a "problem" (the user turn, as
 ds-sharegpt trains it: the problem stripped) or "messages" (role/content,
@@ -12,8 +12,11 @@ encode_oneturn with an empty assistant reply, as its chat engines do), so
 the template is checked against LLaMA-Factory and the decoding against
 transformers' generate(do_sample=False). Stops: <|im_end|>, and the
 eos_token_id of config.json and generation_config.json, as ds-infer(1)
-documents. Prints one line a record: {"id", "prompt_ids", "completion_ids"}
-(the stop token included when generation stopped on one).
+documents. A record's "stop" (a list of strings) is given to generate as
+its stop_strings, with the tokenizer: generation ends at the token that
+completes one. Prints one line a record: {"id", "prompt_ids",
+"completion_ids"} (the stop token included when generation stopped on one),
+and with --text "text": the completion decoded, its stop token left out.
 """
 import argparse
 import json
@@ -38,6 +41,7 @@ def main():
     ap.add_argument("--max-new-tokens", type=int, required=True)
     ap.add_argument("--template", default="qwen")
     ap.add_argument("--stop", default="<|im_end|>", help="the template's end-of-turn token")
+    ap.add_argument("--text", action="store_true", help="add the decoded completion")
     a = ap.parse_args()
 
     # LLaMA-Factory may print on stdout: keep fd 1 for our records.
@@ -82,10 +86,16 @@ def main():
         paired = msgs + [{"role": "assistant", "content": ""}]
         prompt, _ = template.encode_oneturn(tok, paired, system)
         ids = torch.tensor([prompt])
+        extra = {"stop_strings": rec["stop"], "tokenizer": tok} if rec.get("stop") else {}
         with torch.no_grad():
-            gen = model.generate(ids, attention_mask=torch.ones_like(ids), generation_config=gc)
-        print(json.dumps({"id": rec["id"], "prompt_ids": prompt,
-                          "completion_ids": gen[0][len(prompt):].tolist()}), file=out)
+            gen = model.generate(ids, attention_mask=torch.ones_like(ids), generation_config=gc, **extra)
+        done = gen[0][len(prompt):].tolist()
+        res = {"id": rec["id"], "prompt_ids": prompt, "completion_ids": done}
+        if a.text:
+            if done and done[-1] in stops:
+                done = done[:-1]
+            res["text"] = tok.decode(done, skip_special_tokens=False)
+        print(json.dumps(res), file=out)
     out.flush()
 
 
