@@ -45,9 +45,9 @@
 /* ---- options ---------------------------------------------------------- */
 
 static const char usage[] =
-	"usage: ds-infer -m DIR [--chat] [--system TEXT] [sampling] [-t N]\n"
+	"usage: ds-infer -m DIR [--chat] [--system TEXT] [--stop STR]... [sampling] [-t N]\n"
 	"       ds-infer -m DIR [--batch] [-n K] [-b B] [--template FILE] [--ids] [--skip-bad]\n"
-	"                [-q] [-o OUT] [sampling] [-t N] [FILE...]\n"
+	"                [-q] [-o OUT] [--stop STR]... [sampling] [-t N] [FILE...]\n"
 	"       ds-infer serve -m DIR [--host ADDR] [--port P] [--port-file FILE]\n"
 	"                [--max-body BYTES] [-b B] [sampling] [-t N]\n"
 	"       ds-infer logits -m DIR --ids ID,ID,... -o OUT.safetensors [-t N]\n"
@@ -74,6 +74,8 @@ static const char help[] =
 	"      --ids                add prompt_ids and completion_ids to each teacher object\n"
 	"  -o, --output OUT         append to OUT; a rerun skips (id, sample) pairs there\n"
 	"      --skip-bad           count and skip malformed lines instead of stopping\n"
+	"      --stop STR           end an answer where its text shows STR, cut before it\n"
+	"                           (up to 4 times; serve takes a request's 'stop' instead)\n"
 	"  -q, --quiet              no summary on stderr\n"
 	"      --host ADDR          serve: listen on ADDR (default 127.0.0.1)\n"
 	"      --port P             serve: port (default 8000; 0 picks a free one)\n"
@@ -109,6 +111,15 @@ struct gen_opts {
 	unsigned set; /* GEN_* bits */
 };
 
+/* Stop strings: the text of an answer ends before the first of them. */
+#define MAX_STOP_STRS 4 /* as many as the OpenAI API takes */
+
+struct stop_strs {
+	const char *s[MAX_STOP_STRS]; /* borrowed */
+	size_t len[MAX_STOP_STRS];    /* bytes; a string may hold NUL (JSON's \u0000) */
+	int n;
+};
+
 enum { GEN_TEMP = 1, GEN_TOPK = 2, GEN_TOPP = 4, GEN_MINP = 8, GEN_REP = 16, GEN_MAX = 32 };
 
 struct opts {
@@ -119,6 +130,7 @@ struct opts {
 	long ctx;
 	size_t max_body;
 	struct gen_opts gen;
+	struct stop_strs stop; /* --stop, borrowed from argv */
 };
 
 /* ---- the model and its settings --------------------------------------- */
@@ -137,6 +149,7 @@ struct infer {
 	uint64_t seed;
 	uint32_t stops[MAX_STOPS];
 	int n_stops;
+	const struct stop_strs *stop_strs; /* borrowed: --stop (batch mode, the chat), or NULL */
 };
 
 static void add_stop(struct infer *in, double id)
@@ -249,6 +262,7 @@ static void infer_load(struct infer *in, const struct opts *o)
 	if (chat_template_check(in->tpl, in->tok, why, sizeof why))
 		cli_die(EXIT_RUNTIME, "%s: %s", o->model_dir, why);
 	in->system = o->system;
+	in->stop_strs = o->stop.n ? &o->stop : NULL;
 	/* the template's end of turn always stops; then the model's eos */
 	long eot = token_id(in->tok, in->tpl->stop);
 	if (eot < 0 || eot >= in->V)
@@ -306,13 +320,18 @@ static uint32_t *prompt_ids(const struct infer *in, chat_encoder *ce, const chat
 	return ids;
 }
 
-/* ---- text: UTF-8 as it completes, the chain of thought apart ---------- */
+/* ---- text: UTF-8 as it completes, stop strings, the chain of thought apart */
 
-/* A reply opens its chain of thought with <think> and closes it with
- * </think>; what is inside is the reasoning (white space around it
- * trimmed), what follows the content (leading white space trimmed): the
- * split ds-teacher makes of an inline reply. Text arrives in pieces, so a
- * tail that may still become a tag is held back until it is decided. */
+/* Text goes through three stages. Token bytes become UTF-8 characters as
+ * they complete. Stop strings are looked for in the whole generated text,
+ * tags and all, before anything is split off (as vLLM matches them): the
+ * text ends before the first one found, and a tail that may still grow
+ * into one is held back, so that no piece of a stop string is ever
+ * emitted. Then the split: a reply opens its chain of thought with <think>
+ * and closes it with </think>; what is inside is the reasoning (white
+ * space around it trimmed), what follows the content (leading white space
+ * trimmed): the split ds-teacher makes of an inline reply. A tail that may
+ * still become a tag is held back until it is decided. */
 enum { SPLIT_START, SPLIT_THINK, SPLIT_CONTENT };
 enum { TEXT_REASONING, TEXT_CONTENT };
 
@@ -321,7 +340,12 @@ typedef void (*emit_fn)(void *ud, int kind, const char *s, size_t n);
 struct text {
 	char pend[8];     /* bytes of an unfinished UTF-8 character */
 	int n_pend;
-	jbuf hold;        /* text not yet decided */
+	const struct stop_strs *stop; /* borrowed, or NULL: none */
+	jbuf raw;         /* the whole text so far, cut before a stop string */
+	size_t passed;    /* raw[0..passed) has gone on to the split */
+	int stopped;      /* a stop string was found: the text is complete */
+	int closed;       /* raw holds </think>: later tokens are not reasoning */
+	jbuf hold;        /* text not yet decided by the split */
 	int state, lead;  /* lead: white space to drop before the next text */
 	int thought;      /* the reply opened with <think> */
 	int reasoning_tokens;
@@ -355,10 +379,10 @@ static void text_emit(struct text *t, int kind, const char *s, size_t n, emit_fn
 	if (f) f(ud, kind, s, n);
 }
 
-/* Length of the longest suffix of s[0..n) that is a proper prefix of tag. */
-static size_t tag_tail(const char *s, size_t n, const char *tag)
+/* Length of the longest suffix of s[0..n) that is a proper prefix of
+ * tag[0..m). */
+static size_t tag_tail(const char *s, size_t n, const char *tag, size_t m)
 {
-	size_t m = strlen(tag);
 	for (size_t k = m - 1 < n ? m - 1 : n; k > 0; k--)
 		if (!memcmp(s + n - k, tag, k)) return k;
 	return 0;
@@ -403,7 +427,7 @@ static void text_split(struct text *t, int final, emit_fn f, void *ud)
 			continue;
 		}
 		/* keep back a possible start of </think> and the white space before it */
-		size_t keep = final ? n : n - tag_tail(h, n, "</think>");
+		size_t keep = final ? n : n - tag_tail(h, n, "</think>", 8);
 		while (keep && is_ws(h[keep - 1])) keep--;
 		if (keep) text_emit(t, TEXT_REASONING, h, keep, f, ud);
 		memmove(h, h + keep, n - keep);
@@ -412,10 +436,28 @@ static void text_split(struct text *t, int final, emit_fn f, void *ud)
 	}
 }
 
-/* Feed a token's bytes s[0..n): complete UTF-8 characters go on (an
- * invalid byte becomes U+FFFD), an unfinished one waits for the next. */
-static void text_feed(struct text *t, const char *s, size_t n, int final, emit_fn f, void *ud)
+/* Where the earliest stop string starts in t->raw (at passed or later:
+ * what went before was no start of one), or -1. */
+static long stop_find(const struct text *t)
 {
+	long best = -1;
+	const char *h = t->raw.p + t->passed;
+	size_t n = t->raw.n - t->passed;
+	for (int i = 0; i < t->stop->n; i++) {
+		const char *at = memmem(h, n, t->stop->s[i], t->stop->len[i]);
+		long k = at ? (long)(at - t->raw.p) : -1;
+		if (k >= 0 && (best < 0 || k < best)) best = k;
+	}
+	return best;
+}
+
+/* Feed a token's bytes s[0..n): complete UTF-8 characters go on (an
+ * invalid byte becomes U+FFFD), an unfinished one waits for the next; then
+ * the stop strings, then the split. final says no more will come. Returns
+ * 1 when a stop string ended the text (which is then final). */
+static int text_feed(struct text *t, const char *s, size_t n, int final, emit_fn f, void *ud)
+{
+	if (t->stopped) return 1;
 	jbuf in = {0};
 	jb_put(&in, t->pend, (size_t)t->n_pend);
 	jb_put(&in, s, n);
@@ -430,23 +472,50 @@ static void text_feed(struct text *t, const char *s, size_t n, int final, emit_f
 			if (lead >= 0xc2 && lead <= 0xf4 && need > back + 1) end = i - 1;
 		}
 	}
+	size_t was = t->raw.n;
+	jb_put(&t->raw, "", 0); /* never NULL below */
 	for (size_t at = 0; at < end;) {
 		size_t ok = utf8_check(in.p + at, end - at);
-		jb_put(&t->hold, in.p + at, ok);
+		jb_put(&t->raw, in.p + at, ok);
 		at += ok;
 		if (at < end) {
-			jb_put(&t->hold, "\xef\xbf\xbd", 3);
+			jb_put(&t->raw, "\xef\xbf\xbd", 3);
 			at++;
 		}
 	}
 	t->n_pend = (int)(in.n - end);
 	memcpy(t->pend, in.p + end, (size_t)t->n_pend);
 	free(in.p);
+	size_t go = t->raw.n;
+	if (t->stop) {
+		long cut = stop_find(t);
+		if (cut >= 0) {
+			/* what follows the stop string, an unfinished character too, is dropped */
+			t->raw.n = go = (size_t)cut;
+			t->raw.p[go] = '\0';
+			t->n_pend = 0;
+			t->stopped = final = 1;
+		} else if (!final) {
+			size_t k = 0;
+			for (int i = 0; i < t->stop->n; i++) {
+				size_t m = tag_tail(t->raw.p + t->passed, go - t->passed, t->stop->s[i], t->stop->len[i]);
+				if (m > k) k = m;
+			}
+			go -= k;
+		}
+	}
+	/* </think> may straddle what came before: look 7 bytes back */
+	size_t from = was > 7 ? was - 7 : 0;
+	if (from < t->raw.n && memmem(t->raw.p + from, t->raw.n - from, "</think>", 8)) t->closed = 1;
+	jb_put(&t->hold, t->raw.p + t->passed, go - t->passed);
+	t->passed = go;
 	text_split(t, final, f, ud);
+	return t->stopped;
 }
 
 static void text_free(struct text *t)
 {
+	free(t->raw.p);
 	free(t->hold.p);
 	free(t->reasoning.p);
 	free(t->content.p);
@@ -517,6 +586,7 @@ static struct seq *seq_new(struct infer *in, uint32_t *ids, int n, long max_new,
 	s->ids = xrealloc(ids, (size_t)s->cap_ids * sizeof *ids);
 	s->n_prompt = s->n_ids = n;
 	s->sp = *sp;
+	s->text.stop = in->stop_strs;
 	sample_rng_seed(&s->rng, seed);
 	s->rec = jv_invalid();
 	return s;
@@ -567,10 +637,11 @@ static void seq_text(struct engine *e, struct seq *s, uint32_t id, int final, em
 		b = tokenizer_decode(e->in->tok, &id, 1, 0, &len, NULL);
 		if (!b) len = 0;
 	}
-	int was = s->text.state;
-	text_feed(&s->text, b ? b : "", len, final, f, ud);
-	if (was != SPLIT_CONTENT && b) s->text.reasoning_tokens++;
-	if (final && !s->text.thought) s->text.reasoning_tokens = 0;
+	int open = !s->text.closed; /* the tokens up to the one completing </think> are reasoning */
+	/* a stop string wins over the length limit the same token reached */
+	if (text_feed(&s->text, b ? b : "", len, final, f, ud)) s->finish = "stop";
+	if (open && b) s->text.reasoning_tokens++;
+	if (s->finish && !s->text.thought) s->text.reasoning_tokens = 0;
 	free(b);
 }
 
@@ -1001,6 +1072,8 @@ struct req {
 	struct seq **seqs;    /* (n) borrowed: each frees itself when done */
 	int *n_prompt, *n_out, *n_reason; /* (n) counts, kept after the sequences go */
 	const char **finish;  /* (n) */
+	struct stop_strs stop; /* the request's 'stop', borrowed from stop_json */
+	jv stop_json;
 	jv answers;           /* not streamed: the choices */
 	jbuf out;             /* bytes for the client */
 	size_t sent;
@@ -1028,6 +1101,7 @@ static void req_unref(struct req *r)
 	if (--r->refs > 0) return;
 	pthread_cond_destroy(&r->cv);
 	free(r->seqs), free(r->n_prompt), free(r->n_out), free(r->n_reason), free(r->finish);
+	jv_free(r->stop_json);
 	jv_free(r->answers);
 	free(r->out.p);
 	free(r);
@@ -1312,6 +1386,51 @@ static int field_num(jv body, const char *key, double lo, double hi, int integer
 	return rc;
 }
 
+/* The request's 'stop': absent or null, a string, or an array of up to
+ * four strings, none of them empty. Fills st with strings borrowed from v
+ * (which the caller keeps while st is used; borrows v). Returns 0 when
+ * fine; -1 with why written. */
+static int field_stop(jv v, struct stop_strs *st, char *why, size_t why_n)
+{
+	st->n = 0;
+	int k = jv_get_kind(v);
+	if (k == JV_KIND_NULL || k == JV_KIND_INVALID) return 0;
+	if (k == JV_KIND_STRING) {
+		st->s[0] = jv_string_value(v);
+		st->len[0] = (size_t)jv_string_length_bytes(jv_copy(v));
+		st->n = 1;
+	} else if (k == JV_KIND_ARRAY) {
+		int n = jv_array_length(jv_copy(v));
+		if (n > MAX_STOP_STRS) {
+			snprintf(why, why_n, "'stop' holds %d strings; at most %d are allowed", n, MAX_STOP_STRS);
+			return -1;
+		}
+		for (int i = 0; i < n; i++) {
+			/* the array keeps the string alive after x is freed */
+			jv x = jv_array_get(jv_copy(v), i);
+			int ok = jv_get_kind(x) == JV_KIND_STRING;
+			if (ok) {
+				st->s[st->n] = jv_string_value(x);
+				st->len[st->n++] = (size_t)jv_string_length_bytes(jv_copy(x));
+			}
+			jv_free(x);
+			if (!ok) {
+				snprintf(why, why_n, "'stop[%d]' must be a string", i);
+				return -1;
+			}
+		}
+	} else {
+		snprintf(why, why_n, "'stop' must be a string or an array of up to %d strings", MAX_STOP_STRS);
+		return -1;
+	}
+	for (int i = 0; i < st->n; i++)
+		if (st->len[i] == 0) {
+			snprintf(why, why_n, "'stop' strings must not be empty");
+			return -1;
+		}
+	return 0;
+}
+
 /* The text of an OpenAI message's content: a string, or a list of text
  * parts joined. Returns owned jv string, or invalid. */
 static jv content_text(jv c)
@@ -1353,6 +1472,8 @@ static enum MHD_Result chat_completion(struct server *sv, struct MHD_Connection 
 	}
 	enum MHD_Result ret;
 	jv texts = jv_array(); /* owns the message texts the conversation borrows */
+	jv stop = jv_null();   /* owns the strings stops borrows */
+	struct stop_strs stops = {0};
 	chat_conv conv = {0};
 	chat_encoder ce = {.tok = in->tok, .tpl = in->tpl};
 	sample_params sp = in->sp;
@@ -1437,15 +1558,14 @@ static enum MHD_Result chat_completion(struct server *sv, struct MHD_Connection 
 	{
 		jv st = jv_object_get(jv_copy(body), jv_string("stream"));
 		jv so = jv_object_get(jv_copy(body), jv_string("stream_options"));
-		jv stop = jv_object_get(jv_copy(body), jv_string("stop"));
-		int k = jv_get_kind(st), ko = jv_get_kind(so), ks = jv_get_kind(stop);
+		int k = jv_get_kind(st), ko = jv_get_kind(so);
 		stream = k == JV_KIND_TRUE;
 		if (ko == JV_KIND_OBJECT) {
 			jv iu = jv_object_get(jv_copy(so), jv_string("include_usage"));
 			include_usage = jv_get_kind(iu) == JV_KIND_TRUE;
 			jv_free(iu);
 		}
-		jv_free(st), jv_free(so), jv_free(stop);
+		jv_free(st), jv_free(so);
 		if (k != JV_KIND_TRUE && k != JV_KIND_FALSE && k != JV_KIND_NULL && k != JV_KIND_INVALID) {
 			ret = reply_error(c, 400, NULL, "stream", "'stream' must be a boolean");
 			goto out;
@@ -1454,8 +1574,9 @@ static enum MHD_Result chat_completion(struct server *sv, struct MHD_Connection 
 			ret = reply_error(c, 400, NULL, "stream_options", "'stream_options' must be an object");
 			goto out;
 		}
-		if (ks != JV_KIND_NULL && ks != JV_KIND_INVALID) {
-			ret = reply_error(c, 400, NULL, "stop", "'stop' sequences are not supported by ds-infer");
+		stop = jv_object_get(jv_copy(body), jv_string("stop"));
+		if (field_stop(stop, &stops, why, sizeof why)) {
+			ret = reply_error(c, 400, NULL, "stop", "%s", why);
 			goto out;
 		}
 	}
@@ -1477,6 +1598,9 @@ static enum MHD_Result chat_completion(struct server *sv, struct MHD_Connection 
 	r->n_reason = xcalloc((size_t)nchoice, sizeof *r->n_reason);
 	r->finish = xcalloc((size_t)nchoice, sizeof *r->finish);
 	r->answers = jv_array();
+	r->stop = stops; /* its strings live in stop_json */
+	r->stop_json = stop;
+	stop = jv_null();
 	r->created = (long)time(NULL);
 	pthread_mutex_lock(&sv->mu);
 	unsigned long no = ++sv->next;
@@ -1489,6 +1613,7 @@ static enum MHD_Result chat_completion(struct server *sv, struct MHD_Connection 
 		struct seq *s = seq_new(in, cp, np, max_new, &sp, seed + (uint64_t)i * 0x9e3779b97f4a7c15ull);
 		s->index = i;
 		s->ud = r;
+		s->text.stop = r->stop.n ? &r->stop : NULL;
 		s->on_token = serve_on_token;
 		s->on_done = serve_on_done;
 		r->seqs[i] = s;
@@ -1535,6 +1660,7 @@ bad:
 	ret = reply_error(c, 400, NULL, NULL, "%s", why);
 out:
 	jv_free(texts);
+	jv_free(stop);
 	jv_free(body);
 	chat_conv_free(&conv);
 	chat_encoder_free(&ce);
@@ -1739,7 +1865,7 @@ int main(int argc, char **argv)
 			 .gen = {.sp = SAMPLE_GREEDY}};
 	enum { O_CHAT = 256, O_BATCH, O_SYSTEM, O_TEMPLATE, O_IDS, O_SKIPBAD, O_HOST, O_PORT, O_PORTFILE, O_MAXBODY,
 	       O_GREEDY, O_TEMP, O_TOPK, O_TOPP, O_MINP, O_REP, O_MAXTOK, O_SEED, O_CTX, O_NAME, O_FP32,
-	       O_CHATTPL };
+	       O_CHATTPL, O_STOP };
 	static const struct option longopts[] = {
 		{"model", 1, 0, 'm'}, {"chat", 0, 0, O_CHAT}, {"batch", 0, 0, O_BATCH}, {"system", 1, 0, O_SYSTEM},
 		{"samples", 1, 0, 'n'}, {"batch-size", 1, 0, 'b'}, {"template", 1, 0, O_TEMPLATE},
@@ -1749,7 +1875,7 @@ int main(int argc, char **argv)
 		{"top-k", 1, 0, O_TOPK}, {"top-p", 1, 0, O_TOPP}, {"min-p", 1, 0, O_MINP},
 		{"repetition-penalty", 1, 0, O_REP}, {"max-tokens", 1, 0, O_MAXTOK}, {"seed", 1, 0, O_SEED},
 		{"ctx", 1, 0, O_CTX}, {"model-name", 1, 0, O_NAME}, {"threads", 1, 0, 't'},
-		{"fp32", 0, 0, O_FP32}, {"chat-template", 1, 0, O_CHATTPL}, CLI_LONGOPTS_COMMON, {0, 0, 0, 0}};
+		{"fp32", 0, 0, O_FP32}, {"chat-template", 1, 0, O_CHATTPL}, {"stop", 1, 0, O_STOP}, CLI_LONGOPTS_COMMON, {0, 0, 0, 0}};
 	if (argc > 1 && !strcmp(argv[1], "logits")) return run_logits(argc - 1, argv + 1);
 	if (argc > 1 && !strcmp(argv[1], "serve")) {
 		o.mode = MODE_SERVE;
@@ -1801,6 +1927,14 @@ int main(int argc, char **argv)
 				cli_usage_error(usage, "unknown chat template '%s' (%s)", optarg, chat_template_names());
 			o.chat_template = optarg;
 			break;
+		case O_STOP:
+			if (o.stop.n == MAX_STOP_STRS) cli_usage_error(usage, "at most %d --stop strings", MAX_STOP_STRS);
+			if (!*optarg) cli_usage_error(usage, "--stop: an empty string would stop at once");
+			if (utf8_check(optarg, strlen(optarg)) != strlen(optarg))
+				cli_usage_error(usage, "--stop is not valid UTF-8");
+			o.stop.s[o.stop.n] = optarg;
+			o.stop.len[o.stop.n++] = strlen(optarg);
+			break;
 		case 't': o.threads = (int)parse_long(optarg, "-t", 1, 1024); break;
 		case 'h': fputs(usage, stdout); fputs(help, stdout); cli_close_stdout(); return 0;
 		case 'V': cli_version(); cli_close_stdout(); return 0;
@@ -1809,6 +1943,7 @@ int main(int argc, char **argv)
 	}
 	if (!o.model_dir) cli_usage_error(usage, "-m DIR is required");
 	if (serving_opt && o.mode != MODE_SERVE) cli_usage_error(usage, "--host, --port, --port-file and --max-body are for serve");
+	if (o.stop.n && o.mode == MODE_SERVE) cli_usage_error(usage, "--stop is not for serve: a request gives its own 'stop'");
 	if (o.mode == MODE_AUTO) o.mode = batch_opt || optind < argc || !isatty(0) ? MODE_BATCH : MODE_CHAT;
 	if (batch_opt && o.mode != MODE_BATCH) cli_usage_error(usage, "-n, -o, --template, --ids and --skip-bad are for batch mode");
 	if (o.mode != MODE_BATCH && optind < argc) cli_usage_error(usage, "FILE arguments are for batch mode");

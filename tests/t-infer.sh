@@ -59,6 +59,69 @@ P=$WORK/prompts.jsonl
 	cat "$WORK/hf.log"
 ids() { jq -c '{id, prompt_ids: .teacher.prompt_ids, completion_ids: .teacher.completion_ids}' | jq -s -c 'sort_by(.id)[]'; }
 
+# Stop strings. Each prompt again, with a set of stop strings in the
+# record: transformers generates with them as its stop_strings (stopping at
+# the token that completes one), and without them for the plain text the
+# cut is made in (the ID/- records). In these greedy answers of M, set A
+# holds "co Ta" (p1: the end of 'xico' and the start of ' Tasks', ending
+# inside that token), "F UI" (p2: across two ' UIF' tokens), "/or" (c2: its
+# very start) and "zzz" (nowhere); set B "sks Tasks J" (p1: across three
+# tokens), "看了看\"" (c2: CJK text that is held back until the '"' of the
+# next token makes it a stop) and "炘 R"; set C one string, as a request
+# may give it. S's sets cut inside the chain of thought, in the content,
+# at the tags themselves, and not at all.
+STOP_A='["co Ta","F UI","/or","zzz"]' STOP_B='["炘 R","看了看\"","sks Tasks J"]' STOP_C='"F UI"'
+jq -c --argjson a "$STOP_A" --argjson b "$STOP_B" --argjson c "[$STOP_C]" \
+	'(.id |= . + "/-"), (.id |= . + "/A" | .stop = $a), (.id |= . + "/B" | .stop = $b), (.id |= . + "/C" | .stop = $c)' \
+	"$P" > "$WORK/stops.jsonl"
+"$PY" "$TOP/tests/oracle/hf_generate.py" --model "$M" --max-new-tokens 24 --text < "$WORK/stops.jsonl" \
+	> "$WORK/hfstop.jsonl" 2> "$WORK/hf.log" || cat "$WORK/hf.log"
+# S's sets, one request each: tag and stop, as ds-infer serve is sent it.
+cat > "$WORK/sstops.tsv" <<'EOF'
+in	"add"
+after	"answer"
+close	"</think>"
+open	["<think>"]
+both	["Let me add.</think>","nope"]
+none	["nope"]
+EOF
+{ echo '{"id":"s/-","problem":"x"}'
+  while IFS='	' read -r tag stop; do
+	jq -n -c --arg t "$tag" --argjson s "$stop" '{id: ("s/" + $t), problem: "x", stop: (if ($s | type) == "string" then [$s] else $s end)}'
+  done < "$WORK/sstops.tsv"; } > "$WORK/sstops.jsonl"
+"$PY" "$TOP/tests/oracle/hf_generate.py" --model "$S" --max-new-tokens 40 --text < "$WORK/sstops.jsonl" \
+	> "$WORK/hfsstop.jsonl" 2> "$WORK/hf.log" || cat "$WORK/hf.log"
+# stopref ORACLE STOPS TAG MAX: the expected answers of ORACLE's records
+# tagged TAG (stop strings STOPS, JSON; MAX new tokens), one JSON line a
+# prompt in id order: the plain text cut before the earliest stop string in
+# it, split at <think> ... </think> as ds-infer(1) says, finish_reason stop
+# when a stop string was found (else as the plain run ended), and
+# transformers' own completion ids under stop_strings.
+cat > "$WORK/stopref.py" <<'EOF'
+import json, sys
+rows = {r["id"]: r for r in map(json.loads, open(sys.argv[1]))}
+stops, tag, max_new = json.loads(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+stops = [stops] if isinstance(stops, str) else stops
+ws = " \t\r\n"
+for key in sorted(rows):
+    base, _, s = key.rpartition("/")
+    if s != tag:
+        continue
+    plain = rows[base + "/-"]
+    text = plain["text"]
+    found = [text.find(x) for x in stops if x in text]
+    finish = "stop" if found or len(plain["completion_ids"]) < max_new else "length"
+    raw = text[:min(found)] if found else text
+    reasoning, content = None, raw
+    if raw.lstrip(ws).startswith("<think>"):
+        body = raw.lstrip(ws)[7:]
+        i = body.find("</think>")
+        reasoning, content = (body.strip(ws), "") if i < 0 else (body[:i].strip(ws), body[i + 8:].lstrip(ws))
+    print(json.dumps({"id": base, "reasoning": reasoning, "content": content, "finish_reason": finish,
+                      "completion_ids": rows[key]["completion_ids"]}, ensure_ascii=False))
+EOF
+stopref() { "$PY" "$WORK/stopref.py" "$@"; }
+
 # Start ds-infer serve on a free port with the given options; sets URL and
 # SRV (stopped when the case's subshell ends, whatever happens).
 serve() {
@@ -210,6 +273,24 @@ ok 'a stop token from generation_config.json ends the answer where transformers 
 	test "$(jq -r "select(.id == \"p1\") | .teacher.finish_reason" out.jsonl)" = length
 '
 
+ok '--stop: content is the plain greedy text cut before the first stop string, ids as generate(stop_strings=...)' '
+	for k in A B; do
+		eval "stops=\$STOP_$k" &&
+		printf "%s\n" "$stops" | jq -r ".[]" > list &&
+		set -- && while IFS= read -r x; do set -- "$@" --stop "$x"; done < list &&
+		stopref "$WORK/hfstop.jsonl" "$stops" $k 24 |
+			jq -c "{id, content, finish_reason, completion_ids, n: (.completion_ids | length)}" > want.$k &&
+		for b in 8 1; do
+			ds-infer -m "$M" --max-tokens 24 --ids -q -b $b "$@" < "$P" |
+				jq -c "{id} + (.teacher | {content, finish_reason, completion_ids, n: .usage.completion_tokens})" |
+				jq -s -c "sort_by(.id)[]" > got && diff want.$k got || exit 1
+		done
+	done &&
+	jq -s -e "map(.finish_reason) == [\"length\", \"stop\", \"stop\", \"stop\"]" want.A > /dev/null &&
+	jq -s -e "map(.content) | index(\"\") != null" want.A > /dev/null &&
+	jq -s -e "map(.finish_reason) | index(\"stop\") != null" want.B > /dev/null
+'
+
 ok 'the teacher object: reasoning split from <think>, content, finish_reason, usage, model, sample' '
 	echo "{\"id\":\"s\",\"problem\":\"x\",\"keep\":[1]}" | ds-infer -m "$S" -q > out.jsonl &&
 	jq -c "del(.teacher.latency_ms)" out.jsonl > got &&
@@ -273,6 +354,15 @@ ok 'the chat REPL: --system, the chain of thought marked, /clear, end of input l
 	cat one one > want && diff want chat.out
 '
 
+ok 'the chat REPL: --stop cuts the streamed answer as the reference does' '
+	printf "%s\n" "$STOP_A" | jq -r ".[]" > list &&
+	set -- && while IFS= read -r x; do set -- "$@" --stop "$x"; done < list &&
+	stopref "$WORK/hfstop.jsonl" "$STOP_A" A 24 | jq -c "select(.id == \"p1\")" > ref &&
+	jq -r .content ref > want && n=$(jq ".completion_ids | length" ref) &&
+	printf "What is 2+2?\n" | ds-infer -m "$M" --chat --max-tokens 24 "$@" > got 2> err &&
+	diff want got && grep -q "^\[$n tokens" err
+'
+
 # ---- the server --------------------------------------------------------
 
 ok 'serve: the official openai client, non-streaming and streaming, reasoning_content split off' '
@@ -333,6 +423,109 @@ ok 'serve: ds-teacher --base-url ds-infer serve, plain and --stream, end to end'
 			"$(printf "script\tLet me add.\tThe answer is \\\\\\\\boxed{42}.\tstop")"
 	done &&
 	ds-judge --summary < a.jsonl 2>&1 > /dev/null | grep -q "accuracy 1.0000"
+'
+
+# The stop strings of each request go through the official client as it
+# sends them (a string, or a list). Streamed, a stop string must never show,
+# not even its start: the deltas joined are the non-streamed content, which
+# is the reference's, cut before the stop string.
+ok 'serve: stop (string and array) through the openai client: content cut as the reference, streamed too, usage as generate(stop_strings=...)' '
+	serve -m "$M" --max-tokens 24 &&
+	for k in A B C; do
+		eval "stops=\$STOP_$k" &&
+		stopref "$WORK/hfstop.jsonl" "$stops" $k 24 |
+			jq -c "{id, content, finish_reason, n: (.completion_ids | length)}" > want.$k || exit 1
+	done &&
+	"$PY" - "$URL" "$P" "$STOP_A" "$STOP_B" "$STOP_C" <<-EOF &&
+	import json, sys
+	from openai import OpenAI
+	c = OpenAI(base_url=sys.argv[1], api_key="unused")
+	recs = sorted((json.loads(l) for l in open(sys.argv[2])), key=lambda r: r["id"])
+	def line(f, i, content, finish, n):
+	    print(json.dumps({"id": i, "content": content, "finish_reason": finish, "n": n}), file=f)
+	for k, stop in zip("ABC", map(json.loads, sys.argv[3:6])):
+	    plain, streamed = open("got." + k, "w"), open("streamed." + k, "w")
+	    for r in recs:
+	        m = [{"role": "user", "content": r["problem"].strip()}] if "problem" in r else r["messages"]
+	        a = c.chat.completions.create(model="m", messages=m, stop=stop)
+	        line(plain, r["id"], a.choices[0].message.content, a.choices[0].finish_reason, a.usage.completion_tokens)
+	        s = c.chat.completions.create(model="m", messages=m, stop=stop, stream=True,
+	                                      stream_options={"include_usage": True})
+	        text, fin, n = "", None, None
+	        for ch in s:
+	            n = ch.usage.completion_tokens if ch.usage else n
+	            for x in ch.choices:
+	                text += x.delta.content or ""
+	                fin = x.finish_reason or fin
+	        line(streamed, r["id"], text, fin, n)
+	a = c.chat.completions.create(model="m", messages=[{"role": "user", "content": "What is 2+2?"}],
+	                              stop=json.loads(sys.argv[3]), n=2)
+	print(json.dumps({"content": [x.message.content for x in a.choices],
+	                  "finish_reason": [x.finish_reason for x in a.choices], "n": a.usage.completion_tokens}),
+	      file=open("two", "w"))
+	EOF
+	stop &&
+	for k in A B C; do
+		jq -c . got.$k | diff want.$k - && jq -c . streamed.$k | diff want.$k - || exit 1
+	done &&
+	jq -c "select(.id == \"p1\") | {content: [.content, .content], finish_reason: [.finish_reason, .finish_reason], n: (2 * .n)}" want.A > want2 &&
+	jq -c . two | diff want2 -
+'
+
+# The script model's answer, cut inside its chain of thought, in its
+# content, at </think> and at <think> (its very start): stop strings see
+# the whole text, tags included, and the split is made of what is left.
+ok 'serve: stop strings are matched on the whole text, tags included; reasoning_content and content are split from what is left' '
+	serve -m "$S" &&
+	while IFS="	" read -r tag stops; do
+		stopref "$WORK/hfsstop.jsonl" "$stops" $tag 40 |
+			jq -c --arg t $tag "{tag: \$t, reasoning, content, finish_reason, n: (.completion_ids | length)}" || exit 1
+	done < "$WORK/sstops.tsv" > want &&
+	test "$(wc -l < want)" = 6 &&
+	"$PY" - "$URL" "$WORK/sstops.tsv" <<-EOF &&
+	import json, sys
+	from openai import OpenAI
+	c = OpenAI(base_url=sys.argv[1], api_key="unused")
+	plain, streamed = open("got", "w"), open("streamed", "w")
+	for l in open(sys.argv[2]):
+	    tag, stop = l.rstrip("\n").split("\t")
+	    m = [{"role": "user", "content": "x"}]
+	    a = c.chat.completions.create(model="script", messages=m, stop=json.loads(stop))
+	    x = a.choices[0]
+	    print(json.dumps({"tag": tag, "reasoning": x.message.reasoning_content, "content": x.message.content,
+	                      "finish_reason": x.finish_reason, "n": a.usage.completion_tokens}), file=plain)
+	    s = c.chat.completions.create(model="script", messages=m, stop=json.loads(stop), stream=True,
+	                                  stream_options={"include_usage": True})
+	    rc, ct, fin, n = "", "", None, None
+	    for ch in s:
+	        n = ch.usage.completion_tokens if ch.usage else n
+	        for x in ch.choices:
+	            rc += getattr(x.delta, "reasoning_content", None) or ""
+	            ct += x.delta.content or ""
+	            fin = x.finish_reason or fin
+	    print(json.dumps({"tag": tag, "reasoning": rc, "content": ct, "finish_reason": fin, "n": n}), file=streamed)
+	EOF
+	stop &&
+	jq -c . got | diff want - &&
+	jq -c ".reasoning //= \"\"" want > want.streamed && jq -c . streamed | diff want.streamed - &&
+	test "$(jq -r "select(.tag == \"after\") | .content" want)" = "The " &&
+	test "$(jq -c "select(.tag == \"open\") | [.reasoning, .content]" want)" = "[null,\"\"]"
+'
+
+ok 'serve: a bad stop (a number, 5 strings, an empty string, a non-string in the list) is a 400 naming it; the server stays up' '
+	serve -m "$M" --max-tokens 2 &&
+	code() {
+		curl -s -o body -w "%{http_code}" "$URL/chat/completions" \
+			-d "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"stop\":$1}"
+	} &&
+	for s in 7 "[\"a\",\"b\",\"c\",\"d\",\"e\"]" "\"\"" "[\"a\",\"\"]" "[\"a\",2]" "{}" true; do
+		test "$(code "$s")" = 400 && jq -e ".error.param == \"stop\" and (.error.message | test(\"stop\"))" body > /dev/null ||
+			{ echo "stop $s was not refused"; exit 1; }
+	done &&
+	for s in null "[]" "\"x\"" "[\"a\",\"b\",\"c\",\"d\"]"; do
+		test "$(code "$s")" = 200 || { echo "stop $s was refused"; cat body; exit 1; }
+	done &&
+	stop
 '
 
 ok 'serve: bad requests get 4xx JSON errors and the server stays up' '
@@ -403,6 +596,13 @@ ok 'a bf16 checkpoint in shards loads and answers' '
 ok 'a full disk is an error (> /dev/full); a reader that goes away ends it quietly' '
 	expect_exit 1 ds-infer -m "$M" --max-tokens 2 -q < "$P" > /dev/full 2> err && grep -q "write error\|No space" err &&
 	ds-infer -m "$M" --max-tokens 2 -q < "$P" 2> err | head -1 > /dev/null && test ! -s err
+'
+
+ok '--stop: a fifth one, an empty one, or one given to serve is a usage error, exit 2' '
+	expect_exit 2 ds-infer -m "$M" --stop a --stop b --stop c --stop d --stop e < /dev/null 2> err &&
+	grep -q "at most 4 --stop" err &&
+	expect_exit 2 ds-infer -m "$M" --stop "" < /dev/null 2> err && grep -q -- "--stop: an empty string" err &&
+	expect_exit 2 ds-infer serve -m "$M" --stop a 2> err && grep -q -- "--stop is not for serve" err
 '
 
 ok '--help and --version print to stdout; usage errors exit 2' '
