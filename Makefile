@@ -29,7 +29,7 @@ CFLAGS_OMP = -fopenmp
 LDLIBS   += -ljq -lzstd -lcurl -lcrypto -lmicrohttpd -lpthread -lm -lutf8proc -lyaml $(BLAS_LIBS) -lmvec -fopenmp
 
 ifeq ($(SAN),1)
-SANFLAGS  = -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+SANFLAGS  = -fsanitize=address,undefined,float-cast-overflow -fno-sanitize-recover=undefined,float-cast-overflow -fno-omit-frame-pointer
 LDFLAGS  += $(SANFLAGS)
 endif
 

@@ -445,7 +445,7 @@ static jv viewer_page(struct viewer *vw, long long offset, long long length)
 		goto out;
 	}
 	jv total = jv_object_get(v, jv_string("num_rows_total"));
-	if (jv_get_kind(total) == JV_KIND_NUMBER) vw->total = (long long)jv_number_value(total);
+	if (json_count(total) >= 0) vw->total = json_count(total);
 	jv_free(total);
 	result = rows;
 	int n = jv_array_length(jv_copy(rows));
@@ -454,8 +454,7 @@ static jv viewer_page(struct viewer *vw, long long offset, long long length)
 		jv tc = jv_object_get(jv_copy(item), jv_string("truncated_cells"));
 		jv idx = jv_object_get(item, jv_string("row_idx"));
 		int cut = jv_get_kind(tc) == JV_KIND_ARRAY && jv_array_length(jv_copy(tc)) > 0;
-		int misplaced = jv_get_kind(idx) != JV_KIND_NUMBER ||
-				(long long)jv_number_value(idx) != offset + i;
+		int misplaced = json_count(idx) != offset + i;
 		jv_free(tc);
 		jv_free(idx);
 		if (cut || misplaced) {
@@ -486,8 +485,7 @@ static long long viewer_size(const struct opts *o, const char *dataset, const ch
 		jv s = jv_array_get(jv_copy(splits), i);
 		const char *c = jsonl_get_string(s, "config"), *sp = jsonl_get_string(s, "split");
 		jv rows = jv_object_get(jv_copy(s), jv_string("num_rows"));
-		if (c && sp && !strcmp(c, config) && !strcmp(sp, split) && jv_get_kind(rows) == JV_KIND_NUMBER)
-			total = (long long)jv_number_value(rows);
+		if (c && sp && !strcmp(c, config) && !strcmp(sp, split)) total = json_count(rows);
 		jv_free(rows);
 		jv_free(s);
 	}
@@ -718,7 +716,7 @@ static struct mfile *list_model_ms(const struct opts *o, const char *repo, int *
 			memset(f, 0, sizeof *f);
 			f->path = xstrdup(path);
 			jv size = jv_object_get(jv_copy(e), jv_string("Size"));
-			f->size = jv_get_kind(size) == JV_KIND_NUMBER ? (long long)jv_number_value(size) : -1;
+			f->size = json_count(size);
 			jv_free(size);
 			/* ModelScope gives every file a sha256: check them all by it. */
 			f->lfs = sha != NULL;
@@ -761,7 +759,7 @@ static struct mfile *list_model(const struct opts *o, const char *repo, const ch
 				const char *oid = jsonl_get_string(e, "oid");
 				f->oid = oid ? xstrdup(oid) : NULL;
 				jv size = jv_object_get(jv_copy(e), jv_string("size"));
-				f->size = jv_get_kind(size) == JV_KIND_NUMBER ? (long long)jv_number_value(size) : -1;
+				f->size = json_count(size);
 				jv_free(size);
 				jv lfs = jv_object_get(jv_copy(e), jv_string("lfs"));
 				if (jv_get_kind(lfs) == JV_KIND_OBJECT) {

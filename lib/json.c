@@ -2,6 +2,7 @@
 #include "json.h"
 #include "check.h"
 
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -364,6 +365,14 @@ static void dump_string(jbuf *b, const char *s, size_t n)
 		}
 	}
 	put(b, "\"", 1);
+}
+
+long long json_count(jv v)
+{
+	if (jv_get_kind(v) != JV_KIND_NUMBER) return -1;
+	double d = jv_number_value(v);
+	if (!(d >= 0 && d <= 9007199254740992.0) || d != floor(d)) return -1;
+	return (long long)d;
 }
 
 void json_dump(jbuf *b, jv v)

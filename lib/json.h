@@ -33,4 +33,9 @@ void json_dump(jbuf *b, jv v);
 
 void jbuf_free(jbuf *b);
 
+/* v (borrowed) as a count: a whole number from 0 to 2^53, or -1 when it
+ * is anything else (not a number, negative, fractional, huge, infinite),
+ * so that a server's odd reply never reaches a cast it would overflow. */
+long long json_count(jv v);
+
 #endif

@@ -95,5 +95,29 @@ int main(void)
 		size_t at = json_check("{\"a\":\"\xc3\x28\"}", 9, &w);
 		EXPECT(at == 6 && w && !strcmp(w, "invalid UTF-8"), "invalid UTF-8 in a string");
 	}
+	{ /* counts from a server's reply: only whole numbers in range */
+		static const char *const in[] = {"0", "42", "9007199254740992", "-1", "1.5", "1e400", "-1e400",
+						 "9007199254740994", "\"7\"", "null"};
+		static const long long want[] = {0, 42, 9007199254740992LL, -1, -1, -1, -1, -1, -1, -1};
+		int all = 1;
+		for (size_t i = 0; i < sizeof in / sizeof *in; i++) {
+			size_t pos;
+			const char *bad;
+			jv v = json_parse(in[i], strlen(in[i]), &pos, &bad);
+			if (json_count(v) != want[i]) all = 0, printf("     | json_count(%s) = %lld\n", in[i], json_count(v));
+			jv_free(v);
+		}
+		EXPECT(all, "json_count: whole numbers 0..2^53, -1 for the rest (negative, fraction, inf, string, null)");
+	}
+	{ /* a number too large for int64 is dumped as jq does, without an overflowing cast */
+		jv v = jv_number(1e300);
+		jbuf b = {0};
+		json_dump(&b, v);
+		jv ref = jv_dump_string(jv_copy(v), 0);
+		EXPECT(b.n == strlen(jv_string_value(ref)) && !memcmp(b.p, jv_string_value(ref), b.n), "1e300 dumps as jq dumps it");
+		jbuf_free(&b);
+		jv_free(ref);
+		jv_free(v);
+	}
 	TEST_END();
 }
