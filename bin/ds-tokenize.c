@@ -33,6 +33,7 @@ static const char usage[] =
 	"                          [--skip-special] [FILE...]\n"
 	"       ds-tokenize [shards] -t TOKENIZER [--template NAME] [--system TEXT]\n"
 	"                   [--cutoff-len N] [--train-on-prompt | --mask-history]\n"
+	"                   [--preserve-thinking] [--no-thinking]\n"
 	"                   [--pack] [--no-truncate] [--skip-bad] [-j N] [-q] [-o OUT]\n"
 	"                   [FILE...]\n"
 	"       ds-tokenize inspect [-t TOKENIZER] [--json | --stats] [FILE...]\n";
@@ -54,6 +55,10 @@ static const char help[] =
 	"      --cutoff-len N     at most N tokens a sample (default 8192)\n"
 	"      --train-on-prompt  train on the prompt tokens too\n"
 	"      --mask-history     train on the last assistant turn only\n"
+	"      --preserve-thinking  deepseekr1: earlier turns keep their thoughts under\n"
+	"                         --mask-history (LLaMA-Factory's preserve_thinking)\n"
+	"      --no-thinking      deepseekr1: cut every thought; the empty thought goes\n"
+	"                         untrained into the prompt (enable_thinking: false)\n"
 	"      --pack             pack conversations into sequences of the cutoff length\n"
 	"      --no-truncate      a conversation longer than the cutoff is bad input\n"
 	"  -o, --output FILE      write the shards to FILE instead of stdout\n"
@@ -84,6 +89,7 @@ struct opts {
 	const chat_template *tpl; /* --template's, else the tokenizer's */
 	long cutoff;
 	int train_on_prompt, mask_history, pack, no_truncate;
+	int preserve_thinking, no_thinking; /* reasoning templates: LF's switches */
 	/* inspect */
 	int json, stats_only;
 };
@@ -578,6 +584,8 @@ static void pool_init(struct pool *p, const struct opts *o, const tokenizer *t)
 		if (o->mode == MODE_SHARDS) {
 			w->e.ce.tpl = o->tpl;
 			w->e.ce.mask_history = o->mask_history;
+			w->e.ce.preserve_thinking = o->preserve_thinking;
+			w->e.ce.no_thinking = o->no_thinking;
 			/* LF's packing keeps one position for padding: data_args.cutoff_len -= 1 */
 			w->e.cutoff = o->pack ? o->cutoff - 1 : o->cutoff;
 		}
@@ -787,7 +795,9 @@ static int run_shards(const struct opts *o, const tokenizer *t, const uint8_t fp
 			  .cutoff_len = (uint32_t)o->cutoff,
 			  .flags = (o->pack ? SHARD_PACKED : 0) |
 				   (o->train_on_prompt ? SHARD_TRAIN_ON_PROMPT : 0) |
-				   (o->mask_history ? SHARD_MASK_HISTORY : 0)};
+				   (o->mask_history ? SHARD_MASK_HISTORY : 0) |
+				   (o->preserve_thinking ? SHARD_PRESERVE_THINKING : 0) |
+				   (o->no_thinking ? SHARD_NO_THINKING : 0)};
 	memcpy(h.fingerprint, fp, 32);
 	snprintf(h.template_name, sizeof h.template_name, "%s", o->tpl->name);
 	struct sink sk = {.w = shard_writer_open(out, &h, 3), .st = st,
@@ -991,13 +1001,15 @@ int main(int argc, char **argv)
 {
 	cli_init("ds-tokenize");
 	struct opts o = {.mode = MODE_SHARDS, .cutoff = 8192, .jobs = 1};
-	enum { O_TEMPLATE = 256, O_SYSTEM, O_CUTOFF, O_TOP, O_MASKH, O_PACK, O_NOTRUNC, O_JSON };
+	enum { O_TEMPLATE = 256, O_SYSTEM, O_CUTOFF, O_TOP, O_MASKH, O_PACK, O_NOTRUNC, O_JSON, O_PRESERVE,
+	       O_NOTHINK };
 	static const struct option longopts[] = {
 		{"tokenizer", 1, 0, 't'}, {"skip-bad", 0, 0, 'B'}, {"replace", 0, 0, 'R'},
 		{"skip-special", 0, 0, 'S'}, {"quiet", 0, 0, 'q'}, {"output", 1, 0, 'o'},
 		{"template", 1, 0, O_TEMPLATE}, {"system", 1, 0, O_SYSTEM},
 		{"cutoff-len", 1, 0, O_CUTOFF}, {"train-on-prompt", 0, 0, O_TOP},
 		{"mask-history", 0, 0, O_MASKH}, {"pack", 0, 0, O_PACK},
+		{"preserve-thinking", 0, 0, O_PRESERVE}, {"no-thinking", 0, 0, O_NOTHINK},
 		{"no-truncate", 0, 0, O_NOTRUNC}, {"json", 0, 0, O_JSON}, {"stats", 0, 0, 's'},
 		{"jobs", 1, 0, 'j'},
 		CLI_LONGOPTS_COMMON, {0, 0, 0, 0}};
@@ -1034,6 +1046,8 @@ int main(int argc, char **argv)
 			break;
 		case O_TOP: o.train_on_prompt = 1, sharding = 1; break;
 		case O_MASKH: o.mask_history = 1, sharding = 1; break;
+		case O_PRESERVE: o.preserve_thinking = 1, sharding = 1; break;
+		case O_NOTHINK: o.no_thinking = 1, sharding = 1; break;
 		case O_PACK: o.pack = 1, sharding = 1; break;
 		case O_NOTRUNC: o.no_truncate = 1, sharding = 1; break;
 		case O_JSON: o.json = 1, inspecting = 1; break;
@@ -1101,6 +1115,9 @@ int main(int argc, char **argv)
 		if (!o.tpl && !(o.tpl = chat_template_guess(t)))
 			bad = "neither Qwen's <|im_start|> nor R1-Distill's <\uff5cUser\uff5c> is a token: "
 			      "name the chat template with --template";
+		else if (!o.tpl->reasoning && (o.preserve_thinking || o.no_thinking))
+			bad = o.no_thinking ? "--no-thinking is for a reasoning template (deepseekr1)"
+					    : "--preserve-thinking is for a reasoning template (deepseekr1)";
 		else
 			bad = chat_template_check(o.tpl, t, why, sizeof why);
 		if (bad) {

@@ -253,16 +253,35 @@ static size_t add_without_thoughts(chat_encoder *e, size_t at, const char *s, si
 	return len - (k - at);
 }
 
-/* Append assistant turn t's slot under a reasoning template (LF's
- * ReasoningTemplate.encode_multiturn/encode_oneturn with enable_thinking
- * true and preserve_thinking false): drop says the turn is history whose
- * thought goes; a turn that keeps its text gets the empty thought first
- * when it has neither tag. */
+/* LF's ReasoningTemplate (encode_multiturn for training, encode_oneturn
+ * for a prompt) on assistant turn i of c: whether its thoughts are cut out
+ * (*drop), and whether it gets the empty thought (the return value):
+ *  - a prompt's turns are all history: their thoughts go unless
+ *    preserve_thinking, and none gets the empty thought;
+ *  - training, no_thinking (enable_thinking false) cuts every thought;
+ *    mask_history without preserve_thinking (discarding_history_cot) cuts
+ *    the earlier turns' and gives only the last the empty thought;
+ *  - a turn that gets the empty thought is one whose text, cut or not,
+ *    has neither "<think>" nor "</think>". */
+static int reasoning_turn(chat_encoder *e, const chat_conv *c, int i, int *drop)
+{
+	int prompt = c->n % 2;
+	int history = prompt || (e->mask_history && !e->preserve_thinking && i != c->n - 1);
+	*drop = prompt ? !e->preserve_thinking : history || e->no_thinking;
+	if (history) return 0;
+	chat_turn t = c->turns[i];
+	if (*drop) {
+		size_t n = add_without_thoughts(e, 0, t.s, t.n);
+		return !find(e->buf, n, "<think>") && !find(e->buf, n, "</think>");
+	}
+	return !find(t.s, t.n, "<think>") && !find(t.s, t.n, "</think>");
+}
+
+/* Append assistant turn t's slot under a reasoning template, its thoughts
+ * cut out when drop. */
 static void encode_reasoning_turn(chat_encoder *e, chat_turn t, int drop)
 {
 	const chat_template *tpl = e->tpl;
-	if (!drop && !find(t.s, t.n, "<think>") && !find(t.s, t.n, "</think>"))
-		encode_slot(e, "", THINK_EMPTY, strlen(THINK_EMPTY), "");
 	if (!drop) {
 		encode_slot(e, tpl->assistant_pre, t.s, t.n, tpl->assistant_post);
 		return;
@@ -285,9 +304,9 @@ void chat_encode(chat_encoder *e, const chat_conv *c, const char *system)
 		e->msg_cap = (size_t)c->n;
 		e->msg_end = xrealloc(e->msg_end, e->msg_cap * sizeof *e->msg_end);
 	}
-	/* A prompt (LF's encode_oneturn, history turns 1 .. n-3 of the
-	 * messages with the empty reply) drops every thought in it; training
-	 * under mask_history drops all but the last turn's. */
+	/* The empty thought is trained before the answer (enable_thinking), or
+	 * under no_thinking ends the prompt slot before it, untrained; a prompt
+	 * (LF's encode_oneturn) ends with it under no_thinking. */
 	int prompt = c->n % 2;
 	tokenizer_ids_clear(&e->ids);
 	for (int i = 0; i < c->n; i++) {
@@ -296,10 +315,16 @@ void chat_encode(chat_encoder *e, const chat_conv *c, const char *system)
 			encode_slot(e, tpl->bos, "", 0, "");
 			if (sys.n) encode_slot(e, tpl->system_pre, sys.s, sys.n, tpl->system_post);
 		}
+		int drop = 0, empty = 0;
 		if (i % 2 == 0) {
 			encode_slot(e, tpl->user_pre, t.s, t.n, tpl->user_post);
+			if (tpl->reasoning && e->no_thinking &&
+			    (i + 1 < c->n ? reasoning_turn(e, c, i + 1, &drop) : prompt))
+				encode_slot(e, "", THINK_EMPTY, strlen(THINK_EMPTY), "");
 		} else if (tpl->reasoning) {
-			encode_reasoning_turn(e, t, prompt || (e->mask_history && i != c->n - 1));
+			empty = reasoning_turn(e, c, i, &drop);
+			if (empty && !e->no_thinking) encode_slot(e, "", THINK_EMPTY, strlen(THINK_EMPTY), "");
+			encode_reasoning_turn(e, t, drop);
 		} else {
 			encode_slot(e, tpl->assistant_pre, t.s, t.n, tpl->assistant_post);
 		}

@@ -29,6 +29,11 @@
  *  - a prompt (a conversation ending with a user turn, encode_oneturn) loses
  *    the thoughts of every assistant turn in it, and ends with the
  *    generation prompt "<｜Assistant｜>" (LF adds no "<think>\n" there).
+ * LF's two switches are chat_encoder's preserve_thinking (earlier turns keep
+ * their thoughts: in a prompt, and under mask_history) and no_thinking
+ * (enable_thinking false: training, every thought is cut out and the empty
+ * thought goes at the end of the user's slot, untrained; a prompt ends
+ * with the empty thought, so the model answers without one).
  */
 #ifndef DS_CHAT_H
 #define DS_CHAT_H
@@ -106,6 +111,8 @@ typedef struct chat_encoder {
 	const tokenizer *tok;
 	const chat_template *tpl;
 	int mask_history; /* reasoning templates: drop the earlier turns' thoughts */
+	int preserve_thinking; /* LF's preserve_thinking: keep the earlier turns' thoughts */
+	int no_thinking;       /* LF's enable_thinking false: no thought is trained or prompted */
 	tokenizer_ids ids; /* the result of chat_encode */
 	size_t *msg_end;   /* (turns) where each turn's slot ends in ids */
 	size_t msg_cap;

@@ -28,6 +28,8 @@ enum {
 	SHARD_PACKED = 1,          /* samples hold several documents */
 	SHARD_TRAIN_ON_PROMPT = 2, /* --train-on-prompt */
 	SHARD_MASK_HISTORY = 4,    /* --mask-history */
+	SHARD_PRESERVE_THINKING = 8, /* --preserve-thinking */
+	SHARD_NO_THINKING = 16,    /* --no-thinking */
 };
 
 /* Document flags. */

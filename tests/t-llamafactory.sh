@@ -130,12 +130,34 @@ ok 'the alias r1-distill, and no --template with this tokenizer, make the same s
 	ds-tokenize -q -t "$R1/tokenizer.json" "$D/r1.jsonl" > c.shard &&
 	cmp a.shard b.shard && cmp a.shard c.shard
 '
+ok 'deepseekr1 --preserve-thinking: history thoughts kept under mask_history, as LLaMA-Factory'"'"'s preserve_thinking' '
+	r1_same r1 8192 "--mask-history --preserve-thinking" "--mask-history --preserve-thinking" &&
+	r1_same r1 200 "--mask-history --preserve-thinking" "--mask-history --preserve-thinking" &&
+	r1_same r1msg 8192 --preserve-thinking --preserve-thinking
+'
+ok 'deepseekr1 --no-thinking: every thought cut, the empty thought untrained in the prompt, as enable_thinking false' '
+	r1_same r1 8192 --no-thinking --no-thinking &&
+	test "$(trained_empty ds.jsonl)" = 0 &&
+	test "$(jq -c ".input_ids | tostring" ds.jsonl | grep -c "$EMPTY_THOUGHT")" -gt 50 &&
+	r1_same r1 200 "--no-thinking --mask-history" "--no-thinking --mask-history" &&
+	r1_same r1 8192 "--no-thinking --preserve-thinking --mask-history" "--no-thinking --preserve-thinking --mask-history" &&
+	r1_same r1many 512 "--no-thinking --neat-packing" "--no-thinking --pack -j 2" &&
+	r1_same r1msg 8192 "--no-thinking --train-on-prompt" "--no-thinking --train-on-prompt"
+'
 # The comparison must see thought handling: LF with other thought settings
-# gives other rows, and ds-tokenize matches none of them.
-ok 'negative: LF'"'"'s rows with preserve_thinking or enable_thinking false are not ours' '
+# gives other rows than ds-tokenize at its defaults.
+ok 'negative: LF'"'"'s rows with preserve_thinking or enable_thinking false are not the defaults'"'"' rows' '
 	! r1_same r1 8192 "--mask-history --preserve-thinking" --mask-history 2> /dev/null &&
 	test -s lf.jsonl && test -s ds.jsonl &&
 	! r1_same r1 8192 --no-thinking "" 2> /dev/null &&
 	test -s lf.jsonl && test -s ds.jsonl &&
 	test "$(trained_empty lf.jsonl)" = 0 && test "$(trained_empty ds.jsonl)" -gt 50
+'
+ok 'the thought switches are refused with the qwen template, and said in the shard header' '
+	expect_exit 1 ds-tokenize -q -t "$R1/tokenizer.json" --template qwen --no-thinking "$D/r1.jsonl" > /dev/null 2> err &&
+	grep -q "no-thinking is for a reasoning template" err &&
+	expect_exit 1 ds-tokenize -q -t "$R1/tokenizer.json" --template qwen --preserve-thinking "$D/r1.jsonl" > /dev/null 2> err &&
+	grep -q "preserve-thinking is for a reasoning template" err &&
+	ds-tokenize -q -t "$R1/tokenizer.json" --no-thinking --preserve-thinking "$D/r1.jsonl" > s.shard &&
+	zstd -q -d -c s.shard | od -A n -t u4 -j 56 -N 4 | tr -d " " | grep -qx 24
 '
