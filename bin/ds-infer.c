@@ -51,7 +51,7 @@ static const char usage[] =
 	"       ds-infer serve -m DIR [--host ADDR] [--port P] [--port-file FILE]\n"
 	"                [--max-body BYTES] [-b B] [sampling] [-t N]\n"
 	"       ds-infer logits -m DIR --ids ID,ID,... -o OUT.safetensors [-t N]\n"
-	"every form: [--fp32]\n"
+	"every form: [--fp32] [--chat-template NAME] [--no-thinking] [--preserve-thinking]\n"
 	"sampling: [--greedy] [--temperature T] [--top-k K] [--top-p P] [--min-p P]\n"
 	"          [--repetition-penalty R] [--max-tokens N] [--seed S] [--ctx N]\n"
 	"          [--model-name NAME]\n";
@@ -67,6 +67,9 @@ static const char help[] =
 	"      --system TEXT        system prompt (default: the template's)\n"
 	"      --chat-template NAME qwen or deepseekr1 (default: the one the tokenizer's\n"
 	"                           own tokens call for, as ds-tokenize chooses it)\n"
+	"      --no-thinking        deepseekr1: prompts end with the empty thought, for a\n"
+	"                           model trained with ds-tokenize --no-thinking\n"
+	"      --preserve-thinking  deepseekr1: earlier answers keep their thoughts\n"
 	"  -n, --samples K          answers per problem (default 1)\n"
 	"  -b, --batch-size B       sequences decoded together (default 8)\n"
 	"      --template FILE      user turn for a problem: FILE with {problem} replaced\n"
@@ -127,6 +130,7 @@ struct opts {
 	const char *model_dir, *model_name, *system, *template_file, *output, *host, *port_file;
 	const char *chat_template; /* --chat-template, or NULL: from the tokenizer */
 	int samples, batch, ids, skip_bad, quiet, threads, port, fp32;
+	int no_thinking, preserve_thinking; /* reasoning templates, as ds-tokenize's */
 	long ctx;
 	size_t max_body;
 	struct gen_opts gen;
@@ -150,7 +154,15 @@ struct infer {
 	uint32_t stops[MAX_STOPS];
 	int n_stops;
 	const struct stop_strs *stop_strs; /* borrowed: --stop (batch mode, the chat), or NULL */
+	int no_thinking, preserve_thinking;
 };
+
+/* A chat encoder for in's prompts. */
+static chat_encoder infer_encoder(const struct infer *in)
+{
+	return (chat_encoder){.tok = in->tok, .tpl = in->tpl, .no_thinking = in->no_thinking,
+			      .preserve_thinking = in->preserve_thinking};
+}
 
 static void add_stop(struct infer *in, double id)
 {
@@ -261,6 +273,11 @@ static void infer_load(struct infer *in, const struct opts *o)
 	char why[256];
 	if (chat_template_check(in->tpl, in->tok, why, sizeof why))
 		cli_die(EXIT_RUNTIME, "%s: %s", o->model_dir, why);
+	if (!in->tpl->reasoning && (o->no_thinking || o->preserve_thinking))
+		cli_die(EXIT_USAGE, "--%s is for a reasoning chat template (deepseekr1), not %s",
+			o->no_thinking ? "no-thinking" : "preserve-thinking", in->tpl->name);
+	in->no_thinking = o->no_thinking;
+	in->preserve_thinking = o->preserve_thinking;
 	in->system = o->system;
 	in->stop_strs = o->stop.n ? &o->stop : NULL;
 	/* the template's end of turn always stops; then the model's eos */
@@ -811,7 +828,7 @@ static int run_batch(const struct opts *o, struct infer *in, const char **inputs
 {
 	struct batch b = {.o = o, .in = in, .out = stdout};
 	batch_of = &b;
-	b.ce = (chat_encoder){.tok = in->tok, .tpl = in->tpl};
+	b.ce = infer_encoder(in);
 	if (o->template_file) {
 		b.user_tpl = cli_read_file(o->template_file);
 		if (!b.user_tpl) cli_die(EXIT_USAGE, "%s: cannot read the template", o->template_file);
@@ -963,7 +980,7 @@ static int run_chat(const struct opts *o, struct infer *in)
 	char **turns = NULL; /* owned texts of the conversation */
 	int n_turns = 0;
 	chat_conv conv = {0};
-	chat_encoder ce = {.tok = in->tok, .tpl = in->tpl};
+	chat_encoder ce = infer_encoder(in);
 	qwen2_cache *cache = NULL; /* kept from turn to turn: what it holds is the last ids */
 	uint32_t *cached = NULL;
 	int n_cached = 0;
@@ -1475,7 +1492,7 @@ static enum MHD_Result chat_completion(struct server *sv, struct MHD_Connection 
 	jv stop = jv_null();   /* owns the strings stops borrows */
 	struct stop_strs stops = {0};
 	chat_conv conv = {0};
-	chat_encoder ce = {.tok = in->tok, .tpl = in->tpl};
+	chat_encoder ce = infer_encoder(in);
 	sample_params sp = in->sp;
 	double d;
 	int present, nchoice = 1, stream = 0, include_usage = 0;
@@ -1865,7 +1882,7 @@ int main(int argc, char **argv)
 			 .gen = {.sp = SAMPLE_GREEDY}};
 	enum { O_CHAT = 256, O_BATCH, O_SYSTEM, O_TEMPLATE, O_IDS, O_SKIPBAD, O_HOST, O_PORT, O_PORTFILE, O_MAXBODY,
 	       O_GREEDY, O_TEMP, O_TOPK, O_TOPP, O_MINP, O_REP, O_MAXTOK, O_SEED, O_CTX, O_NAME, O_FP32,
-	       O_CHATTPL, O_STOP };
+	       O_CHATTPL, O_STOP, O_NOTHINK, O_PRESERVE };
 	static const struct option longopts[] = {
 		{"model", 1, 0, 'm'}, {"chat", 0, 0, O_CHAT}, {"batch", 0, 0, O_BATCH}, {"system", 1, 0, O_SYSTEM},
 		{"samples", 1, 0, 'n'}, {"batch-size", 1, 0, 'b'}, {"template", 1, 0, O_TEMPLATE},
@@ -1875,7 +1892,8 @@ int main(int argc, char **argv)
 		{"top-k", 1, 0, O_TOPK}, {"top-p", 1, 0, O_TOPP}, {"min-p", 1, 0, O_MINP},
 		{"repetition-penalty", 1, 0, O_REP}, {"max-tokens", 1, 0, O_MAXTOK}, {"seed", 1, 0, O_SEED},
 		{"ctx", 1, 0, O_CTX}, {"model-name", 1, 0, O_NAME}, {"threads", 1, 0, 't'},
-		{"fp32", 0, 0, O_FP32}, {"chat-template", 1, 0, O_CHATTPL}, {"stop", 1, 0, O_STOP}, CLI_LONGOPTS_COMMON, {0, 0, 0, 0}};
+		{"fp32", 0, 0, O_FP32}, {"chat-template", 1, 0, O_CHATTPL}, {"stop", 1, 0, O_STOP},
+		{"no-thinking", 0, 0, O_NOTHINK}, {"preserve-thinking", 0, 0, O_PRESERVE}, CLI_LONGOPTS_COMMON, {0, 0, 0, 0}};
 	if (argc > 1 && !strcmp(argv[1], "logits")) return run_logits(argc - 1, argv + 1);
 	if (argc > 1 && !strcmp(argv[1], "serve")) {
 		o.mode = MODE_SERVE;
@@ -1922,6 +1940,8 @@ int main(int argc, char **argv)
 		case O_CTX: o.ctx = parse_long(optarg, "--ctx", 2, 1L << 30); break;
 		case O_NAME: o.model_name = optarg; break;
 		case O_FP32: o.fp32 = 1; break;
+		case O_NOTHINK: o.no_thinking = 1; break;
+		case O_PRESERVE: o.preserve_thinking = 1; break;
 		case O_CHATTPL:
 			if (!chat_template_find(optarg))
 				cli_usage_error(usage, "unknown chat template '%s' (%s)", optarg, chat_template_names());

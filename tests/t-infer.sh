@@ -137,7 +137,7 @@ stop() { kill $SRV; wait $SRV || true; }
 
 # ---- the model's answers ----------------------------------------------
 
-ok 'an R1-Distill tokenizer: the deepseekr1 template chosen by itself, prompts and greedy ids as LLaMA-Factory + generate' '
+ok 'an R1-Distill tokenizer: the deepseekr1 template chosen by itself, prompts and greedy ids as LLaMA-Factory + generate, with --no-thinking and --preserve-thinking too' '
 	mkdir r1 r1lf && cp "$M/config.json" "$M/model.safetensors" r1/ &&
 	zstd -q -d -c "$DATA/qwen/tokenizer.json.zst" |
 		jq -c --slurpfile p "$DATA/r1distill/tokenizer.patch.json" ". + \$p[0]" > r1/tokenizer.json &&
@@ -152,7 +152,16 @@ ok 'an R1-Distill tokenizer: the deepseekr1 template chosen by itself, prompts a
 	test "$(jq -c "select(.id == \"p1\") | .prompt_ids[0]" got)" = 151646 &&
 	expect_exit 1 ds-infer -m "$M" --chat-template deepseekr1 --max-tokens 2 -q < "$P" 2> err &&
 	grep -q "is not one token" err &&
-	expect_exit 2 ds-infer -m "$M" --chat-template nosuch < /dev/null
+	expect_exit 2 ds-infer -m "$M" --chat-template nosuch < /dev/null &&
+	for flags in --no-thinking --preserve-thinking "--no-thinking --preserve-thinking"; do
+		"$PY" "$TOP/tests/oracle/hf_generate.py" --model r1lf --max-new-tokens 12 --template deepseekr1 $flags \
+			--stop "$(printf "<\357\275\234end\342\226\201of\342\226\201sentence\357\275\234>")" < "$P" 2> hf.log |
+			jq -s -c "sort_by(.id)[]" > want2 &&
+		ds-infer -m r1 $flags --max-tokens 12 --ids -q < "$P" | ids > got3 && diff want2 got3 &&
+		! cmp -s want want2 || exit 1
+	done &&
+	expect_exit 2 ds-infer -m "$M" --no-thinking --max-tokens 2 -q < "$P" 2> err &&
+	grep -q "no-thinking is for a reasoning chat template" err
 '
 
 ok 'greedy: prompts and completions token for token as LLaMA-Factory + transformers generate (4 prompts, 2 chats)' '

@@ -2,7 +2,11 @@
 """Greedy generation by Hugging Face transformers, the reference ds-infer's
 batch mode is compared with token for token.
 
-    hf_generate.py --model DIR --max-new-tokens N [--template qwen] [--text] < records.jsonl
+    hf_generate.py --model DIR --max-new-tokens N [--template qwen] [--text]
+                   [--no-thinking] [--preserve-thinking] < records.jsonl
+
+--no-thinking and --preserve-thinking set a reasoning template's
+enable_thinking false and preserve_thinking true.
 
 Each input record has an "id" and either a "problem" (the user turn, as
 ds-sharegpt trains it: the problem stripped) or "messages" (role/content,
@@ -42,6 +46,8 @@ def main():
     ap.add_argument("--template", default="qwen")
     ap.add_argument("--stop", default="<|im_end|>", help="the template's end-of-turn token")
     ap.add_argument("--text", action="store_true", help="add the decoded completion")
+    ap.add_argument("--no-thinking", action="store_true", help="a reasoning template's enable_thinking false")
+    ap.add_argument("--preserve-thinking", action="store_true", help="a reasoning template's preserve_thinking")
     a = ap.parse_args()
 
     # LLaMA-Factory may print on stdout: keep fd 1 for our records.
@@ -56,7 +62,8 @@ def main():
 
     torch.set_num_threads(1)
     tok = AutoTokenizer.from_pretrained(a.model)
-    template = get_template_and_fix_tokenizer(tok, DataArguments(template=a.template))
+    template = get_template_and_fix_tokenizer(tok, DataArguments(
+        template=a.template, enable_thinking=not a.no_thinking, preserve_thinking=a.preserve_thinking))
     model = AutoModelForCausalLM.from_pretrained(a.model, dtype=torch.float32)
     model.eval()
 
