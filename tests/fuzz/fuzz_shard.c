@@ -9,26 +9,20 @@
  *   build/tests/fuzz_shard FILE...   replay a corpus (built by make test)
  */
 #include "../../lib/shard.h"
+#include "memfile.h"
 
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	/* The reader opens a path: the bytes go to a memory file. */
-	int fd = memfd_create("fuzz-shard", MFD_CLOEXEC);
-	if (fd < 0) return 0;
-	if (size && write(fd, data, size) != (ssize_t)size) {
-		close(fd);
-		return 0;
-	}
 	char path[64];
-	snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+	int fd = fuzz_memfile("fuzz-shard", data, size, path);
+	if (fd < 0) return 0;
 	char *err = NULL;
 	shard_reader *r = shard_reader_open(path, &err);
 	if (!r && (!err || !*err)) abort(); /* a refusal always says why */

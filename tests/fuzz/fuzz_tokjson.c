@@ -7,26 +7,21 @@
  *   build/tests/fuzz_tokjson FILE...  replay a corpus (built by make test)
  */
 #include "../../lib/tokenizer.h"
+#include "memfile.h"
 
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	int fd = memfd_create("tokjson", 0);
-	if (fd < 0) return 0;
-	if (size && write(fd, data, size) != (ssize_t)size) {
-		close(fd);
-		return 0;
-	}
 	char path[64];
-	snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+	int fd = fuzz_memfile("tokjson", data, size, path);
+	if (fd < 0) return 0;
 	char *err = NULL;
 	tokenizer *t = tokenizer_load(path, &err);
 	if (!t && (!err || !*err)) abort(); /* a refusal always says why */

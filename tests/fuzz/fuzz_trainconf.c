@@ -7,25 +7,20 @@
  *   build/tests/fuzz_trainconf FILE...   replay a corpus (built by make test)
  */
 #include "../../lib/trainconf.h"
+#include "memfile.h"
 
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	int fd = memfd_create("fuzz-trainconf", MFD_CLOEXEC);
-	if (fd < 0) return 0;
-	if (size && write(fd, data, size) != (ssize_t)size) {
-		close(fd);
-		return 0;
-	}
 	char path[64];
-	snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+	int fd = fuzz_memfile("fuzz-trainconf", data, size, path);
+	if (fd < 0) return 0;
 	train_config c;
 	trainconf_defaults(&c);
 	char *err = NULL;
