@@ -10,6 +10,7 @@
 #include "../lib/check.h"
 #include "../lib/download.h"
 #include "../lib/cli.h"
+#include "../lib/clock.h"
 #include "../lib/http.h"
 #include "../lib/idset.h"
 #include "../lib/jqprog.h"
@@ -18,18 +19,23 @@
 #include "../lib/progress.h"
 #include "../lib/resume.h"
 #include "../lib/rng.h"
+#include "../lib/safepath.h"
 #include "../lib/zstdio.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <fnmatch.h>
 #include <ftw.h>
 #include <getopt.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <libgen.h>
+#include <limits.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -40,7 +46,7 @@ static const char usage[] =
 	"                [--shuffle] [--seed N] [--shard I/N] [--preset NAME | --map JQ]\n"
 	"                [-P KEY=VALUE]... [--from-files] [-o OUT] DATASET|FILE|-\n"
 	"       ds-fetch model [-q] [--source hf|modelscope] [--revision R] [--include GLOB]...\n"
-	"                [-j N] -o DIR REPO\n";
+	"                [--exclude GLOB]... [-j N] -o DIR REPO\n";
 
 static const char help[] =
 	"Fetch a dataset's rows and map them to problem records (JSONL).\n"
@@ -69,13 +75,16 @@ static const char help[] =
 	"                        verified against the hub's hashes)\n"
 	"      --source S        hf (default: the hub, or HF_ENDPOINT's mirror) or modelscope\n"
 	"      --revision R      branch, tag or commit (default: main; master on ModelScope)\n"
-	"      --include GLOB    only files matching GLOB (repeatable)\n"
+	"      --include GLOB    only files matching GLOB (repeatable; '*' crosses '/',\n"
+	"                        'DIR/' means everything under DIR)\n"
+	"      --exclude GLOB    not the files matching GLOB (repeatable)\n"
 	"  -j, --jobs N          files downloaded at once (default 4)\n"
 	"  -h, --help            show this help and exit\n"
 	"  -V, --version         show the version and exit\n"
 	"\n"
 	"Environment: HF_ENDPOINT (hub or mirror), DS_VIEWER_ENDPOINT (dataset\n"
-	"viewer), HF_TOKEN (gated datasets; never printed). See ds-fetch(1).\n";
+	"viewer), HF_TOKEN or HUGGING_FACE_HUB_TOKEN, else the token file of\n"
+	"`hf auth login` (gated repos; never printed). See ds-fetch(1).\n";
 
 struct opts {
 	const char *config, *split, *preset, *map, *output, *source;
@@ -89,8 +98,9 @@ struct opts {
 	const char *revision;
 	int modelscope;          /* --source modelscope */
 	const char *ms;          /* ModelScope endpoint */
-	const char **include; /* owned array of borrowed strings */
-	int n_include, jobs;
+	const char **include, **exclude; /* owned arrays of borrowed strings */
+	int n_include, n_exclude, jobs;
+	double pace_max_s; /* longest wait for the rate limit (DS_PACE_MAX_S, default 300) */
 };
 
 /* ---- the preset ------------------------------------------------------- */
@@ -248,7 +258,7 @@ static void emit(struct run *r, long long idx, jv row)
 	fflush(r->out);
 	r->written++;
 	free(id);
-	progress_update(&r->pg, (uint64_t)r->written, 0);
+	progress_update(&r->pg, (uint64_t)r->written, (uint64_t)r->rows);
 }
 
 /* ---- which rows ------------------------------------------------------- */
@@ -350,6 +360,9 @@ static void die_http(const char *what, const http_reply *rep, const char *err)
 		jv_get_kind(msg) == JV_KIND_STRING ? jv_string_value(msg) : "");
 }
 
+static char *escape_path(const char *path);
+static char *listed_path(const char *repo, jv entry, const char *key);
+
 /* GET url and parse its JSON body; 2xx or exit with the server's message. */
 static jv get_json(const struct opts *o, const char *url, const char *what)
 {
@@ -361,7 +374,7 @@ static jv get_json(const struct opts *o, const char *url, const char *what)
 		die_http(what, &rep, err);
 	size_t at;
 	const char *why;
-	jv v = json_parse(rep.body, rep.len, &at, &why);
+	jv v = json_parse_exact(rep.body, rep.len, &at, &why); /* sizes and counts exact */
 	if (!jv_is_valid(v)) cli_die(EXIT_RUNTIME, "%s: reply is not JSON (byte %zu: %s)", what, at + 1, why);
 	http_reply_free(&rep);
 	return v;
@@ -412,7 +425,30 @@ struct viewer {
 	const struct opts *o;
 	char *base; /* .../rows?dataset=..&config=..&split=.. */
 	long long total;
+	long long pages_left;   /* requests still to make, as planned */
+	long long rl_remaining; /* the hub's RateLimit: requests left in the window, */
+	double rl_reset, rl_at; /* seconds to its reset, read at rl_at; -1: none */
 };
+
+/* Before a request, keep within the quota the hub announces (RateLimit,
+ * e.g. "api";r=2999;t=172 beside RateLimit-Policy q=3000;w=300) instead
+ * of running into 429s: with more pages to go than requests left in the
+ * window, spread those over the time to its reset; with none left, wait
+ * for the reset. A fetch within its quota is not slowed at all. */
+static void viewer_pace(struct viewer *vw)
+{
+	if (vw->rl_remaining < 0 || vw->rl_reset < 0) return;
+	double since = now_s() - vw->rl_at, wait = 0;
+	if (vw->rl_remaining == 0) wait = vw->rl_reset - since;
+	else if (vw->pages_left > vw->rl_remaining) wait = vw->rl_reset / (double)vw->rl_remaining - since;
+	if (wait <= 0) return;
+	if (wait > vw->o->pace_max_s) wait = vw->o->pace_max_s;
+	if (wait >= 1 && !vw->o->quiet)
+		fprintf(stderr, "%s: %s: %lld requests left for %.0fs by the hub's rate limit; next page in %.1fs\n",
+			cli_prog, vw->o->source, vw->rl_remaining, vw->rl_reset, wait);
+	struct timespec ts = {(time_t)wait, (long)((wait - (double)(time_t)wait) * 1e9)};
+	nanosleep(&ts, NULL);
+}
 
 /* One /rows page: offset, length. Returns the rows array (owned) or, when
  * the page cannot be served whole (an error after retries, a truncated
@@ -427,7 +463,13 @@ static jv viewer_page(struct viewer *vw, long long offset, long long length)
 	http_retry pol = http_retry_default();
 	http_reply rep;
 	char err[256];
+	viewer_pace(vw);
 	int rc = http_get_retry(url, &ho, &pol, &rep, err, sizeof err, NULL);
+	if (rc == 0 && rep.rl_remaining >= 0 && rep.rl_reset >= 0) {
+		vw->rl_remaining = rep.rl_remaining;
+		vw->rl_reset = rep.rl_reset;
+		vw->rl_at = now_s();
+	}
 	jv result;
 	if (rc == 0 && rep.status / 100 == 4 && rep.status != 429) die_http(vw->o->source, &rep, err);
 	if (rc != 0 || rep.status / 100 != 2) {
@@ -485,7 +527,7 @@ static long long viewer_size(const struct opts *o, const char *dataset, const ch
 		jv s = jv_array_get(jv_copy(splits), i);
 		const char *c = jsonl_get_string(s, "config"), *sp = jsonl_get_string(s, "split");
 		jv rows = jv_object_get(jv_copy(s), jv_string("num_rows"));
-		if (c && sp && !strcmp(c, config) && !strcmp(sp, split)) total = json_count(rows);
+		if (c && sp && !strcmp(c, config) && !strcmp(sp, split)) total = json_count_exact(rows);
 		jv_free(rows);
 		jv_free(s);
 	}
@@ -505,7 +547,7 @@ static int cmp_ll(const void *a, const void *b)
 
 static void emit_from_viewer(struct run *r, const char *dataset, const char *config, const char *split)
 {
-	struct viewer vw = {.o = r->o, .total = -1};
+	struct viewer vw = {.o = r->o, .total = -1, .rl_remaining = -1, .rl_reset = -1};
 	char *qd = http_escape(dataset), *qc = http_escape(config), *qs = http_escape(split);
 	vw.base = fmt("%s/rows?dataset=%s&config=%s&split=%s", r->o->viewer, qd, qc, qs);
 	free(qd);
@@ -518,6 +560,7 @@ static void emit_from_viewer(struct run *r, const char *dataset, const char *con
 	if (vw.total < 0) vw.total = viewer_size(r->o, dataset, config, split);
 	long long n;
 	long long *want = plan_rows(r, vw.total, &n);
+	r->pg.total = n; /* rows to go: the progress line's percent and ETA */
 	/* Fetch runs of consecutive wanted rows page by page, emitting in the
 	 * planned order: sorted plans stream; shuffled ones are gathered. */
 	int sorted = 1;
@@ -533,6 +576,7 @@ static void emit_from_viewer(struct run *r, const char *dataset, const char *con
 	while (k < n) {
 		long long run = 1;
 		while (k + run < n && want[k + run] == want[k] + run && run < page) run++;
+		vw.pages_left = (n - k + page - 1) / page;
 		jv rows = viewer_page(&vw, want[k], run);
 		if (!jv_is_valid(rows)) {
 			jv msg = jv_invalid_get_msg(rows);
@@ -589,6 +633,7 @@ static jv rows_from_files(const struct opts *o, const char *dataset, const char 
 			char *base = xstrdup(f);
 			int match = strstr(basename(base), split) != NULL;
 			free(base);
+			if (data && match) free(listed_path(dataset, s, "rfilename")); /* exits on a bad name */
 			if (data && match) names = jv_array_append(names, jv_string(f));
 		}
 		jv_free(s);
@@ -606,7 +651,9 @@ static jv rows_from_files(const struct opts *o, const char *dataset, const char 
 		char *path = fmt("%s/%s", dir, slash ? slash + 1 : fname);
 		FILE *f = fopen(path, "w");
 		if (!f) cli_die(EXIT_RUNTIME, "%s: %m", path);
-		char *furl = fmt("%s/datasets/%s/resolve/main/%s", o->hub, dataset, fname);
+		char *ep = escape_path(fname);
+		char *furl = fmt("%s/datasets/%s/resolve/main/%s", o->hub, dataset, ep);
+		free(ep);
 		http_opts ho = {.bearer = o->token, .follow = 1, .sink = f};
 		http_retry pol = http_retry_default();
 		http_reply rep;
@@ -630,22 +677,33 @@ static jv rows_from_files(const struct opts *o, const char *dataset, const char 
 
 /* ---- models: a repo's files into a folder ------------------------------- */
 
+/* What DIR/.ds-fetch.json says of a file from an earlier run: its hash
+ * and the commit it was fetched or verified at. */
+struct mrec {
+	char *path, *hash, *commit; /* owned */
+	long long size;
+	int seen; /* in this run's listing */
+};
+
 struct mfile {
 	char *path, *sha256, *oid; /* owned */
 	long long size;
-	int lfs, ok, skip;
+	int lfs, ok, skip; /* skip: 1 already there, 2 not selected */
 	char err[256];
 };
 
 struct mjob {
 	const struct opts *o;
-	const char *repo, *dir;
+	const char *repo;
+	int root;           /* the output folder */
 	const char *commit; /* the revision pinned to one commit */
 	struct mfile *files;
 	int n;
 	_Atomic int next, done;
 	_Atomic long long bytes;
 };
+
+#define RECORD ".ds-fetch.json"
 
 /* A path with each segment URL-escaped, slashes kept. Returns owned. */
 static char *escape_path(const char *path)
@@ -682,16 +740,40 @@ static void *model_worker(void *arg)
 		} else {
 			url = fmt("%s/%s/resolve/%s/%s", j->o->hub, j->repo, er, ep);
 		}
-		char *dest = fmt("%s/%s", j->dir, f->path);
-		char *part = fmt("%s/.ds-fetch/%s.part", j->dir, f->path);
-		download_req q = {.url = url, .bearer = j->o->token, .dest = dest, .part = part,
+		char *part = fmt(".ds-fetch/%s.part", f->path);
+		download_req q = {.url = url, .bearer = j->o->token, .root = j->root, .dest = f->path, .part = part,
 				  .sha256 = f->lfs ? f->sha256 : NULL, .git_sha1 = f->lfs ? NULL : f->oid,
 				  .size = f->size};
 		f->ok = download_file(&q, &pol, &j->bytes, f->err, sizeof f->err) == 0;
-		free(url), free(dest), free(part), free(ep), free(er);
+		free(url), free(part), free(ep), free(er);
 		atomic_fetch_add(&j->done, 1);
 	}
 	return NULL;
+}
+
+/* A listed path, checked before it names anything on disk. Returns an
+ * owned copy, or exits naming the entry: a hub (or the mirror HF_ENDPOINT
+ * names) is not trusted to keep its names inside the output folder. */
+static char *listed_path(const char *repo, jv entry, const char *key)
+{
+	jv p = jv_object_get(jv_copy(entry), jv_string(key));
+	if (jv_get_kind(p) != JV_KIND_STRING) {
+		jv_free(p);
+		return NULL;
+	}
+	const char *why;
+	int len = jv_string_length_bytes(jv_copy(p));
+	char *out = xstrdup(jv_string_value(p));
+	if (safepath_check(jv_string_value(p), (size_t)len, &why) == 0 &&
+	    (!strcmp(out, RECORD) || !strcmp(out, RECORD ".tmp") || !strncmp(out, ".ds-fetch/", 10)))
+		why = "a name ds-fetch keeps for itself";
+	if (why) {
+		jv shown = jv_dump_string(p, 0);
+		cli_die(EXIT_RUNTIME, "%s: the listing names the file %s: %s; refusing to write it", repo,
+			jv_string_value(shown), why);
+	}
+	jv_free(p);
+	return out;
 }
 
 /* ModelScope's file list (one page, every file with its sha256). */
@@ -708,15 +790,16 @@ static struct mfile *list_model_ms(const struct opts *o, const char *repo, int *
 	struct mfile *files = NULL;
 	*n = 0;
 	jv_array_foreach(list, i, e) {
-		const char *type = jsonl_get_string(e, "Type"), *path = jsonl_get_string(e, "Path");
-		const char *sha = jsonl_get_string(e, "Sha256");
-		if (type && path && !strcmp(type, "blob")) {
+		const char *type = jsonl_get_string(e, "Type"), *sha = jsonl_get_string(e, "Sha256");
+		if (type && !strcmp(type, "blob")) {
+			char *path = listed_path(repo, e, "Path");
+			if (!path) cli_die(EXIT_RUNTIME, "%s: a ModelScope file entry has no Path", repo);
 			files = xrealloc(files, sizeof *files * (size_t)(*n + 1));
 			struct mfile *f = &files[(*n)++];
 			memset(f, 0, sizeof *f);
-			f->path = xstrdup(path);
+			f->path = path;
 			jv size = jv_object_get(jv_copy(e), jv_string("Size"));
-			f->size = json_count(size);
+			f->size = json_count_exact(size);
 			jv_free(size);
 			/* ModelScope gives every file a sha256: check them all by it. */
 			f->lfs = sha != NULL;
@@ -730,7 +813,9 @@ static struct mfile *list_model_ms(const struct opts *o, const char *repo, int *
 }
 
 /* The repo's files at the revision, from the paginated tree listing
- * (Link: <next>; rel="next"), which also carries sizes and hashes. */
+ * (Link: <next>; rel="next"), which also carries sizes and hashes. Sizes
+ * are read exactly (json_parse_exact), and a next page is followed only
+ * within the hub's own origin: the token goes with it. */
 static struct mfile *list_model(const struct opts *o, const char *repo, const char *commit, int *n)
 {
 	char *er = http_escape(commit);
@@ -747,19 +832,21 @@ static struct mfile *list_model(const struct opts *o, const char *repo, const ch
 			die_http(repo, &rep, err);
 		size_t at;
 		const char *why;
-		jv list = json_parse(rep.body, rep.len, &at, &why);
+		jv list = json_parse_exact(rep.body, rep.len, &at, &why);
 		if (jv_get_kind(list) != JV_KIND_ARRAY) cli_die(EXIT_RUNTIME, "%s: the tree listing is not a JSON array", repo);
 		jv_array_foreach(list, i, e) {
-			const char *type = jsonl_get_string(e, "type"), *path = jsonl_get_string(e, "path");
-			if (type && path && !strcmp(type, "file")) {
+			const char *type = jsonl_get_string(e, "type");
+			if (type && !strcmp(type, "file")) {
+				char *path = listed_path(repo, e, "path");
+				if (!path) cli_die(EXIT_RUNTIME, "%s: a tree entry has no path", repo);
 				files = xrealloc(files, sizeof *files * (size_t)(*n + 1));
 				struct mfile *f = &files[(*n)++];
 				memset(f, 0, sizeof *f);
-				f->path = xstrdup(path);
+				f->path = path;
 				const char *oid = jsonl_get_string(e, "oid");
 				f->oid = oid ? xstrdup(oid) : NULL;
 				jv size = jv_object_get(jv_copy(e), jv_string("size"));
-				f->size = json_count(size);
+				f->size = json_count_exact(size);
 				jv_free(size);
 				jv lfs = jv_object_get(jv_copy(e), jv_string("lfs"));
 				if (jv_get_kind(lfs) == JV_KIND_OBJECT) {
@@ -775,15 +862,172 @@ static struct mfile *list_model(const struct opts *o, const char *repo, const ch
 		jv_free(list);
 		char *link = http_header(&rep, "Link");
 		http_reply_free(&rep);
-		free(url);
-		url = NULL;
+		char *next = NULL;
 		if (link && strstr(link, "rel=\"next\"")) {
 			char *lt = strchr(link, '<'), *gt = lt ? strchr(lt, '>') : NULL;
-			if (lt && gt) url = fmt("%.*s", (int)(gt - lt - 1), lt + 1);
+			if (lt && gt) {
+				char *ref = fmt("%.*s", (int)(gt - lt - 1), lt + 1);
+				next = http_resolve(url, ref);
+				if (!next || !http_is_web_url(next) || !http_same_origin(next, o->hub))
+					cli_die(EXIT_RUNTIME, "%s: the tree listing's next page is at %s, outside %s; not followed",
+						repo, ref, o->hub);
+				free(ref);
+			}
 		}
 		free(link);
+		free(url);
+		url = next;
 	}
 	return files;
+}
+
+/* DIR/.ds-fetch.json from an earlier run, or none. */
+static struct mrec *record_read(int root, int *n)
+{
+	*n = 0;
+	int fd = safepath_open(root, RECORD, O_RDONLY, 0);
+	if (fd < 0) return NULL;
+	struct stat st;
+	char *text = NULL;
+	ssize_t got = -1;
+	if (fstat(fd, &st) == 0 && st.st_size < (1 << 28)) {
+		text = xmalloc((size_t)st.st_size + 1);
+		got = read(fd, text, (size_t)st.st_size);
+	}
+	close(fd);
+	struct mrec *recs = NULL;
+	size_t at;
+	const char *why;
+	jv v = got >= 0 ? json_parse_exact(text, (size_t)got, &at, &why) : jv_invalid();
+	free(text);
+	jv files = jv_get_kind(v) == JV_KIND_OBJECT ? jv_object_get(jv_copy(v), jv_string("files")) : jv_null();
+	if (jv_get_kind(files) == JV_KIND_OBJECT) {
+		jv_object_foreach(files, key, e) {
+			const char *hash = jv_get_kind(e) == JV_KIND_OBJECT ? jsonl_get_string(e, "sha256") : NULL;
+			if (!hash && jv_get_kind(e) == JV_KIND_OBJECT) hash = jsonl_get_string(e, "oid");
+			const char *commit = jv_get_kind(e) == JV_KIND_OBJECT ? jsonl_get_string(e, "commit") : NULL;
+			jv size = jv_get_kind(e) == JV_KIND_OBJECT ? jv_object_get(jv_copy(e), jv_string("size")) : jv_null();
+			if (hash) {
+				recs = xrealloc(recs, sizeof *recs * (size_t)(*n + 1));
+				recs[(*n)++] = (struct mrec){xstrdup(jv_string_value(key)), xstrdup(hash),
+							     xstrdup(commit ? commit : ""), json_count_exact(size), 0};
+			}
+			jv_free(size);
+			jv_free(key);
+			jv_free(e);
+		}
+	}
+	jv_free(files);
+	jv_free(v);
+	return recs;
+}
+
+static struct mrec *record_find(struct mrec *recs, int n, const char *path)
+{
+	for (int i = 0; i < n; i++)
+		if (!strcmp(recs[i].path, path)) return &recs[i];
+	return NULL;
+}
+
+static void put_json_string(FILE *f, const char *s)
+{
+	jv d = jv_dump_string(jv_string(s), 0);
+	fputs(jv_string_value(d), f);
+	jv_free(d);
+}
+
+/* Write DIR/.ds-fetch.json anew (a temporary file renamed over it): the
+ * repo, the commit, and per file its size, hash and the commit it was
+ * fetched or verified at. The files of this run that are on disk and
+ * verified, plus earlier entries for files listed but not selected now. */
+static int record_write(int root, const struct opts *o, const char *repo, const char *commit,
+			const struct mfile *files, int n, struct mrec *old, int n_old)
+{
+	const char *tmp = RECORD ".tmp";
+	int fd = safepath_open(root, tmp, O_WRONLY | O_CREAT | O_TRUNC, 0666);
+	FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+	if (!f) {
+		if (fd >= 0) close(fd);
+		return -1;
+	}
+	fputs("{\"repo\":", f);
+	put_json_string(f, repo);
+	fputs(",\"source\":", f);
+	put_json_string(f, o->modelscope ? "modelscope" : "hf");
+	fputs(",\"revision\":", f);
+	put_json_string(f, o->revision);
+	fputs(",\"commit\":", f);
+	put_json_string(f, commit);
+	fputs(",\"files\":{", f);
+	int first = 1;
+	for (int i = 0; i < n; i++) {
+		const struct mfile *m = &files[i];
+		const char *hash = m->lfs ? m->sha256 : m->oid, *at = commit;
+		long long size = m->size;
+		if (m->skip == 2 || !m->ok) { /* not fetched now: what was known stays known */
+			const struct mrec *r = record_find(old, n_old, m->path);
+			if (!r) continue;
+			hash = r->hash, at = r->commit, size = r->size;
+		}
+		if (!hash) continue;
+		fputs(first ? "\n" : ",\n", f);
+		first = 0;
+		put_json_string(f, m->path);
+		fprintf(f, ":{\"size\":%lld,\"%s\":", size, strlen(hash) == 64 ? "sha256" : "oid");
+		put_json_string(f, hash);
+		fputs(",\"commit\":", f);
+		put_json_string(f, at);
+		fputc('}', f);
+	}
+	fputs("\n}}\n", f);
+	int bad = ferror(f) | (fflush(f) != 0) | (fsync(fileno(f)) != 0);
+	bad |= fclose(f) != 0;
+	if (bad || safepath_rename(root, tmp, RECORD) != 0) {
+		safepath_unlink(root, tmp);
+		return -1;
+	}
+	return 0;
+}
+
+/* The file at f->path is the one listed: its recorded hash is the listed
+ * one, or, with no record, its own digest is. */
+static int already_there(int root, const struct mfile *f, const struct mrec *r)
+{
+	struct stat st;
+	if (safepath_stat(root, f->path, &st) != 0 || !S_ISREG(st.st_mode)) return 0;
+	if (f->size >= 0 && st.st_size != f->size) return 0;
+	const char *want = f->lfs ? f->sha256 : f->oid;
+	if (!want) return f->size >= 0; /* nothing to check it by */
+	if (r && !strcmp(r->hash, want) && r->size == (long long)st.st_size) return 1;
+	int fd = safepath_open(root, f->path, O_RDONLY, 0);
+	char hex[65] = "";
+	int same = fd >= 0 && download_digest_fd(fd, f->lfs ? "sha256" : "gitsha1", hex) == 0 && !strcmp(hex, want);
+	if (fd >= 0) close(fd);
+	return same;
+}
+
+/* --include / --exclude as huggingface_hub's filter_repo_objects applies
+ * allow_patterns / ignore_patterns: Python's fnmatchcase, where '*' crosses
+ * '/' and nothing escapes, and a pattern ending in '/' means everything
+ * under that folder. */
+static int pattern_match(const char *pattern, const char *path)
+{
+	/* There a backslash in a pattern is a '/' (os.path.join on Windows). */
+	size_t n = strlen(pattern);
+	char *p = fmt("%s%s", pattern, n && (pattern[n - 1] == '/' || pattern[n - 1] == '\\') ? "*" : "");
+	for (char *c = p; *c; c++)
+		if (*c == '\\') *c = '/';
+	int m = fnmatch(p, path, FNM_NOESCAPE) == 0;
+	free(p);
+	return m;
+}
+
+static int selected(const struct opts *o, const char *path)
+{
+	int want = o->n_include == 0;
+	for (int k = 0; k < o->n_include && !want; k++) want = pattern_match(o->include[k], path);
+	for (int k = 0; k < o->n_exclude && want; k++) want = !pattern_match(o->exclude[k], path);
+	return want;
 }
 
 static int rmdir_empty(const char *path, const struct stat *st, int flag, struct FTW *ftw)
@@ -793,11 +1037,25 @@ static int rmdir_empty(const char *path, const struct stat *st, int flag, struct
 	return 0;
 }
 
+static void mkdir_p(const char *dir)
+{
+	char *p = xstrdup(dir);
+	for (char *s = p + 1; *s; s++) {
+		if (*s != '/') continue;
+		*s = '\0';
+		mkdir(p, 0777);
+		*s = '/';
+	}
+	if (mkdir(p, 0777) != 0 && errno != EEXIST) cli_die(EXIT_RUNTIME, "%s: %m", dir);
+	free(p);
+}
+
 static int fetch_model(const struct opts *o, const char *repo)
 {
 	if (!o->output) cli_usage_error(usage, "ds-fetch model needs -o DIR");
-	/* Pin the revision to one commit first (the hub's "sha"), so that a
-	 * branch moving during the download cannot mix two versions. */
+	/* Pin the revision (branch, tag or commit) to one commit first (the
+	 * hub's "sha"), so that a branch moving during the download cannot mix
+	 * two versions. */
 	char *commit = xstrdup(o->revision);
 	if (!o->modelscope) {
 		char *er = http_escape(o->revision);
@@ -814,32 +1072,43 @@ static int fetch_model(const struct opts *o, const char *repo)
 	}
 	int n;
 	struct mfile *files = o->modelscope ? list_model_ms(o, repo, &n) : list_model(o, repo, commit, &n);
+	mkdir_p(o->output);
+	int root = open(o->output, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (root < 0) cli_die(EXIT_RUNTIME, "%s: %m", o->output);
+	int n_old;
+	struct mrec *old = record_read(root, &n_old);
 	int kept = 0, there = 0;
 	long long total = 0;
 	for (int i = 0; i < n; i++) {
 		struct mfile *f = &files[i];
-		int want = o->n_include == 0;
-		for (int k = 0; k < o->n_include && !want; k++) want = fnmatch(o->include[k], f->path, 0) == 0;
-		if (!want) {
+		struct mrec *r = record_find(old, n_old, f->path);
+		if (r) r->seen = 1;
+		if (!selected(o, f->path)) {
 			f->skip = 2;
 			continue;
 		}
 		kept++;
-		/* Files are renamed into place only once verified: one there with
-		 * the right size is done. */
-		char *dest = fmt("%s/%s", o->output, f->path);
-		struct stat st;
-		if (stat(dest, &st) == 0 && (f->size < 0 || st.st_size == f->size)) {
+		/* Files are renamed into place only once verified; one there is
+		 * the listed one when its hash is, not merely its size: a branch
+		 * that moved can change a file and keep its length. */
+		if (already_there(root, f, r)) {
 			f->skip = 1;
 			f->ok = 1;
 			there++;
 		} else if (f->size > 0) {
-			total += f->size;
+			total += f->size > LLONG_MAX - total ? LLONG_MAX - total : f->size;
 		}
-		free(dest);
 	}
-	if (kept == 0) cli_die(EXIT_RUNTIME, "%s: no file matches --include", repo);
-	struct mjob j = {.o = o, .repo = repo, .dir = o->output, .commit = commit, .files = files, .n = n};
+	if (kept == 0) cli_die(EXIT_RUNTIME, "%s: no file matches --include/--exclude", repo);
+	for (int i = 0; i < n_old; i++)
+		if (!old[i].seen)
+			fprintf(stderr, "%s: %s: %s is no longer in the repo at %.12s: left in %s, dropped from %s\n",
+				cli_prog, repo, old[i].path, commit, o->output, RECORD);
+	struct statvfs vfs;
+	if (fstatvfs(root, &vfs) == 0 && (unsigned long long)total / vfs.f_frsize > vfs.f_bavail)
+		fprintf(stderr, "%s: %s: %lld bytes to download, %llu free there\n", cli_prog, o->output, total,
+			(unsigned long long)vfs.f_bavail * vfs.f_frsize);
+	struct mjob j = {.o = o, .repo = repo, .root = root, .commit = commit, .files = files, .n = n};
 	int nt = o->jobs > 0 ? o->jobs : 4;
 	pthread_t th[64];
 	if (nt > 64) nt = 64;
@@ -864,14 +1133,21 @@ static int fetch_model(const struct opts *o, const char *repo)
 		} else if (!f->skip) {
 			got++;
 		}
-		free(f->path), free(f->sha256), free(f->oid);
 	}
+	if (record_write(root, o, repo, commit, files, n, old, n_old) != 0) {
+		fprintf(stderr, "%s: %s/%s: cannot write it: %s\n", cli_prog, o->output, RECORD, strerror(errno));
+		failed++;
+	}
+	for (int i = 0; i < n; i++) free(files[i].path), free(files[i].sha256), free(files[i].oid);
 	free(files);
+	for (int i = 0; i < n_old; i++) free(old[i].path), free(old[i].hash), free(old[i].commit);
+	free(old);
+	close(root);
 	char *parts = fmt("%s/.ds-fetch", o->output);
 	nftw(parts, rmdir_empty, 16, FTW_DEPTH | FTW_PHYS);
 	free(parts);
 	if (!o->quiet)
-		fprintf(stderr, "%s: %s@%s%s%.12s: %d files downloaded and verified (%.1f MB), %d already there, %d failed\n",
+		fprintf(stderr, "%s: %s@%s%s%s: %d files downloaded and verified (%.1f MB), %d already there, %d failed\n",
 			cli_prog, repo, o->revision, strcmp(commit, o->revision) ? " = " : "",
 			strcmp(commit, o->revision) ? commit : "", got, (double)atomic_load(&j.bytes) / 1e6, there, failed);
 	free(commit);
@@ -879,6 +1155,65 @@ static int fetch_model(const struct opts *o, const char *repo)
 }
 
 /* ---- the entry point ---------------------------------------------------- */
+
+/* s without carriage returns and newlines anywhere and blanks around it,
+ * as huggingface_hub cleans a token; owned, or NULL when nothing is left. */
+static char *clean_token(const char *s)
+{
+	char *t = xstrdup(s), *w = t;
+	for (const char *r = s; *r; r++)
+		if (*r != '\r' && *r != '\n') *w++ = *r;
+	*w = '\0';
+	char *b = t;
+	while (*b == ' ' || *b == '\t') b++;
+	char *e = b + strlen(b);
+	while (e > b && (e[-1] == ' ' || e[-1] == '\t')) e--;
+	*e = '\0';
+	char *out = *b ? xstrdup(b) : NULL;
+	memset(t, 0, strlen(s) + 1);
+	free(t);
+	return out;
+}
+
+/* path with a leading ~/ for $HOME (os.path.expanduser), then tail. Owned. */
+static char *expand_home(const char *path, const char *tail)
+{
+	const char *home = getenv("HOME");
+	if (path[0] == '~' && path[1] == '/' && home) return fmt("%s%s%s", home, path + 1, tail);
+	return fmt("%s%s", path, tail);
+}
+
+/* The hub token where huggingface_hub looks for it, in its order: HF_TOKEN,
+ * HUGGING_FACE_HUB_TOKEN, then the file `hf auth login` writes: HF_TOKEN_PATH,
+ * else HF_HOME/token, HF_HOME defaulting to $XDG_CACHE_HOME/huggingface or
+ * ~/.cache/huggingface. HF_HUB_DISABLE_IMPLICIT_TOKEN turns it off, as there.
+ * Returns owned, or NULL. */
+static char *hub_token(void)
+{
+	const char *off = getenv("HF_HUB_DISABLE_IMPLICIT_TOKEN");
+	if (off && (!strcasecmp(off, "1") || !strcasecmp(off, "true") || !strcasecmp(off, "yes") || !strcasecmp(off, "on")))
+		return NULL;
+	static const char *const vars[] = {"HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"};
+	for (int i = 0; i < 2; i++) {
+		const char *v = getenv(vars[i]);
+		char *t = v ? clean_token(v) : NULL;
+		if (t) return t;
+	}
+	const char *tp = getenv("HF_TOKEN_PATH"), *hh = getenv("HF_HOME"), *xdg = getenv("XDG_CACHE_HOME");
+	char *path = tp && *tp ? expand_home(tp, "")
+		     : hh && *hh ? expand_home(hh, "/token")
+		     : xdg && *xdg ? fmt("%s/huggingface/token", xdg) : expand_home("~/.cache/huggingface", "/token");
+	FILE *f = fopen(path, "r");
+	free(path);
+	if (!f) return NULL;
+	char buf[4096];
+	size_t k = fread(buf, 1, sizeof buf - 1, f);
+	fclose(f);
+	buf[k] = '\0';
+	char *t = clean_token(buf);
+	memset(buf, 0, sizeof buf);
+	return t;
+}
 
 static long long parse_count(const char *s, const char *opt)
 {
@@ -899,12 +1234,13 @@ int main(int argc, char **argv)
 		{"param", 1, 0, 'P'},    {"from-files", 0, 0, 'F'}, {"output", 1, 0, 'o'},
 		{"skip-bad", 0, 0, 'B'}, {"quiet", 0, 0, 'q'},    {"revision", 1, 0, 'R'},
 		{"include", 1, 0, 'I'},  {"jobs", 1, 0, 'j'},     {"source", 1, 0, 'M'},
-		{"timeout", 1, 0, 'W'},
+		{"timeout", 1, 0, 'W'},  {"exclude", 1, 0, 'X'},
 		CLI_LONGOPTS_COMMON,
 		{0, 0, 0, 0}};
 	int c;
 	o.revision = NULL;
 	o.include = xcalloc((size_t)argc, sizeof *o.include);
+	o.exclude = xcalloc((size_t)argc, sizeof *o.exclude);
 	while ((c = getopt_long(argc, argv, "P:o:j:qhV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'c': o.config = optarg; break;
@@ -937,6 +1273,7 @@ int main(int argc, char **argv)
 				cli_usage_error(usage, "--source is hf or modelscope, not '%s'", optarg);
 			break;
 		case 'I': o.include[o.n_include++] = optarg; break;
+		case 'X': o.exclude[o.n_exclude++] = optarg; break;
 		case 'j': o.jobs = (int)parse_count(optarg, "--jobs"); break;
 		case 'W': {
 			long long t = parse_count(optarg, "--timeout");
@@ -957,15 +1294,17 @@ int main(int argc, char **argv)
 	o.ms = getenv("MODELSCOPE_ENDPOINT") && *getenv("MODELSCOPE_ENDPOINT") ? getenv("MODELSCOPE_ENDPOINT")
 	       : msd && *msd ? ms_domain : "https://www.modelscope.cn";
 	if (!o.revision) o.revision = o.modelscope ? "master" : "main";
-	/* HF_TOKEN is for the hub: never hand it to ModelScope. */
-	if (getenv("HF_TOKEN") && *getenv("HF_TOKEN") && !o.modelscope) o.token = xstrdup(getenv("HF_TOKEN"));
+	o.pace_max_s = getenv("DS_PACE_MAX_S") && atof(getenv("DS_PACE_MAX_S")) > 0 ? atof(getenv("DS_PACE_MAX_S")) : 300;
+	/* The hub's token is for the hub: never hand it to ModelScope. */
+	if (!o.modelscope) o.token = hub_token();
 	if (optind < argc && strcmp(argv[optind], "model") == 0) {
 		if (argc - optind != 2 || !strchr(argv[optind + 1], '/'))
 			cli_usage_error(usage, "ds-fetch model wants one repo id (OWNER/NAME)");
 		int rc = fetch_model(&o, argv[optind + 1]);
 		free(o.include);
+		free(o.exclude);
 		jv_free(o.params);
-		free(o.token);
+		if (o.token) memset(o.token, 0, strlen(o.token)), free(o.token);
 		return rc;
 	}
 	if (argc - optind != 1) cli_usage_error(usage, "name one dataset or file");
@@ -1026,5 +1365,6 @@ int main(int argc, char **argv)
 	free(id_base);
 	free(name);
 	free(o.include);
+	free(o.exclude);
 	return 0;
 }

@@ -3,6 +3,7 @@
 #include "check.h"
 #include "cli.h"
 #include "clock.h"
+#include "safepath.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -40,24 +41,32 @@ static void digest_end(EVP_MD_CTX *ctx, char hex[65])
 	for (unsigned i = 0; i < len; i++) snprintf(hex + 2 * i, 3, "%02x", md[i]);
 }
 
-int download_digest(const char *path, const char *kind, char hex[65])
+int download_digest_fd(int fd, const char *kind, char hex[65])
 {
-	FILE *f = fopen(path, "rb");
-	if (!f) return -1;
 	struct stat st;
 	int git = strcmp(kind, "gitsha1") == 0;
-	EVP_MD_CTX *ctx = fstat(fileno(f), &st) == 0 ? digest_new(git, (long long)st.st_size) : NULL;
-	if (!ctx) {
-		fclose(f);
-		return -1;
-	}
+	EVP_MD_CTX *ctx = fstat(fd, &st) == 0 ? digest_new(git, (long long)st.st_size) : NULL;
+	if (!ctx) return -1;
 	static _Thread_local unsigned char buf[1 << 20];
-	size_t k;
-	while ((k = fread(buf, 1, sizeof buf, f)) > 0) EVP_DigestUpdate(ctx, buf, k);
-	int bad = ferror(f);
-	fclose(f);
+	off_t at = 0;
+	ssize_t k;
+	while ((k = pread(fd, buf, sizeof buf, at)) != 0) {
+		if (k < 0 && errno == EINTR) continue;
+		if (k < 0) break;
+		EVP_DigestUpdate(ctx, buf, (size_t)k);
+		at += k;
+	}
 	digest_end(ctx, hex);
-	return bad ? -1 : 0;
+	return k < 0 ? -1 : 0;
+}
+
+int download_digest(const char *path, const char *kind, char hex[65])
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) return -1;
+	int rc = download_digest_fd(fd, kind, hex);
+	close(fd);
+	return rc;
 }
 
 /* A digest to be fed as the bytes arrive, so a finished download needs no
@@ -70,26 +79,11 @@ static EVP_MD_CTX *hash_begin(const download_req *q)
 	return digest_new(git, q->size); /* what the part file holds already is hashed by the hasher */
 }
 
-static int mkdirs_for(const char *path)
-{
-	char *p = xstrdup(path);
-	for (char *s = p + 1; *s; s++) {
-		if (*s != '/') continue;
-		*s = '\0';
-		if (mkdir(p, 0777) != 0 && errno != EEXIST) {
-			free(p);
-			return -1;
-		}
-		*s = '/';
-	}
-	free(p);
-	return 0;
-}
-
-static long long file_size(const char *path)
+/* The size of the file rel below root, or -1 when there is none. */
+static long long file_size(int root, const char *rel)
 {
 	struct stat st;
-	return stat(path, &st) == 0 ? (long long)st.st_size : -1;
+	return safepath_stat(root, rel, &st) == 0 && S_ISREG(st.st_mode) ? (long long)st.st_size : -1;
 }
 
 static void pause_s(double s)
@@ -98,27 +92,50 @@ static void pause_s(double s)
 	nanosleep(&ts, NULL);
 }
 
-/* Where the bytes really are: the resolve URL answers a HEAD with 200 (a
- * small file, served there) or a redirect to the CDN (an LFS file). Only
- * the hub sees the token. Returns 0 with *target owned, or -1. */
+/* Where the bytes really are. The resolve URL answers a HEAD with 200 (a
+ * file served there), a redirect within the hub (today's hub sends small
+ * files by a relative 307 to /api/resolve-cache/...), followed here with
+ * the token, or a redirect to another origin (an LFS file on the CDN),
+ * which is the target and never sees the token. Returns 0 with *target
+ * owned, or -1. */
 static int locate(const download_req *q, const http_retry *pol, char **target, char *err, size_t errlen)
 {
-	http_opts ho = {.bearer = q->bearer, .head = 1, .follow = 0};
-	http_reply r;
-	int rc = http_get_retry(q->url, &ho, pol, &r, err, errlen, NULL);
-	if (rc != 0) return -1;
-	if (r.status >= 300 && r.status < 400) {
-		*target = http_header(&r, "Location");
-		if (!*target) snprintf(err, errlen, "HTTP %ld without a Location", r.status);
-	} else if (r.status / 100 == 2) {
-		*target = xstrdup(q->url);
-	} else {
-		snprintf(err, errlen, "HTTP %ld%s", r.status,
-			 r.status == 401 || r.status == 403 ? " (gated or private? set HF_TOKEN)"
-			 : r.status == 404 ? " (no such file or revision)" : "");
-		*target = NULL;
+	char *url = xstrdup(q->url);
+	*target = NULL;
+	for (int hop = 0; hop <= 10; hop++) {
+		http_opts ho = {.bearer = http_same_origin(url, q->url) ? q->bearer : NULL, .head = 1};
+		http_reply r;
+		if (http_get_retry(url, &ho, pol, &r, err, errlen, NULL) != 0) break;
+		long status = r.status;
+		char *next = r.location;
+		r.location = NULL;
+		http_reply_free(&r);
+		if (status / 100 == 2) {
+			*target = url;
+			url = NULL;
+			break;
+		}
+		if (status < 300 || status >= 400) {
+			snprintf(err, errlen, "HTTP %ld%s", status,
+				 status == 401 || status == 403 ? " (gated or private? set HF_TOKEN or log in)"
+				 : status == 404 ? " (no such file or revision)" : "");
+			free(next);
+			break;
+		}
+		if (!next || !http_is_web_url(next)) {
+			snprintf(err, errlen, "HTTP %ld %s; not followed", status, next ? "to a URL that is not http(s)" : "without a Location");
+			free(next);
+			break;
+		}
+		if (!http_same_origin(next, q->url)) { /* the CDN */
+			*target = next;
+			break;
+		}
+		free(url);
+		url = next;
+		if (hop == 10) snprintf(err, errlen, "more than 10 redirects");
 	}
-	http_reply_free(&r);
+	free(url);
 	return *target ? 0 : -1;
 }
 
@@ -168,13 +185,13 @@ static void *hasher_main(void *arg)
 	}
 }
 
-/* Start hashing path from *hashed up to its first `have` bytes, and on as
+/* Start hashing the part file from *hashed up to its first `have` bytes, and on as
  * hasher_more reports more. Returns 0, or -1 (no thread: hash it after). */
-static int hasher_start(struct hasher *h, EVP_MD_CTX *ctx, const char *path, long long *hashed,
+static int hasher_start(struct hasher *h, EVP_MD_CTX *ctx, int root, const char *part, long long *hashed,
 			long long have)
 {
 	*h = (struct hasher){.ctx = ctx, .hashed = hashed, .avail = have};
-	h->fd = open(path, O_RDONLY | O_CLOEXEC);
+	h->fd = safepath_open(root, part, O_RDONLY, 0);
 	if (h->fd < 0) return -1;
 	pthread_mutex_init(&h->mu, NULL);
 	pthread_cond_init(&h->cv, NULL);
@@ -269,21 +286,20 @@ static size_t spool_write(void *c, const char *buf, size_t n)
 int download_file(const download_req *q, const http_retry *pol, _Atomic long long *progress,
 		  char *err, size_t errlen)
 {
-	if (mkdirs_for(q->part) || mkdirs_for(q->dest)) {
-		snprintf(err, errlen, "cannot make folders for %s: %s", q->dest, strerror(errno));
-		return -1;
-	}
 	char *target = NULL;
 	if (locate(q, pol, &target, err, errlen)) return -1;
-	int redirected = strcmp(target, q->url) != 0;
+	/* The token goes where the resolve URL went: a file the hub serves
+	 * itself needs it (gated repos); the CDN's signed URL must not get it. */
+	const char *bearer = http_same_origin(target, q->url) ? q->bearer : NULL;
 	int rc = -1;
 	EVP_MD_CTX *hash = NULL;
 	long long hashed = 0; /* bytes of the part file the digest has seen */
+	double waited = 0;   /* seconds spent waiting on the server */
 	for (int attempt = 0; attempt < pol->attempts; attempt++) {
-		long long have = file_size(q->part);
+		long long have = file_size(q->root, q->part);
 		if (have < 0) have = 0;
 		if (q->size >= 0 && have > q->size) { /* longer than the file: start over */
-			unlink(q->part);
+			safepath_unlink(q->root, q->part);
 			have = 0;
 			if (hash) EVP_MD_CTX_free(hash), hash = NULL;
 		}
@@ -292,7 +308,7 @@ int download_file(const download_req *q, const http_retry *pol, _Atomic long lon
 			hashed = 0;
 		}
 		if (q->size < 0 || have < q->size) {
-			int fd = open(q->part, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0666);
+			int fd = safepath_open(q->root, q->part, O_WRONLY | O_CREAT | O_APPEND, 0666);
 			if (fd < 0) {
 				snprintf(err, errlen, "%s: %s", q->part, strerror(errno));
 				break;
@@ -301,19 +317,18 @@ int download_file(const download_req *q, const http_retry *pol, _Atomic long lon
 			 * resume still starts at the bytes received): a full disk is
 			 * told now, not gigabytes later. */
 			if (q->size > have && fallocate(fd, FALLOC_FL_KEEP_SIZE, have, q->size - have) != 0 &&
-			    errno == ENOSPC) {
+			    (errno == ENOSPC || errno == EFBIG)) {
 				snprintf(err, errlen, "%s: no room for %lld more bytes", q->part, q->size - have);
 				close(fd);
 				break;
 			}
 			struct hasher hs;
-			if (hash && hasher_start(&hs, hash, q->part, &hashed, have) != 0) { /* hash the file after, instead */
+			if (hash && hasher_start(&hs, hash, q->root, q->part, &hashed, have) != 0) { /* hash the file after, instead */
 				EVP_MD_CTX_free(hash);
 				hash = NULL;
 			}
 			struct spool c = {fd, progress, hash ? &hs : NULL, xmalloc(SPOOL_BYTES), 0, now_s(), 0, 0};
-			http_opts ho = {.bearer = redirected ? NULL : q->bearer, .follow = 0,
-					.range_from = have, .on_data = spool_write, .on_data_ud = &c};
+			http_opts ho = {.bearer = bearer, .follow = 1, .range_from = have, .on_data = spool_write, .on_data_ud = &c};
 			http_reply r;
 			int got = http_request(target, &ho, &r, err, errlen);
 			spool_flush(&c); /* what arrived before a cut is kept */
@@ -331,49 +346,66 @@ int download_file(const download_req *q, const http_retry *pol, _Atomic long lon
 			}
 			int closed = close(fd);
 			long status = r.status;
-			http_reply_free(&r);
 			if (got == 0 && status == 200 && have > 0) {
 				/* The server ignored the Range and sent it all: keep only that. */
+				http_reply_free(&r);
 				snprintf(err, errlen, "server ignored Range; starting over");
-				unlink(q->part);
+				safepath_unlink(q->root, q->part);
 				if (hash) EVP_MD_CTX_free(hash), hash = NULL;
 				continue;
 			}
 			if (closed != 0) {
+				http_reply_free(&r);
 				snprintf(err, errlen, "%s: %s", q->part, strerror(errno));
 				break;
 			}
 			if (got != 0 || (status != 200 && status != 206 && status != 416)) {
 				if (got == 0) snprintf(err, errlen, "HTTP %ld", status);
-				if (got == 0 && status / 100 == 4 && status != 429 && status != 416) break;
-				double wait = pol->base_s * pow(2, attempt);
-				if (wait > pol->max_s) wait = pol->max_s;
+				if ((got == 0 && status / 100 == 4 && status != 429 && status != 416) ||
+				    attempt + 1 >= pol->attempts) {
+					http_reply_free(&r);
+					break;
+				}
+				char over[200];
+				double wait = http_backoff(pol, attempt, got == 0 ? &r : NULL, waited, over, sizeof over);
+				http_reply_free(&r);
+				if (wait < 0) {
+					size_t k = strlen(err);
+					snprintf(err + k, errlen - k, "; giving up: %s", over);
+					break;
+				}
 				fprintf(stderr, "%s: %s: %s; resuming in %.1fs\n", cli_prog, q->dest, err, wait);
 				pause_s(wait);
+				waited += wait;
 				continue;
 			}
+			http_reply_free(&r);
 		}
-		long long size = file_size(q->part);
+		long long size = file_size(q->root, q->part);
 		if (q->size >= 0 && size != q->size) {
 			snprintf(err, errlen, "size %lld, expected %lld", size, q->size);
-			unlink(q->part);
+			safepath_unlink(q->root, q->part);
 			if (hash) EVP_MD_CTX_free(hash), hash = NULL;
 			continue;
 		}
 		char hex[65] = "";
 		const char *want = q->sha256 ? q->sha256 : q->git_sha1;
-		if (hash) digest_end(hash, hex), hash = NULL;
-		else if (want && download_digest(q->part, q->sha256 ? "sha256" : "gitsha1", hex) != 0)
-			hex[0] = '\0';
+		if (hash) {
+			digest_end(hash, hex), hash = NULL;
+		} else if (want) {
+			int fd = safepath_open(q->root, q->part, O_RDONLY, 0);
+			if (fd < 0 || download_digest_fd(fd, q->sha256 ? "sha256" : "gitsha1", hex) != 0) hex[0] = '\0';
+			if (fd >= 0) close(fd);
+		}
 		if (want && strcmp(hex, want) != 0) {
 			/* Corrupted on the way: fetch it again, whole. */
 			snprintf(err, errlen, "%s mismatch (got %s, want %s)", q->sha256 ? "sha256" : "sha1",
 				 hex, want);
 			fprintf(stderr, "%s: %s: %s; fetching it again\n", cli_prog, q->dest, err);
-			unlink(q->part);
+			safepath_unlink(q->root, q->part);
 			continue;
 		}
-		if (rename(q->part, q->dest) != 0) {
+		if (safepath_rename(q->root, q->part, q->dest) != 0) {
 			snprintf(err, errlen, "rename to %s: %s", q->dest, strerror(errno));
 			break;
 		}

@@ -127,11 +127,31 @@ static double parse_retry_after(const char *v)
 	return -1;
 }
 
+/* The hub's rate-limit header (draft-ietf-httpapi-ratelimit-headers):
+ * RateLimit: "api";r=REMAINING;t=SECONDS. r and t may come in any order. */
+static void parse_ratelimit(const char *v, http_reply *r)
+{
+	r->rl_remaining = -1;
+	r->rl_reset = -1;
+	if (!v) return;
+	for (const char *p = v; *p; p++) {
+		if ((p == v || p[-1] == ';' || p[-1] == ' ') && (p[0] == 'r' || p[0] == 't') && p[1] == '=') {
+			char *end;
+			double x = strtod(p + 2, &end);
+			if (end == p + 2 || x < 0 || x > 1e12) continue;
+			if (p[0] == 'r') r->rl_remaining = (long long)x;
+			else r->rl_reset = x;
+		}
+	}
+}
+
 int http_request(const char *url, const http_opts *o, http_reply *r, char *err, size_t errlen)
 {
 	global_init();
 	memset(r, 0, sizeof *r);
 	r->retry_after = -1;
+	r->rl_remaining = -1;
+	r->rl_reset = -1;
 	CURL *c = curl_easy_init();
 	if (!c) {
 		snprintf(err, errlen, "cannot start libcurl");
@@ -159,8 +179,14 @@ int http_request(const char *url, const http_opts *o, http_reply *r, char *err, 
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdr);
 	curl_easy_setopt(c, CURLOPT_USERAGENT, "ds/" DS_VERSION);
 	curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, o->follow ? 1L : 0L);
-	/* Never hand the token to whatever host a redirect names. */
+	curl_easy_setopt(c, CURLOPT_MAXREDIRS, 10L);
+	/* Never hand the token to another origin a redirect names: libcurl
+	 * sends a custom Authorization header on to the same scheme, host and
+	 * port only. And never anything but the web: a hostile server's
+	 * Location or link to file:// or dict:// is refused. */
 	curl_easy_setopt(c, CURLOPT_UNRESTRICTED_AUTH, 0L);
+	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(c, CURLOPT_NOBODY, o->head ? 1L : 0L);
 	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, o->connect_timeout_s ? o->connect_timeout_s : 30L);
 	curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
@@ -177,6 +203,21 @@ int http_request(const char *url, const http_opts *o, http_reply *r, char *err, 
 	char *ra = http_header(r, "Retry-After");
 	r->retry_after = parse_retry_after(ra);
 	free(ra);
+	char *rl = http_header(r, "RateLimit");
+	parse_ratelimit(rl, r);
+	free(rl);
+	if (r->status >= 300 && r->status < 400) {
+		/* An absolute Location is kept byte for byte (a CDN's signed query
+		 * must come back as it was sent); a relative one is resolved. */
+		char *loc = http_header(r, "Location");
+		if (loc && http_is_web_url(loc)) {
+			r->location = loc;
+		} else {
+			char *abs = NULL;
+			if (curl_easy_getinfo(c, CURLINFO_REDIRECT_URL, &abs) == CURLE_OK && abs) r->location = xstrdup(abs);
+			free(loc);
+		}
+	}
 	curl_easy_cleanup(c);
 	curl_slist_free_all(hdr);
 	if (auth) {
@@ -193,25 +234,49 @@ int http_request(const char *url, const http_opts *o, http_reply *r, char *err, 
 
 http_retry http_retry_default(void)
 {
-	http_retry p = {6, 1.0, 60.0};
-	const char *b = getenv("DS_RETRY_BASE_MS"), *a = getenv("DS_RETRY_ATTEMPTS");
+	http_retry p = {6, 1.0, 60.0, 900.0};
+	const char *b = getenv("DS_RETRY_BASE_MS"), *a = getenv("DS_RETRY_ATTEMPTS"), *t = getenv("DS_RETRY_BUDGET_S");
 	if (b && *b) p.base_s = atof(b) / 1000.0;
 	if (a && atoi(a) > 0) p.attempts = atoi(a);
+	if (t && *t && atof(t) >= 0) p.budget_s = atof(t);
 	return p;
 }
 
-static int retryable(long status) { return status == 429 || (status >= 500 && status <= 599); }
+int http_retryable(long status) { return status == 429 || (status >= 500 && status <= 599); }
+
+double http_backoff(const http_retry *p, int k, const http_reply *r, double waited, char *why, size_t whylen)
+{
+	double wait;
+	if (r && r->retry_after >= 0) {
+		wait = r->retry_after; /* the server knows when it will serve again */
+	} else {
+		/* Full jitter on an exponential base, so many clients that fail
+		 * together do not come back together. */
+		wait = p->base_s * pow(2, k);
+		if (wait > p->max_s) wait = p->max_s;
+		wait *= 0.5 + 0.5 * ((double)rand() / RAND_MAX);
+	}
+	if (waited + wait > p->budget_s) {
+		if (why)
+			snprintf(why, whylen, "%s %.0fs more, beyond the retry budget (%.0fs waited of %.0fs; DS_RETRY_BUDGET_S)",
+				 r && r->retry_after >= 0 ? "the server asks to wait" : "backing off", wait, waited,
+				 p->budget_s);
+		return -1;
+	}
+	return wait;
+}
 
 int http_get_retry(const char *url, const http_opts *o, const http_retry *p, http_reply *r,
 		   char *err, size_t errlen, int *tries)
 {
 	global_init();
 	int rc = -1;
+	double waited = 0;
 	for (int k = 0; k < (p->attempts > 0 ? p->attempts : 1); k++) {
 		if (k) http_reply_free(r);
 		rc = http_request(url, o, r, err, errlen);
 		if (tries) *tries = k + 1;
-		if (rc == 0 && !retryable(r->status)) return 0;
+		if (rc == 0 && !http_retryable(r->status)) return 0;
 		if (rc == 0 && o->final_error_code) {
 			char *code = http_header(r, "X-Error-Code");
 			int final = code && strcmp(code, o->final_error_code) == 0;
@@ -220,18 +285,18 @@ int http_get_retry(const char *url, const http_opts *o, const http_retry *p, htt
 		}
 		if (rc != 0 && (o->sink || o->on_data)) return rc; /* bytes may be on disk: the caller resumes with range_from */
 		if (k + 1 >= p->attempts) break;
-		/* Full jitter on an exponential base, so many clients that fail
-		 * together do not come back together. */
-		double wait = p->base_s * pow(2, k);
-		if (wait > p->max_s) wait = p->max_s;
-		wait *= 0.5 + 0.5 * ((double)rand() / RAND_MAX);
-		if (rc == 0 && r->retry_after >= 0) wait = r->retry_after < p->max_s ? r->retry_after : p->max_s;
-		char why[160];
+		char why[160], over[200];
 		if (rc == 0) snprintf(why, sizeof why, "HTTP %ld", r->status);
 		else snprintf(why, sizeof why, "%s", err);
+		double wait = http_backoff(p, k, rc == 0 ? r : NULL, waited, over, sizeof over);
+		if (wait < 0) {
+			fprintf(stderr, "%s: %s: giving up (%s): %s\n", cli_prog, url, why, over);
+			break;
+		}
 		fprintf(stderr, "%s: %s: retrying in %.1fs (%s)\n", cli_prog, url, wait, why);
 		struct timespec ts = {(time_t)wait, (long)((wait - (double)(time_t)wait) * 1e9)};
 		nanosleep(&ts, NULL);
+		waited += wait;
 	}
 	return rc;
 }
@@ -240,7 +305,8 @@ void http_reply_free(http_reply *r)
 {
 	free(r->body);
 	free(r->headers);
-	r->body = r->headers = NULL;
+	free(r->location);
+	r->body = r->headers = r->location = NULL;
 	r->len = 0;
 }
 
@@ -251,4 +317,54 @@ char *http_escape(const char *s)
 	char *out = xstrdup(e ? e : "");
 	curl_free(e);
 	return out;
+}
+
+char *http_resolve(const char *base, const char *ref)
+{
+	global_init();
+	if (!*ref) { /* the base itself (RFC 3986 5.2.2), which libcurl takes as "." */
+		const char *hash = strchr(base, '#');
+		return http_is_web_url(base) ? strndup(base, hash ? (size_t)(hash - base) : strlen(base)) : NULL;
+	}
+	CURLU *u = curl_url();
+	char *out = NULL, *got = NULL;
+	if (u && curl_url_set(u, CURLUPART_URL, base, 0) == CURLUE_OK &&
+	    curl_url_set(u, CURLUPART_URL, ref, 0) == CURLUE_OK && curl_url_get(u, CURLUPART_URL, &got, 0) == CURLUE_OK)
+		out = xstrdup(got);
+	curl_free(got);
+	curl_url_cleanup(u);
+	return out;
+}
+
+/* scheme://host:port of url, lowercased, ports filled in; owned, or NULL. */
+static char *origin_of(const char *url)
+{
+	CURLU *u = curl_url();
+	char *scheme = NULL, *host = NULL, *port = NULL, *out = NULL;
+	if (u && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
+	    curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK &&
+	    curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) == CURLUE_OK) {
+		size_t n = strlen(scheme) + strlen(host) + strlen(port) + 8;
+		out = xmalloc(n);
+		snprintf(out, n, "%s://%s:%s", scheme, host, port);
+		for (char *c = out; *c; c++) *c = (char)(*c >= 'A' && *c <= 'Z' ? *c + 32 : *c);
+	}
+	curl_free(scheme), curl_free(host), curl_free(port);
+	curl_url_cleanup(u);
+	return out;
+}
+
+int http_same_origin(const char *a, const char *b)
+{
+	global_init();
+	char *x = origin_of(a), *y = origin_of(b);
+	int same = x && y && strcmp(x, y) == 0;
+	free(x), free(y);
+	return same;
+}
+
+int http_is_web_url(const char *url)
+{
+	return strncasecmp(url, "http://", 7) == 0 || strncasecmp(url, "https://", 8) == 0;
 }

@@ -17,6 +17,11 @@ typedef struct http_reply {
 	size_t len;
 	char *headers;     /* owned: the final response's header lines */
 	double retry_after; /* seconds from Retry-After, or -1 */
+	char *location;    /* owned: a redirect not followed, as an absolute URL
+			      (an absolute Location byte for byte; a relative one
+			      resolved against the request's URL), or NULL */
+	long long rl_remaining; /* RateLimit: "policy";r=N;t=S (the IETF draft the */
+	double rl_reset;        /* hub sends): requests left, seconds to reset; -1 */
 } http_reply;
 
 typedef struct http_opts {
@@ -41,7 +46,10 @@ typedef struct http_opts {
 typedef struct http_retry {
 	int attempts;        /* total tries, at least 1; default 6 */
 	double base_s;       /* first backoff; doubles each time; default 1 */
-	double max_s;        /* cap on one wait (Retry-After is capped too); default 60 */
+	double max_s;        /* cap on one backoff wait; default 60 */
+	double budget_s;     /* cap on all the waiting for one request, Retry-After
+				included (honoured in full while it fits); default
+				900, DS_RETRY_BUDGET_S */
 } http_retry;
 
 /* Initialise libcurl once. http_request does it when needed, but a
@@ -53,9 +61,19 @@ void http_init(void);
  * a program's --timeout. */
 void http_set_stall_timeout(long seconds);
 
-/* The defaults, with DS_RETRY_BASE_MS / DS_RETRY_ATTEMPTS from the
- * environment when set (tests make waits short). */
+/* The defaults, with DS_RETRY_BASE_MS / DS_RETRY_ATTEMPTS /
+ * DS_RETRY_BUDGET_S from the environment when set (tests make waits short). */
 http_retry http_retry_default(void);
+
+/* Whether a reply of this status is worth retrying: 429 and 5xx. */
+int http_retryable(long status);
+
+/* Seconds to wait before try k + 1 (k counts from 0) after reply r (NULL
+ * after a transport error), *waited seconds having been waited already for
+ * this request: the server's Retry-After when it gave one, else exponential
+ * backoff with jitter. Returns -1 when the wait would overrun p's budget;
+ * then why (may be NULL) says so in a sentence. */
+double http_backoff(const http_retry *p, int k, const http_reply *r, double waited, char *why, size_t whylen);
 
 /* One request. Returns 0 when a reply came (any status), -1 on a transport
  * error with the reason in err. r is filled either way; free it with
@@ -78,5 +96,18 @@ void http_reply_free(http_reply *r);
 
 /* URL-escape s (borrowed) for a query value. Returns owned. */
 char *http_escape(const char *s);
+
+/* ref resolved against base (both borrowed), as a browser would (RFC 3986
+ * section 5). Returns owned, or NULL when either is not a URL. */
+char *http_resolve(const char *base, const char *ref);
+
+/* 1 when URLs a and b have the same scheme, host (any case) and port
+ * (default ports filled in), else 0: where a token may go (RFC 6454's
+ * origin). */
+int http_same_origin(const char *a, const char *b);
+
+/* 1 when url is http:// or https:// (any case), the only schemes ds
+ * requests. */
+int http_is_web_url(const char *url);
 
 #endif

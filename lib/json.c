@@ -18,6 +18,7 @@ struct parser {
 	size_t at;
 	char *tmp;       /* decoded string with escapes */
 	size_t tmp_cap;
+	int exact;       /* json_parse_exact: big integers kept as digit strings */
 };
 
 static jv fail(struct parser *p, size_t at, const char *why)
@@ -192,6 +193,7 @@ static jv parse_number(struct parser *p)
 	if (i < n && s[i] == '0') i++;
 	else if (i < n && s[i] >= '1' && s[i] <= '9') while (i < n && is_digit(s[i])) i++;
 	else return fail(p, start, "bad number");
+	int whole = !(i < n && (s[i] == '.' || s[i] == 'e' || s[i] == 'E'));
 	if (i < n && s[i] == '.') {
 		i++;
 		if (i >= n || !is_digit(s[i])) return fail(p, start, "bad number (digits needed after '.')");
@@ -210,8 +212,14 @@ static jv parse_number(struct parser *p)
 	memcpy(buf, s + start, len);
 	buf[len] = '\0';
 	double d = strtod(buf, NULL); /* correctly rounded, as jq's own */
+	/* Beyond 2^53 a double rounds (2^53 + 1 reads as 2^53): compare the
+	 * digits themselves. */
+	const char *mag = buf[0] == '-' ? buf + 1 : buf;
+	size_t ml = strlen(mag);
+	int big = whole && (ml > 16 || (ml == 16 && strcmp(mag, "9007199254740992") > 0));
+	jv v = p->exact && big ? jv_string_sized(buf, (int)len) : jv_number(d);
 	if (buf != small) free(buf);
-	return jv_number(d);
+	return v;
 }
 
 static jv parse_value(struct parser *p);
@@ -304,9 +312,9 @@ static jv parse_value(struct parser *p)
 	}
 }
 
-jv json_parse(const char *s, size_t n, size_t *at, const char **why)
+static jv parse_whole(const char *s, size_t n, size_t *at, const char **why, int exact)
 {
-	struct parser p = {.s = s, .n = n};
+	struct parser p = {.s = s, .n = n, .exact = exact};
 	jv v = parse_value(&p);
 	if (jv_is_valid(v)) {
 		skip_ws(&p);
@@ -319,6 +327,13 @@ jv json_parse(const char *s, size_t n, size_t *at, const char **why)
 	*at = p.at;
 	*why = p.why;
 	return v;
+}
+
+jv json_parse(const char *s, size_t n, size_t *at, const char **why) { return parse_whole(s, n, at, why, 0); }
+
+jv json_parse_exact(const char *s, size_t n, size_t *at, const char **why)
+{
+	return parse_whole(s, n, at, why, 1);
 }
 
 /* ---- dumping -------------------------------------------------------------- */
@@ -373,6 +388,20 @@ long long json_count(jv v)
 	double d = jv_number_value(v);
 	if (!(d >= 0 && d <= 9007199254740992.0) || d != floor(d)) return -1;
 	return (long long)d;
+}
+
+long long json_count_exact(jv v)
+{
+	if (jv_get_kind(v) != JV_KIND_STRING) return json_count(v);
+	const char *t = jv_string_value(v);
+	int len = jv_string_length_bytes(jv_copy(v));
+	if (len < 1 || len > 19 || (t[0] == '0' && len > 1)) return -1;
+	unsigned long long x = 0;
+	for (int i = 0; i < len; i++) {
+		if (!is_digit(t[i])) return -1;
+		x = x * 10 + (unsigned long long)(t[i] - '0');
+	}
+	return x > (unsigned long long)INT64_MAX ? -1 : (long long)x;
 }
 
 void json_dump(jbuf *b, jv v)

@@ -22,6 +22,12 @@
  * offset of the problem and *why (static) saying what it is. */
 jv json_parse(const char *s, size_t n, size_t *at, const char **why);
 
+/* json_parse for a server's metadata (file sizes, row counts): a whole
+ * number beyond +-2^53, which a jv double would round, is kept as a
+ * string of its digits instead, to be read with json_count_exact. Not for
+ * records: it changes the type of such values. */
+jv json_parse_exact(const char *s, size_t n, size_t *at, const char **why);
+
 /* A growable byte buffer for json_dump. */
 typedef struct jbuf {
 	char *p;
@@ -37,5 +43,10 @@ void jbuf_free(jbuf *b);
  * is anything else (not a number, negative, fractional, huge, infinite),
  * so that a server's odd reply never reaches a cast it would overflow. */
 long long json_count(jv v);
+
+/* json_count, or for a string of decimal digits (what json_parse_exact
+ * makes of a big integer) its exact value up to INT64_MAX; -1 otherwise.
+ * Borrows v. */
+long long json_count_exact(jv v);
 
 #endif

@@ -2,7 +2,8 @@
  * and dumper, the UTF-8 check and the resume key: whatever the bytes, no
  * crash, no leak, no hang; and differentially, whatever json_parse accepts
  * libjq's parser reads as the same value, and json_dump writes it as
- * libjq's dumper does.
+ * libjq's dumper does; json_parse_exact (a hub's metadata) accepts just
+ * what json_parse accepts.
  *
  *   make fuzz                      libFuzzer, for FUZZ_SECONDS (clang)
  *   build/tests/fuzz_jsonl FILE... replay a corpus (built by make test)
@@ -38,6 +39,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		jv_free(ref);
 		jbuf_free(&b);
 	}
+	size_t at2;
+	const char *why2;
+	jv exact = json_parse_exact((const char *)data, size, &at2, &why2);
+	if (jv_is_valid(exact) != jv_is_valid(ours) || (!jv_is_valid(exact) && at2 != at)) abort();
+	if (jv_get_kind(exact) == JV_KIND_STRING || jv_get_kind(exact) == JV_KIND_NUMBER) json_count_exact(exact);
+	jv_free(exact);
 	jv_free(ours);
 	int fd = memfd_create("fuzz", 0);
 	if (fd < 0) return 0;

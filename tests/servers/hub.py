@@ -9,9 +9,18 @@ subset of the real protocols that ds-fetch (libcurl) and huggingface_hub use:
   * hub API: /api/{models,datasets}/OWNER/NAME[/revision/REV],
     /api/{models,datasets}/OWNER/NAME/tree/REV[/PATH] (paginated with a Link
     header), /api/whoami-v2;
-  * file download: [/datasets]/OWNER/NAME/resolve/REV/PATH (GET and HEAD);
-    big ("LFS") files answer 302 to a signed CDN-like URL on another host name
-    of this same server (/cdn/...), which honours Range;
+  * file download: [/datasets]/OWNER/NAME/resolve/REV/PATH (GET and HEAD).
+    Small files answer, as huggingface.co does today, 307 with a *relative*
+    Location to /api/resolve-cache/{models,datasets}/OWNER/NAME/COMMIT/PATH,
+    which serves them (--legacy-resolve: a direct 200 instead); big ("LFS")
+    files answer 302 to a signed CDN-like URL on another host name of this
+    same server (/cdn/...), which honours Range;
+  * revisions: main, the commit (or a prefix of 7+ hex digits of it), and
+    the branch and tag names of an optional `_refs` fixture file;
+  * rate limits announced in RateLimit / RateLimit-Policy headers on every
+    hub and viewer reply, enforced with --rate-limit Q/W (429 + Retry-After);
+  * hostile-hub switches for security tests of clients: --extra-entry,
+    --next-link, --big-size;
   * control: /_faults (fault rules), /_debug/requests (request log).
 
 Only the Python 3.11 standard library is used.  See README.md next to this
@@ -22,9 +31,11 @@ from __future__ import annotations
 
 import argparse
 import base64
+import email.utils
 import hashlib
 import hmac
 import json
+import math
 import os
 import re
 import secrets
@@ -41,10 +52,20 @@ from mockhttp import DispatchingHandler, Faults, Kind, Life, Logger, Rule, Serve
 MAX_ROWS_PER_PAGE = 100
 # Names at the top of a repo folder that describe the fixture and are not
 # repo files: they never show up in listings and cannot be downloaded.
-RESERVED = {"_commit", "_viewer"}
+RESERVED = {"_commit", "_refs", "_viewer"}
 REPO_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 HEX40 = re.compile(r"^[0-9a-f]{40}$")
 HEX64 = re.compile(r"^[0-9a-f]{64}$")
+SHORT_SHA = re.compile(r"^[0-9a-f]{7,40}$")
+# The quota and window RateLimit-Policy announces without --rate-limit, as
+# huggingface.co does for its "api" and "resolvers" policies.
+DEFAULT_QUOTA = (3000, 300)
+# "Racy git": a file changed less than RACY_NS before it was hashed may be
+# rewritten again without its stat changing (timestamps come from a coarse
+# clock), so such a hash is not remembered. Only up to RACY_BYTES: hashing a
+# bigger file takes longer than the clock's tick, so its next rewrite shows.
+RACY_NS = 2_000_000_000
+RACY_BYTES = 64 << 20
 CHUNK = 256 * 1024
 START = time.monotonic()
 
@@ -60,25 +81,39 @@ def iso(ts: float) -> str:
 # Content hashes
 # --------------------------------------------------------------------------
 
+def stat_key(path: str) -> tuple[os.stat_result, tuple]:
+    """A file's stat and what identifies one version of it: a rewrite that
+    keeps the size changes ctime (and mtime), a rename-over changes the inode."""
+    st = os.stat(path)
+    return st, (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def racy(st: os.stat_result, hashed_at_ns: int) -> bool:
+    return (st.st_size <= RACY_BYTES
+            and hashed_at_ns - max(st.st_mtime_ns, st.st_ctime_ns) < RACY_NS)
+
+
 class HashCache:
-    """(git blob sha1, sha256) of files, keyed on (path, size, mtime).
+    """(git blob sha1, sha256) of files, keyed on path and stat_key().
 
     Fixtures may hold many MiB, and every resolve/API call needs the hashes;
-    keying on size+mtime lets a test rewrite a fixture file mid-run and see
-    new hashes without restarting the server.
+    keying on device, inode, size, mtime_ns and ctime_ns lets a test rewrite a
+    fixture file mid-run (even to the same size within the same second) and
+    see new hashes without restarting the server. A hash taken less than
+    RACY_NS after the file changed is not kept (see racy()).
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._cache: dict[tuple, tuple[str, str]] = {}
+        self._cache: dict[str, tuple[tuple, tuple[str, str]]] = {}
 
     def get(self, path: str) -> tuple[str, str]:
-        st = os.stat(path)
-        key = (path, st.st_size, st.st_mtime_ns)
+        st, key = stat_key(path)
         with self._lock:
-            hit = self._cache.get(key)
-        if hit:
-            return hit
+            hit = self._cache.get(path)
+        if hit and hit[0] == key:
+            return hit[1]
+        t = time.time_ns()
         # git's blob id is sha1("blob <size>\0" + content): that is what the
         # hub reports as the ETag of small files and as "oid" in the tree.
         g = hashlib.sha1(b"blob %d\0" % st.st_size)
@@ -91,8 +126,9 @@ class HashCache:
                 g.update(b)
                 s.update(b)
         val = (g.hexdigest(), s.hexdigest())
-        with self._lock:
-            self._cache[key] = val
+        if not racy(st, t):
+            with self._lock:
+                self._cache[path] = (key, val)
         return val
 
 
@@ -116,28 +152,41 @@ def git_blob_sha1(data: bytes) -> str:
 @dataclass
 class FileInfo:
     path: str          # path inside the repo, '/'-separated
-    abspath: str
+    abspath: str       # "" for an --extra-entry, whose bytes are in `data`
     size: int
     oid: str           # git blob id (of the LFS pointer for LFS files)
     sha256: str
     lfs: bool
     pointer_size: int = 0
+    data: bytes | None = None
+    listed_size: int | None = None     # --big-size: the size listings report
+
+    def _size(self) -> int:
+        return self.size if self.listed_size is None else self.listed_size
 
     def sibling(self, blobs: bool) -> dict:
         d: dict = {"rfilename": self.path}
         if blobs:
             d["blobId"] = self.oid
-            d["size"] = self.size
+            d["size"] = self._size()
             if self.lfs:
-                d["lfs"] = {"sha256": self.sha256, "size": self.size,
+                d["lfs"] = {"sha256": self.sha256, "size": self._size(),
                             "pointerSize": self.pointer_size}
         return d
 
     def tree_entry(self) -> dict:
-        d: dict = {"type": "file", "oid": self.oid, "size": self.size, "path": self.path}
+        d: dict = {"type": "file", "oid": self.oid, "size": self._size(), "path": self.path}
         if self.lfs:
-            d["lfs"] = {"oid": self.sha256, "size": self.size, "pointerSize": self.pointer_size}
+            d["lfs"] = {"oid": self.sha256, "size": self._size(), "pointerSize": self.pointer_size}
         return d
+
+
+def extra_file(path: str) -> FileInfo:
+    """An --extra-entry: a small file at a literal (possibly hostile) path,
+    whose listed oid and size are those of the bytes its resolve URL serves."""
+    data = f"extra entry {path!r}: a hostile hub lists this path\n".encode()
+    return FileInfo(path, "", len(data), git_blob_sha1(data), hashlib.sha256(data).hexdigest(),
+                    False, data=data)
 
 
 # --------------------------------------------------------------------------
@@ -210,6 +259,55 @@ class Repo:
             h.update(f"{fi.path}\0{fi.oid}\n".encode())
         return h.hexdigest()
 
+    def refs(self) -> dict[str, str]:
+        """The `_refs` fixture file: {"NAME": "main" | "OTHER-NAME" | "SHA"}."""
+        p = os.path.join(self.dir, "_refs")
+        if not os.path.isfile(p):
+            return {}
+        try:
+            with open(p, encoding="utf-8") as f:
+                refs = json.load(f)
+            if not isinstance(refs, dict) or not all(isinstance(v, str) for v in refs.values()):
+                raise ValueError("want a JSON object of strings")
+        except ValueError as e:
+            log(f"warning: {p}: {e}; ignored")
+            return {}
+        return refs
+
+    def resolve_rev(self, rev: str) -> str | None:
+        """The commit REV names, or None. We keep one version, so only names
+        of the current commit resolve: main, the sha or a 7+ digit prefix of
+        it, and `_refs` names that lead (possibly through other names) to main
+        or to the sha. An old sha, after the fixture changed, is unknown."""
+        commit = self.commit()
+        refs = self.refs()
+        for _ in range(8):
+            if rev == "main" or rev == commit or (SHORT_SHA.match(rev) and commit.startswith(rev)):
+                return commit
+            if rev not in refs:
+                return None
+            rev = refs[rev]
+        return None
+
+    def extras(self) -> list[FileInfo]:
+        return [extra_file(p) for p in self.hub.cfg.extra_entries]
+
+    def lookup(self, rel: str) -> FileInfo | None:
+        """A file a resolve URL may serve: an --extra-entry by its literal
+        path, or a fixture file."""
+        for fi in self.extras():
+            if fi.path == rel:
+                return fi
+        return self.file(rel)
+
+    def listing(self) -> list[FileInfo]:
+        """What /tree and siblings list: the files, the --extra-entry ones,
+        with the --big-size sizes."""
+        out = self.files() + self.extras()
+        for fi in out:
+            fi.listed_size = self.hub.cfg.big_sizes.get(fi.path)
+        return out
+
     def last_modified(self) -> float:
         ts = [os.path.getmtime(os.path.join(self.dir, *p.split("/"))) for p in self.file_paths()]
         return max(ts) if ts else os.path.getmtime(self.dir)
@@ -221,10 +319,10 @@ class Repo:
 
 # kind -> its arguments (mockhttp.Kind: how many at most, int or float, how
 # many at least)
-KINDS = {"429": Kind(1), "500": Kind(0), "503": Kind(0), "cut": Kind(1, int), "slow": Kind(1),
-         "corrupt": Kind(0), "truncate-cell": Kind(1, int), "too-big": Kind(2, int, 1),
-         "latency": Kind(1), "throttle": Kind(1)}
-PRE_KINDS = {"latency", "slow", "429", "500", "503"}   # act before routing
+KINDS = {"429": Kind(1), "429date": Kind(1), "500": Kind(0), "503": Kind(0), "cut": Kind(1, int),
+         "slow": Kind(1), "corrupt": Kind(0), "truncate-cell": Kind(1, int),
+         "too-big": Kind(2, int, 1), "latency": Kind(1), "throttle": Kind(1)}
+PRE_KINDS = {"latency", "slow", "429", "429date", "500", "503"}   # act before routing
 BODY_KINDS = {"cut", "corrupt", "throttle"}            # act while writing a body
 ROWS_KINDS = {"truncate-cell", "too-big"}              # act inside /rows
 
@@ -249,6 +347,14 @@ class Config:
     cdn_reject_auth: bool = False
     first_rows_cell_bytes: int = 100
     quiet: bool = False
+    legacy_resolve: bool = False                  # small files: a direct 200, no 307
+    rate_limit: tuple[int, int] | None = None     # (quota, window seconds), enforced
+    extra_entries: list[str] = field(default_factory=list)
+    next_link: str | None = None
+    big_sizes: dict[str, int] = field(default_factory=dict)
+
+    def quota(self) -> tuple[int, int]:
+        return self.rate_limit or DEFAULT_QUOTA
 
 
 class Hub:
@@ -260,12 +366,14 @@ class Hub:
         self.secret = secrets.token_bytes(32)       # signs CDN URLs
         self._blobs: dict[str, str] = {}           # sha256 -> file, for /cdn
         self._blob_lock = threading.Lock()
-        self._rows_cache: dict[tuple, list[dict]] = {}
+        self._rows_cache: dict[str, tuple[tuple, list[dict]]] = {}
         self._rows_lock = threading.Lock()
         self.req_lock = threading.Lock()
         self.requests: list[dict] = []
         self.seq = 0
         self.cdn_auth_leaks = 0
+        self._rate_lock = threading.Lock()
+        self._windows: dict[str, list] = {}        # policy -> [window start, requests in it]
 
     def remember_blob(self, sha: str, path: str) -> None:
         with self._blob_lock:
@@ -291,15 +399,41 @@ class Hub:
                             return fi.abspath
         return None
 
-    def sign(self, sha: str, expires: int) -> str:
-        return hmac.new(self.secret, f"{sha}:{expires}".encode(), "sha256").hexdigest()[:32]
+    def sign(self, signed: str) -> str:
+        """The Signature of a CDN URL: over its path and its query string
+        without the Signature pair, byte for byte as sent, so that a client
+        that decodes and re-encodes the query is refused, as by a real CDN."""
+        return hmac.new(self.secret, signed.encode(), "sha256").hexdigest()[:32]
+
+    def rate_hit(self, policy: str) -> tuple[int, int, bool]:
+        """Count one request against POLICY's fixed window, which opens at
+        the first request after the last one closed: returns (remaining,
+        seconds until the window resets, refused?). Without --rate-limit
+        nothing is refused and `remaining` stays >= 1."""
+        q, w = self.cfg.quota()
+        now = time.monotonic()
+        with self._rate_lock:
+            win = self._windows.setdefault(policy, [now, 0])
+            if now >= win[0] + w:
+                win[:] = [now, 0]
+            win[1] += 1
+            start, n = win
+        reset = max(1, math.ceil(start + w - now))
+        if self.cfg.rate_limit is None:
+            return max(1, q - n), reset, False
+        return max(0, q - n), reset, n > q
+
+    def rate_reset(self) -> None:
+        with self._rate_lock:
+            self._windows.clear()
 
     def load_rows(self, path: str) -> list[dict]:
-        st = os.stat(path)
-        key = (path, st.st_size, st.st_mtime_ns)
+        st, key = stat_key(path)
         with self._rows_lock:
-            if key in self._rows_cache:
-                return self._rows_cache[key]
+            hit = self._rows_cache.get(path)
+        if hit and hit[0] == key:
+            return hit[1]
+        t = time.time_ns()
         rows = []
         with open(path, encoding="utf-8") as f:
             for n, line in enumerate(f, 1):
@@ -308,8 +442,9 @@ class Hub:
                     if not isinstance(obj, dict):
                         raise ValueError(f"{path}:{n}: a row must be a JSON object")
                     rows.append(obj)
-        with self._rows_lock:
-            self._rows_cache[key] = rows
+        if not racy(st, t):
+            with self._rows_lock:
+                self._rows_cache[path] = (key, rows)
         return rows
 
     def record(self, entry: dict) -> None:
@@ -439,10 +574,12 @@ class Handler(DispatchingHandler):
     def _dispatch(self) -> None:
         t0, control = self._begin()
         self.body_rules = [] if control else self.hub.faults.matching(self.path, BODY_KINDS)
+        self.rl_headers: dict = {}      # RateLimit headers every reply of this request gets
+        self.location = None
         try:
             if control:
                 self._control()
-            elif not self._pre_faults():
+            elif not self._rate_limited() and not self._pre_faults():
                 self._route()
         except Reply as r:
             self._error(r)
@@ -466,7 +603,7 @@ class Handler(DispatchingHandler):
                     "path": self.path, "host": self.headers.get("Host"),
                     "status": self.status, "auth": auth,
                     "range": self.headers.get("Range"), "faults": self.fault_names,
-                    "bytes": self.sent, "ms": round(ms, 2)})
+                    "location": self.location, "bytes": self.sent, "ms": round(ms, 2)})
 
     def _auth_state(self) -> str:
         h = self.headers.get("Authorization")
@@ -477,12 +614,51 @@ class Handler(DispatchingHandler):
             return "present"
         return "token" if hmac.compare_digest(h.encode(), f"Bearer {tok}".encode()) else "wrong"
 
-    def _start(self, status: int, headers: dict, length: int) -> None:
+    def _policy(self) -> str | None:
+        """The rate-limit policy of this request: "resolvers" for file
+        downloads, "api" for the rest of the hub and the viewer, None for
+        the CDN (another service, which sends no RateLimit headers)."""
+        seg = self._segments()
+        if seg and seg[0] == "cdn":
+            return None
+        if (seg[:2] == ["api", "resolve-cache"] or (len(seg) >= 5 and seg[2] == "resolve")
+                or (len(seg) >= 6 and seg[0] == "datasets" and seg[3] == "resolve")):
+            return "resolvers"
+        return "api"
+
+    def _rate_headers(self, policy: str, remaining: int, reset: int) -> dict:
+        # draft-ietf-httpapi-ratelimit-headers, as huggingface.co sends them
+        # (huggingface_hub's parse_ratelimit_headers reads exactly this form).
+        q, w = self.hub.cfg.quota()
+        return {"RateLimit": f'"{policy}";r={remaining};t={reset}',
+                "RateLimit-Policy": f'"fixed window";"{policy}";q={q};w={w}'}
+
+    def _rate_limited(self) -> bool:
+        """Count the request; True if --rate-limit refused it (429 sent)."""
+        policy = self._policy()
+        if policy is None:
+            return False
+        remaining, reset, refused = self.hub.rate_hit(policy)
+        self.rl_headers = self._rate_headers(policy, remaining, reset)
+        if not refused:
+            return False
+        self.fault_names.append(f"rate-limit:{policy}")
+        self._json(429, {"error": "You have been rate-limited; you can retry this action in "
+                                  f"about {reset} seconds."}, {"Retry-After": reset})
+        return True
+
+    def _start(self, status: int, headers: dict, length: int | None) -> None:
         self.status = status
         self.send_response(status)
-        for k, v in headers.items():
+        # A header given as None is left out, even one of rl_headers.
+        for k, v in dict(self.rl_headers, **headers).items():
+            if v is None:
+                continue
+            if k == "Location":
+                self.location = v
             self.send_header(k, str(v))
-        self.send_header("Content-Length", str(length))
+        if length is not None:          # None: a 304, which has no body
+            self.send_header("Content-Length", str(length))
         self.end_headers()
         self.headers_done = True
 
@@ -555,11 +731,23 @@ class Handler(DispatchingHandler):
                 secs = int(rule.num(0, 1))
                 self.fault_names.append(f"429:{secs}")
                 # Retry-After is the standard; RateLimit* is what the hub sends
-                # nowadays (IETF draft), and huggingface_hub prefers it.
+                # nowadays (IETF draft), and huggingface_hub prefers it. The
+                # CDN (policy None) sends Retry-After alone.
+                policy = self._policy()
+                h = {"Retry-After": secs}
+                if policy:
+                    h.update(self._rate_headers(policy, 0, secs))
                 self._json(429, {"error": "You have been rate-limited; you can retry this action "
-                                          f"in about {secs} seconds."},
-                           {"Retry-After": secs, "RateLimit": f'"api";r=0;t={secs}',
-                            "RateLimit-Policy": '"fixed window";"api";q=500;w=300'})
+                                          f"in about {secs} seconds."}, h)
+                return True
+            elif k == "429date":
+                # Retry-After as an HTTP-date (RFC 9110 10.2.3), the only hint:
+                # no RateLimit headers, so a client must read the date.
+                secs = int(rule.num(0, 1))
+                self.fault_names.append(f"429date:{secs}")
+                when = email.utils.formatdate(math.ceil(time.time()) + secs, usegmt=True)
+                self._json(429, {"error": "You have been rate-limited; retry after " + when},
+                           {"Retry-After": when, "RateLimit": None, "RateLimit-Policy": None})
                 return True
             elif k == "500":
                 self.fault_names.append("500")
@@ -587,6 +775,8 @@ class Handler(DispatchingHandler):
             return self._whoami()
         if len(seg) >= 6 and seg[:3] == ["api", "v1", "models"] and seg[5] in ("repo",):
             return self._modelscope(seg[3], seg[4], seg[6:])
+        if len(seg) >= 7 and seg[:2] == ["api", "resolve-cache"] and seg[2] in ("models", "datasets"):
+            return self._resolve_cache(seg[2][:-1], seg[3], seg[4], seg[5], "/".join(seg[6:]))
         if len(seg) >= 4 and seg[0] == "api" and seg[1] in ("models", "datasets"):
             return self._api(seg[1][:-1], seg[2], seg[3], self.rawpath.split("/")[5:])
         if len(seg) >= 2 and seg[0] == "cdn":
@@ -615,8 +805,8 @@ class Handler(DispatchingHandler):
         return repo
 
     def _check_rev(self, repo: Repo, rev: str) -> str:
-        commit = repo.commit()
-        if rev not in ("main", commit):
+        commit = repo.resolve_rev(rev)
+        if commit is None:
             raise Reply(404, f"Invalid rev id: {rev}", "RevisionNotFound")
         return commit
 
@@ -644,7 +834,7 @@ class Handler(DispatchingHandler):
             raise Reply(404, "Not Found")
         commit = self._check_rev(repo, rev)
         blobs = self.query.get("blobs", [""])[0].lower() in ("1", "true")
-        files = repo.files()
+        files = repo.listing()
         info = {
             "_id": hashlib.sha1(repo.key.encode()).hexdigest()[:24],
             "id": repo.id, "author": repo.owner, "sha": commit,
@@ -658,14 +848,18 @@ class Handler(DispatchingHandler):
             info["modelId"] = repo.id
         if blobs:
             info["usedStorage"] = sum(f.size for f in files)
+        # json.dumps writes Python ints exactly: a --big-size past 2**53 keeps
+        # every digit in the JSON text.
         self._json(200, info)
 
     def _tree(self, repo: Repo, rev: str, under: str) -> None:
         self._check_rev(repo, rev)
         recursive = self.query.get("recursive", [""])[0].lower() in ("1", "true")
-        files = repo.files()
+        files = repo.listing()
+        # Folders come from the fixture files only; an --extra-entry is listed
+        # as it is, at the top, whatever its path says.
         dirs = sorted({"/".join(f.path.split("/")[:i])
-                       for f in files for i in range(1, f.path.count("/") + 1)})
+                       for f in files if not f.data for i in range(1, f.path.count("/") + 1)})
         if under and under not in dirs:
             raise Reply(404, f"Entry not found: {under}", "EntryNotFound")
         prefix = under + "/" if under else ""
@@ -679,7 +873,7 @@ class Handler(DispatchingHandler):
                 oid = hashlib.sha1(("tree:" + "".join(
                     f.oid for f in files if f.path.startswith(d + "/"))).encode()).hexdigest()
                 entries.append({"type": "directory", "oid": oid, "size": 0, "path": d})
-        entries += [f.tree_entry() for f in files if wanted(f.path)]
+        entries += [f.tree_entry() for f in files if (not under if f.data else wanted(f.path))]
         entries.sort(key=lambda e: e["path"])
         # Opaque cursor, like the hub's: clients must follow the Link header.
         start = 0
@@ -691,7 +885,10 @@ class Handler(DispatchingHandler):
         n = max(1, self.hub.cfg.tree_page_size)
         page = entries[start:start + n]
         headers = {}
-        if start + n < len(entries):
+        if self.hub.cfg.next_link and "cursor" not in self.query:
+            # --next-link: a hostile "next page" (another host, file://, ...).
+            headers["Link"] = f'<{self.hub.cfg.next_link}>; rel="next"'
+        elif start + n < len(entries):
             cur = base64.urlsafe_b64encode(json.dumps({"o": start + n}).encode()).decode()
             q = [(k, v) for k, vs in self.query.items() if k != "cursor" for v in vs]
             q.append(("cursor", cur))
@@ -736,32 +933,68 @@ class Handler(DispatchingHandler):
         if fi.lfs:
             cdn = self._cdn_url(fi)
             return self._send(302, b"", "text/plain", {"Location": cdn})
-        self._serve_file(fi.abspath, fi.size, {"ETag": f'"{fi.oid}"', "Accept-Ranges": "bytes"},
-                         _content_type(fi.path))
+        self._serve_file(fi, {"ETag": f'"{fi.oid}"', "Accept-Ranges": "bytes"}, _content_type(fi.path))
 
     def _resolve(self, rtype: str, owner: str, name: str, rev: str, path: str) -> None:
         if self.command not in ("GET", "HEAD"):
             raise Reply(405, "Method Not Allowed")
         repo = self._repo(rtype, owner, name)
         commit = self._check_rev(repo, rev)
-        fi = repo.file(path)
+        fi = repo.lookup(path)
         if fi is None:
             # X-Repo-Commit on the 404 lets huggingface_hub cache the absence.
             raise Reply(404, "Entry not found", "EntryNotFound", {"X-Repo-Commit": commit})
-        common = {"X-Repo-Commit": commit, "Accept-Ranges": "bytes"}
         if fi.lfs:
-            cdn = self._cdn_url(fi)
-            body = f"Found. Redirecting to {cdn}".encode()
-            # X-Linked-* describe the target blob; the ETag of the 302 itself is
-            # not the file's (an Express-style weak tag of the redirect body), so
-            # a client that uses it instead of X-Linked-Etag gets caught.
-            h = dict(common, **{
-                "Location": cdn, "X-Linked-Etag": f'"{fi.sha256}"',
-                "X-Linked-Size": fi.size,
-                "ETag": f'W/"{len(body):x}-{hashlib.sha1(body).hexdigest()[:27]}"'})
-            return self._send(302, body, "text/plain; charset=utf-8", h)
-        self._serve_file(fi.abspath, fi.size, dict(common, ETag=f'"{fi.oid}"'),
-                         _content_type(fi.path))
+            return self._lfs_redirect(fi, commit)
+        common = {"X-Repo-Commit": commit, "Accept-Ranges": "bytes"}
+        if self.hub.cfg.legacy_resolve:
+            return self._serve_file(fi, dict(common, ETag=f'"{fi.oid}"'), _content_type(fi.path))
+        # Today's hub: a 307 with a *relative* Location to the resolve cache,
+        # on this same host (so a client keeps its token), keyed by the
+        # commit; the query names the original URL and the file's git blob id.
+        # The file's own ETag, size and bytes come with the 200 there.
+        prefix = "" if rtype == "model" else "datasets/"
+        orig = f"/{prefix}{repo.id}/resolve/{rev}/{path}"
+        loc = (f"/api/resolve-cache/{rtype}s/{repo.id}/{commit}/{urllib.parse.quote(path, safe='')}"
+               f"?{urllib.parse.quote(orig, safe='')}=&etag=%22{fi.oid}%22")
+        h = dict(common, **{"Location": loc, "X-Linked-Etag": f'"{fi.oid}"',
+                            "Content-Disposition": _disposition("inline", fi.path)})
+        self._send(307, f"Temporary Redirect. Redirecting to {loc}".encode(),
+                   "text/plain; charset=utf-8", h)
+
+    def _resolve_cache(self, rtype: str, owner: str, name: str, commit: str, path: str) -> None:
+        """GET|HEAD /api/resolve-cache/{models,datasets}/OWNER/NAME/COMMIT/PATH?...:
+        where the 307 of a small file points. Only the current commit exists."""
+        if self.command not in ("GET", "HEAD"):
+            raise Reply(405, "Method Not Allowed")
+        repo = self._repo(rtype, owner, name)
+        current = repo.commit()
+        if commit != current:
+            raise Reply(404, f"Invalid rev id: {commit}", "RevisionNotFound")
+        fi = repo.lookup(path)
+        if fi is None:
+            raise Reply(404, "Entry not found", "EntryNotFound", {"X-Repo-Commit": current})
+        if fi.lfs:
+            return self._lfs_redirect(fi, current)
+        h = {"ETag": f'"{fi.oid}"', "X-Repo-Commit": current, "Accept-Ranges": "bytes",
+             "Content-Disposition": _disposition("inline", fi.path)}
+        inm = self.headers.get("If-None-Match")
+        if inm and (inm.strip() == "*" or fi.oid in (t.strip().removeprefix("W/").strip('"')
+                                                      for t in inm.split(","))):
+            self._start(304, h, None)
+            return
+        self._serve_file(fi, h, _content_type(fi.path))
+
+    def _lfs_redirect(self, fi: FileInfo, commit: str) -> None:
+        cdn = self._cdn_url(fi)
+        body = f"Found. Redirecting to {cdn}".encode()
+        # X-Linked-* describe the target blob; the ETag of the 302 itself is
+        # not the file's (an Express-style weak tag of the redirect body), so
+        # a client that uses it instead of X-Linked-Etag gets caught.
+        h = {"X-Repo-Commit": commit, "Accept-Ranges": "bytes",
+             "Location": cdn, "X-Linked-Etag": f'"{fi.sha256}"', "X-Linked-Size": fi.size,
+             "ETag": f'W/"{len(body):x}-{hashlib.sha1(body).hexdigest()[:27]}"'}
+        self._send(302, body, "text/plain; charset=utf-8", h)
 
     def _cdn_url(self, fi: FileInfo) -> str:
         host_hdr = self.headers.get("Host") or "127.0.0.1"
@@ -773,13 +1006,15 @@ class Handler(DispatchingHandler):
             # when the redirect leaves the host, so it must differ.
             host = "localhost" if req_host == "127.0.0.1" else "127.0.0.1"
         expires = int(time.time()) + self.hub.cfg.cdn_ttl
-        fname = fi.path.rsplit("/", 1)[-1]
-        disp = f"attachment; filename*=UTF-8''{urllib.parse.quote(fname)}; filename=\"{fname}\";"
-        q = urllib.parse.urlencode({"response-content-disposition": disp,
-                                    "Expires": expires,
-                                    "Signature": self.hub.sign(fi.sha256, expires)})
+        path = f"/cdn/repos/{fi.sha256[:2]}/{fi.sha256[2:4]}/{fi.sha256}"
+        # Encoded as real CDN links are ('+' for spaces, a bare '*'): a client
+        # that decodes and re-encodes the query changes it, and fails.
+        disp = urllib.parse.quote_plus(_disposition("attachment", fi.path), safe="*")
+        q = f"response-content-disposition={disp}&Expires={expires}"
+        kp = "Key-Pair-Id=K3RPWS32NSSJCE"
+        sig = self.hub.sign(f"{path}?{q}&{kp}")
         port = self.server.server_address[1]
-        return f"http://{host}:{port}/cdn/repos/{fi.sha256[:2]}/{fi.sha256[2:4]}/{fi.sha256}?{q}"
+        return f"http://{host}:{port}{path}?{q}&Signature={sig}&{kp}"
 
     def _cdn(self, sha: str) -> None:
         if self.command not in ("GET", "HEAD"):
@@ -795,12 +1030,17 @@ class Handler(DispatchingHandler):
             return s3_error(400, "InvalidArgument", "Only one auth mechanism allowed; only the "
                             "X-Amz-Algorithm query parameter, Signature query string parameter "
                             "or the Authorization header should be specified")
+        # The signature covers the path and the rest of the query exactly as
+        # they were sent: any re-encoding, reordering or added pair breaks it.
+        pairs = urllib.parse.urlsplit(self.path).query.split("&")
+        sigs = [p[len("Signature="):] for p in pairs if p.startswith("Signature=")]
+        signed = f"{self.rawpath}?" + "&".join(p for p in pairs if not p.startswith("Signature="))
         try:
             expires = int(self.query.get("Expires", ["0"])[0])
         except ValueError:
             expires = 0
-        sig = self.query.get("Signature", [""])[0]
-        if not HEX64.match(sha) or not hmac.compare_digest(sig, self.hub.sign(sha, expires)):
+        if (not HEX64.match(sha) or len(sigs) != 1
+                or not hmac.compare_digest(sigs[0], self.hub.sign(signed))):
             return s3_error(403, "AccessDenied", "Invalid signature")
         if expires < time.time():
             return s3_error(403, "AccessDenied", "Request has expired")
@@ -811,9 +1051,19 @@ class Handler(DispatchingHandler):
         disp = self.query.get("response-content-disposition", [""])[0]
         if disp:
             h["Content-Disposition"] = disp
-        self._serve_file(path, os.path.getsize(path), h, "application/octet-stream")
+        self._serve_file(FileInfo(sha, path, os.path.getsize(path), "", sha, True), h,
+                         "application/octet-stream")
 
-    def _serve_file(self, path: str, size: int, headers: dict, ctype: str) -> None:
+    def _serve_file(self, fi: FileInfo, headers: dict, ctype: str) -> None:
+        """The bytes of FI (a fixture file, or an --extra-entry's `data`),
+        honouring Range."""
+        size = fi.size
+
+        def chunks(start: int, n: int):
+            if fi.data is not None:
+                return [fi.data[start:start + n]]
+            return file_chunks(fi.abspath, start, n)
+
         rng = parse_range(self.headers.get("Range"), size)
         h = dict(headers, **{"Content-Type": ctype})
         if rng == "unsatisfiable":
@@ -821,12 +1071,12 @@ class Handler(DispatchingHandler):
             return self._send(416, b"", ctype, h)
         if rng is None:
             self._start(200, h, size)
-            return self._write_body(file_chunks(path, 0, size), size)
+            return self._write_body(chunks(0, size), size)
         first, last = rng
         h["Content-Range"] = f"bytes {first}-{last}/{size}"
         n = last - first + 1
         self._start(206, h, n)
-        self._write_body(file_chunks(path, first, n), n)
+        self._write_body(chunks(first, n), n)
 
     # ---- dataset viewer -------------------------------------------------
 
@@ -989,10 +1239,21 @@ class Handler(DispatchingHandler):
                     out = {"requests": [r for r in self.hub.requests if r["seq"] > since],
                            "cdn_auth_leaks": self.hub.cdn_auth_leaks}
             return self._json(200, out)
+        elif p == "/_debug/ratelimit" and m == "DELETE":
+            self.hub.rate_reset()                   # every policy starts a fresh window
+            return self._json(200, {"reset": True})
         elif p == "/_debug/health" and m in ("GET", "HEAD"):
             return self._json(200, {"ok": True, "port": self.server.server_address[1],
                                     "root": self.hub.root})
         raise Reply(404, "Not Found", hub_style=False)
+
+
+def _disposition(kind: str, path: str) -> str:
+    """Content-Disposition for a repo file, as the hub writes it; the plain
+    filename= is kept to printable ASCII (header values are latin-1)."""
+    fname = path.rsplit("/", 1)[-1]
+    plain = "".join(c if " " <= c < "\x7f" and c not in '"\\' else "_" for c in fname)
+    return f"{kind}; filename*=UTF-8''{urllib.parse.quote(fname)}; filename=\"{plain}\";"
 
 
 def _content_type(path: str) -> str:
@@ -1027,22 +1288,50 @@ def main(argv: list[str] | None = None) -> int:
                     help="CDN answers 400 (like S3) to requests carrying Authorization")
     ap.add_argument("--first-rows-cell-bytes", type=int, default=100,
                     help="/first-rows truncates cells longer than this (UTF-8 bytes)")
+    ap.add_argument("--legacy-resolve", action="store_true",
+                    help="small files: a direct 200 on resolve, not today's 307 to /api/resolve-cache")
+    ap.add_argument("--rate-limit", metavar="Q/W",
+                    help="enforce Q requests per W-second fixed window, per policy (api, resolvers)")
+    ap.add_argument("--extra-entry", action="append", default=[], metavar="PATH",
+                    help="list a file at this literal path (../x, /abs, a\\b, ...) in every repo; repeatable")
+    ap.add_argument("--next-link", metavar="URL",
+                    help="the first /tree page's Link rel=\"next\" points here")
+    ap.add_argument("--big-size", action="append", default=[], metavar="PATH=N",
+                    help="/tree and siblings report PATH's size as the integer N; repeatable")
     a = ap.parse_args(argv)
     if a.gated and not a.token:
         ap.error("--gated needs --token")
     if not os.path.isdir(a.root):
         ap.error(f"--root {a.root}: not a directory")
+    rate = None
+    if a.rate_limit is not None:
+        m = re.fullmatch(r"(\d+)/(\d+)", a.rate_limit)
+        if not m or int(m.group(1)) < 1 or int(m.group(2)) < 1:
+            ap.error(f"--rate-limit {a.rate_limit}: want QUOTA/SECONDS, e.g. 20/2")
+        rate = (int(m.group(1)), int(m.group(2)))
+    big = {}
+    for spec in a.big_size:
+        path, eq, n = spec.rpartition("=")
+        if not eq or not path or not re.fullmatch(r"-?\d+", n):
+            ap.error(f"--big-size {spec}: want PATH=INTEGER")
+        big[path] = int(n)
+    if any(not p for p in a.extra_entry):
+        ap.error("--extra-entry: empty path")
     cfg = Config(root=a.root, lfs_threshold=a.lfs_threshold, tree_page_size=a.tree_page_size,
                  token=a.token, gated=set(a.gated), cdn_host=a.cdn_host, cdn_ttl=a.cdn_ttl,
                  cdn_reject_auth=a.cdn_reject_auth, first_rows_cell_bytes=a.first_rows_cell_bytes,
-                 quiet=a.quiet)
+                 quiet=a.quiet, legacy_resolve=a.legacy_resolve, rate_limit=rate,
+                 extra_entries=a.extra_entry, next_link=a.next_link, big_sizes=big)
     try:
         rules = Faults(KINDS).parse_spec(a.faults)
     except (ValueError, re.error) as e:
         ap.error(f"--faults: {e}")
     server, hub = make_server(cfg, a.port)
     hub.faults.replace(rules)
-    return life.serve(server, a, log, f"root={hub.root} faults={len(rules)}")
+    q, w = cfg.quota()
+    return life.serve(server, a, log, f"root={hub.root} faults={len(rules)} "
+                                      f"resolve={'legacy' if cfg.legacy_resolve else '307'} "
+                                      f"rate-limit={q}/{w}{'' if rate else ' (not enforced)'}")
 
 
 if __name__ == "__main__":

@@ -14,12 +14,15 @@ venv (tests/.venv) has it, the script re-runs itself under that interpreter.
 
 from __future__ import annotations
 
+import base64
+import email.utils
 import hashlib
 import http.client
 import importlib.util
 import json
 import os
 import random
+import re
 import shutil
 import subprocess
 import sys
@@ -36,6 +39,19 @@ HUB = os.path.join(HERE, "hub.py")
 VENV_PY = os.path.normpath(os.path.join(HERE, "..", ".venv", "bin", "python"))
 TOKEN = "hf_selftest_" + os.urandom(8).hex()     # unique, so grepping logs for it means something
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
+OLD_SHA = "f" * 40                                # a _refs target that is not the current commit
+RESOLVE_CACHE = re.compile(r"^/api/resolve-cache/(models|datasets)/([^/]+/[^/]+)/([0-9a-f]{40})/([^?/]+)\?(.*)$")
+
+
+def load_hub_module():
+    """hub.py as a module, for its parser and hash cache."""
+    if "hub" in sys.modules:
+        return sys.modules["hub"]
+    spec = importlib.util.spec_from_file_location("hub", HUB)
+    hub = importlib.util.module_from_spec(spec)
+    sys.modules["hub"] = hub            # dataclasses look the module up
+    spec.loader.exec_module(hub)
+    return hub
 
 
 def sha256(b: bytes) -> str:
@@ -66,8 +82,12 @@ def build_fixture(root: str) -> dict:
     put("models/acme/tiny/model.safetensors", rnd.randbytes(200_000))     # > threshold: LFS
     put("models/acme/tiny/sub/notes.txt", b"nested file\n")
     put("models/acme/tiny/_commit", COMMIT.encode() + b"\n")
+    put("models/acme/tiny/_refs", json.dumps({"v1.0": "main", "dev": "v1.0", "old": OLD_SHA}).encode())
     put("models/acme/locked/config.json", b'{"gated": true}\n')
     put("models/acme/locked/weights.bin", rnd.randbytes(100_000))
+    # No _commit: its commit is a hash over the files, and moves with them.
+    put("models/acme/moving/config.json", b'{"version": 1}\n')
+    put("models/acme/moving/weights.bin", rnd.randbytes(70_000))
 
     rows = []
     for i in range(250):
@@ -82,7 +102,7 @@ def build_fixture(root: str) -> dict:
     put("datasets/acme/chats/_viewer/extra/train.jsonl", b'{"a": 1}\n{"a": 2}\n')
     put("datasets/acme/private/data.jsonl", b'{"s": 1}\n')
     put("datasets/acme/private/_viewer/default/train.jsonl", b'{"s": 1}\n{"s": 2}\n')
-    return {"files": files, "rows": rows}
+    return {"files": files, "rows": rows, "root": root}
 
 
 # --------------------------------------------------------------------------
@@ -185,34 +205,238 @@ def run_urllib_tests(S: ServerProc, fx: dict) -> None:
         st, h, _ = jreq(f"{B}/api/models/acme/tiny/tree/nope?recursive=true")
         check("tree of unknown revision -> 404", st == 404 and h["X-Error-Code"] == "RevisionNotFound")
 
+    def follow(url, headers=None, method="GET"):
+        """One redirect by hand, the relative Location joined to the URL."""
+        st, h, _ = req(url, method=method, headers=headers)
+        assert st == 307, (st, dict(h))
+        return urllib.parse.urljoin(url, h["Location"]), h
+
     def t_resolve_small():
         data = F["models/acme/tiny/config.json"]
+        oid = git_sha1(data)
         u = f"{B}/acme/tiny/resolve/main/config.json"
         st, h, body = req(u, method="HEAD")
-        check("HEAD small file: 200, ETag = git sha1, X-Repo-Commit, Content-Length",
-              st == 200 and h["ETag"] == f'"{git_sha1(data)}"' and h["X-Repo-Commit"] == COMMIT
-              and int(h["Content-Length"]) == len(data) and body == b"", dict(h))
+        loc = h.get("Location", "")
+        want = (f"/api/resolve-cache/models/acme/tiny/{COMMIT}/config.json"
+                f"?%2Facme%2Ftiny%2Fresolve%2Fmain%2Fconfig.json=&etag=%22{oid}%22")
+        check("HEAD small file: 307 with the hub's relative Location to /api/resolve-cache",
+              st == 307 and loc == want, (st, loc))
+        check("the 307 carries X-Repo-Commit, X-Linked-Etag = git sha1, no X-Linked-Size, no body on HEAD",
+              h["X-Repo-Commit"] == COMMIT and h["X-Linked-Etag"] == f'"{oid}"'
+              and "X-Linked-Size" not in h and body == b"", dict(h))
         st, h, body = req(u)
-        check("GET small file: exact bytes, no redirect", st == 200 and body == data)
-        st, _, body = req(f"{B}/acme/tiny/resolve/{COMMIT}/sub/notes.txt")
-        check("resolve by commit sha + nested path", st == 200 and body == F["models/acme/tiny/sub/notes.txt"])
-        st, h, body = req(u, headers={"Range": "bytes=5-"})
-        check("Range on a direct file -> 206", st == 206 and body == data[5:]
+        check("GET small file: the same 307, with an Express-style text body",
+              st == 307 and h["Location"] == want
+              and body == f"Temporary Redirect. Redirecting to {want}".encode()
+              and int(h["Content-Length"]) == len(body), (st, body))
+        target = urllib.parse.urljoin(u, loc)
+        check("the Location is on the same host and port", target.startswith(f"{B}/api/resolve-cache/"), target)
+        st, h, body = req(target, method="HEAD")
+        check("HEAD resolve-cache: 200, ETag = git sha1, X-Repo-Commit, Content-Length of the file",
+              st == 200 and h["ETag"] == f'"{oid}"' and h["X-Repo-Commit"] == COMMIT
+              and int(h["Content-Length"]) == len(data) and body == b"", (st, dict(h)))
+        st, h, body = req(target)
+        check("GET resolve-cache: the exact bytes", st == 200 and body == data, st)
+        st, h, body = req(target, headers={"Range": "bytes=5-"})
+        check("Range on resolve-cache -> 206", st == 206 and body == data[5:]
               and h["Content-Range"] == f"bytes 5-{len(data) - 1}/{len(data)}", (st, dict(h)))
-        st, h, body = req(f"{B}/datasets/acme/chats/resolve/main/train.jsonl")
-        check("dataset resolve /datasets/O/N/resolve/REV/PATH",
-              st == 200 and body == F["datasets/acme/chats/train.jsonl"] and "X-Repo-Commit" in h)
+        st, h, body = req(target, headers={"If-None-Match": f'"{oid}"'})
+        check("If-None-Match with the ETag -> 304, no body", st == 304 and body == b"", st)
+        st, _, body = req(target.split("?")[0])
+        check("resolve-cache needs no query string", st == 200 and body == data, st)
+
+        nested = F["models/acme/tiny/sub/notes.txt"]
+        t2, _ = follow(f"{B}/acme/tiny/resolve/{COMMIT}/sub/notes.txt")
+        m = RESOLVE_CACHE.match(urllib.parse.urlsplit(t2).path + "?" + urllib.parse.urlsplit(t2).query)
+        check("nested path: one %2F-encoded segment; the query names the rev as requested (the sha)",
+              m and m.group(4) == "sub%2Fnotes.txt"
+              and m.group(5) == (f"%2Facme%2Ftiny%2Fresolve%2F{COMMIT}%2Fsub%2Fnotes.txt="
+                                 f"&etag=%22{git_sha1(nested)}%22"),
+              t2)
+        st, _, body = req(t2)
+        check("resolve by commit sha + nested path, followed", st == 200 and body == nested)
+        st, _, body = req(t2.replace("sub%2Fnotes.txt", "sub/notes.txt"))
+        check("resolve-cache takes the nested path with a literal / too", st == 200 and body == nested)
+        dd = F["datasets/acme/chats/train.jsonl"]
+        t3, h3 = follow(f"{B}/datasets/acme/chats/resolve/main/train.jsonl")
+        st, h, body = req(t3)
+        check("dataset resolve: 307 to /api/resolve-cache/datasets/..., which serves it",
+              "/api/resolve-cache/datasets/acme/chats/" in t3 and "%2Fdatasets%2Facme%2Fchats%2Fresolve%2Fmain" in t3
+              and st == 200 and body == dd and h["X-Repo-Commit"] == h3["X-Repo-Commit"], t3)
+
         st, h, _ = jreq(f"{B}/acme/tiny/resolve/main/missing.bin")
         check("missing file -> 404 EntryNotFound with X-Repo-Commit",
               st == 404 and h["X-Error-Code"] == "EntryNotFound" and h["X-Repo-Commit"] == COMMIT, dict(h))
+        st, h, _ = jreq(f"{B}/api/resolve-cache/models/acme/tiny/{COMMIT}/missing.bin")
+        check("resolve-cache: missing file -> 404 EntryNotFound", st == 404 and h["X-Error-Code"] == "EntryNotFound")
+        st, h, _ = jreq(f"{B}/api/resolve-cache/models/acme/tiny/{OLD_SHA}/config.json")
+        check("resolve-cache: another commit -> 404 RevisionNotFound",
+              st == 404 and h["X-Error-Code"] == "RevisionNotFound", st)
         st, h, _ = jreq(f"{B}/acme/tiny/resolve/v2/config.json")
         check("resolve unknown revision -> 404 RevisionNotFound", st == 404 and h["X-Error-Code"] == "RevisionNotFound")
         st1, _, _ = req(f"{B}/acme/tiny/resolve/main/_commit")
         st2, _, _ = req(f"{B}/acme/tiny/resolve/main/sub/..%2F..%2F..%2Flocked%2Fconfig.json")
         st3, _, _ = req(f"{B}/datasets/acme/chats/resolve/main/_viewer/default/test.jsonl")
-        check("reserved names and ../ are not served", st1 == st2 == st3 == 404, (st1, st2, st3))
+        st4, _, _ = req(f"{B}/acme/tiny/resolve/main/_refs")
+        st5, _, _ = req(f"{B}/api/resolve-cache/models/acme/tiny/{COMMIT}/..%2F..%2Flocked%2Fconfig.json")
+        check("reserved names and ../ are not served (resolve and resolve-cache)",
+              st1 == st2 == st3 == st4 == st5 == 404, (st1, st2, st3, st4, st5))
         st, h, _ = jreq(f"{B}/acme/nope/resolve/main/x")
         check("resolve unknown repo -> 404 RepoNotFound", st == 404 and h["X-Error-Code"] == "RepoNotFound")
+
+    def t_refs():
+        for rev in ("v1.0", "dev", COMMIT[:7]):
+            st, _, js = jreq(f"{B}/api/models/acme/tiny/revision/{rev}")
+            check(f"revision {rev} (a _refs name or a short sha) -> the current commit",
+                  st == 200 and js["sha"] == COMMIT, (st, js))
+        st, h, _ = req(f"{B}/acme/tiny/resolve/v1.0/config.json", method="HEAD")
+        check("resolve by tag: 307 with X-Repo-Commit, the tag in the Location's query",
+              st == 307 and h["X-Repo-Commit"] == COMMIT and f"/{COMMIT}/config.json?" in h["Location"]
+              and "%2Fresolve%2Fv1.0%2Fconfig.json=" in h["Location"], dict(h))
+        st, _, js = jreq(f"{B}/api/models/acme/tiny/tree/dev?recursive=true")
+        check("tree by branch name", st == 200 and js, st)
+        st, h, _ = req(f"{B}/acme/tiny/resolve/v1.0/model.safetensors", method="HEAD")
+        check("LFS file by tag: 302 to the CDN", st == 302 and h["X-Repo-Commit"] == COMMIT, st)
+        st, h, _ = jreq(f"{B}/api/models/acme/tiny/revision/old")
+        st2, h2, _ = jreq(f"{B}/acme/tiny/resolve/old/config.json")
+        check("a _refs name that points at a commit we do not have -> 404 RevisionNotFound",
+              st == st2 == 404 and h["X-Error-Code"] == h2["X-Error-Code"] == "RevisionNotFound", (st, st2))
+        st, _, js = jreq(f"{B}/api/models/acme/tiny")
+        check("_refs is not listed", "_refs" not in [x["rfilename"] for x in js["siblings"]])
+
+    def t_ratelimit_headers():
+        pat = re.compile(r'^"(\w+)";r=(\d+);t=(\d+)$')
+        rows = f"{B}/rows?dataset=acme/chats&config=default&split=train&length=1"
+        rcache = f"{B}/api/resolve-cache/models/acme/tiny/{COMMIT}/config.json"
+        for what, url, policy in (("API", f"{B}/api/models/acme/tiny", "api"),
+                                  ("tree", f"{B}/api/models/acme/tiny/tree/main", "api"),
+                                  ("viewer /rows", rows, "api"),
+                                  ("404", f"{B}/api/models/acme/nope", "api"),
+                                  ("resolve 307", f"{B}/acme/tiny/resolve/main/config.json", "resolvers"),
+                                  ("resolve 302", f"{B}/acme/tiny/resolve/main/model.safetensors", "resolvers"),
+                                  ("resolve-cache", rcache, "resolvers")):
+            _, h, _ = req(url, method="HEAD" if "resolve" in what else "GET")
+            m = pat.match(h.get("RateLimit", ""))
+            check(f"{what}: RateLimit \"{policy}\";r=N;t=S and RateLimit-Policy q=3000;w=300",
+                  m and m.group(1) == policy and 0 < int(m.group(2)) < 3000 and 0 < int(m.group(3)) <= 300
+                  and h["RateLimit-Policy"] == f'"fixed window";"{policy}";q=3000;w=300', dict(h))
+        _, h1, _ = req(f"{B}/api/models/acme/tiny")
+        _, h2, _ = req(f"{B}/api/models/acme/tiny")
+        r1, r2 = (int(pat.match(x["RateLimit"]).group(2)) for x in (h1, h2))
+        check("remaining goes down by one a request", r2 == r1 - 1, (r1, r2))
+        loc = req(f"{B}/acme/tiny/resolve/main/model.safetensors")[1]["Location"]
+        _, h, _ = req(loc, method="HEAD")
+        check("the CDN sends no RateLimit headers", "RateLimit" not in h and "RateLimit-Policy" not in h, dict(h))
+
+    def t_moving():
+        """The branch moves: a file is rewritten in place, same size, other
+        bytes, at once (even with its old mtime put back): the commit, every
+        hash and every answer follow, and the old commit is gone."""
+        root = fx["root"]
+        cfg = os.path.join(root, "models", "acme", "moving", "config.json")
+        wts = os.path.join(root, "models", "acme", "moving", "weights.bin")
+
+        def state():
+            _, _, info = jreq(f"{B}/api/models/acme/moving?blobs=true")
+            _, _, tree = jreq(f"{B}/api/models/acme/moving/tree/main?recursive=true")
+            tree = {e["path"]: e for e in tree}
+            _, h, _ = req(f"{B}/acme/moving/resolve/main/config.json", method="HEAD")
+            _, hl, _ = req(f"{B}/acme/moving/resolve/main/weights.bin", method="HEAD")
+            body = req(urllib.parse.urljoin(B, h["Location"]))[2]
+            big = req(hl["Location"])[2]
+            return info, tree, h, hl, body, big
+
+        info1, tree1, h1, hl1, body1, big1 = state()
+        old_commit = info1["sha"]
+        for p, flip in ((cfg, b'{"version": 2}\n'), (wts, None)):
+            st0 = os.stat(p)
+            with open(p, "r+b") as f:
+                if flip is None:
+                    f.seek(100)
+                    b = f.read(1)
+                    f.seek(100)
+                    f.write(bytes([b[0] ^ 0xFF]))
+                else:
+                    f.write(flip)
+            os.utime(p, ns=(st0.st_atime_ns, st0.st_mtime_ns))      # same size, same mtime
+            check(f"{os.path.basename(p)} rewritten with the same size and mtime",
+                  os.stat(p).st_size == st0.st_size and os.stat(p).st_mtime_ns == st0.st_mtime_ns)
+        with open(cfg, "rb") as f:
+            new_cfg = f.read()
+        with open(wts, "rb") as f:
+            new_w = f.read()
+        info2, tree2, h2, hl2, body2, big2 = state()
+        check("the commit moved (a hash over the files)", info2["sha"] != old_commit and len(info2["sha"]) == 40,
+              (old_commit, info2["sha"]))
+        check("small file: tree oid, blobId, X-Linked-Etag and the bytes all follow",
+              tree2["config.json"]["oid"] == git_sha1(new_cfg) != tree1["config.json"]["oid"]
+              and {s["rfilename"]: s for s in info2["siblings"]}["config.json"]["blobId"] == git_sha1(new_cfg)
+              and h2["X-Linked-Etag"] == f'"{git_sha1(new_cfg)}"' and h2["X-Repo-Commit"] == info2["sha"]
+              and body2 == new_cfg != body1, (tree2["config.json"], dict(h2)))
+        check("LFS file: lfs.oid, X-Linked-Etag and the CDN bytes follow",
+              tree2["weights.bin"]["lfs"]["oid"] == sha256(new_w) != tree1["weights.bin"]["lfs"]["oid"]
+              and hl2["X-Linked-Etag"] == f'"{sha256(new_w)}"' and big2 == new_w != big1, dict(hl2))
+        for what, url in (("revision", f"{B}/api/models/acme/moving/revision/{old_commit}"),
+                          ("tree", f"{B}/api/models/acme/moving/tree/{old_commit}"),
+                          ("resolve", f"{B}/acme/moving/resolve/{old_commit}/config.json"),
+                          ("resolve-cache", urllib.parse.urljoin(B, h1["Location"]))):
+            st, h, _ = jreq(url)
+            check(f"the old commit after the move: {what} -> 404 RevisionNotFound",
+                  st == 404 and h["X-Error-Code"] == "RevisionNotFound", (st, url))
+        st, _, _ = req(hl1["Location"])
+        check("the old blob's CDN link -> 404 (we keep one version)", st == 404, st)
+        # The hash cache itself. (1) Its key: with the racy rule off, a
+        # same-size rewrite with the old mtime put back is seen by ctime (the
+        # pause is for the coarse clock file times come from).
+        hubm = load_hub_module()
+        p = os.path.join(S_tmp, "hc.bin")
+        saved = hubm.RACY_NS
+        try:
+            hubm.RACY_NS = 0
+            hc = hubm.HashCache()
+            with open(p, "wb") as f:
+                f.write(b"a" * 10)
+            first = hc.get(p)
+            st0 = os.stat(p)
+            time.sleep(0.05)
+            with open(p, "r+b") as f:
+                f.write(b"b" * 10)
+            os.utime(p, ns=(st0.st_atime_ns, st0.st_mtime_ns))
+            check("HashCache key: same size, same mtime_ns, new ctime_ns -> new hashes",
+                  first == (git_sha1(b"a" * 10), sha256(b"a" * 10))
+                  and hc.get(p) == (git_sha1(b"b" * 10), sha256(b"b" * 10)))
+        finally:
+            hubm.RACY_NS = saved
+        # (2) The racy rule: rewrites right after a hash, within one clock
+        # tick, are seen too, since a hash of a file that just changed is
+        # not kept.
+        hc = hubm.HashCache()
+        ok = True
+        for data in (b"c" * 10, b"d" * 10, b"e" * 10):
+            with open(p, "wb") as f:
+                f.write(data)
+            ok = ok and hc.get(p) == (git_sha1(data), sha256(data))
+        check("HashCache: three same-size rewrites in a row, at once, each seen", ok)
+
+    def t_cdn_signature():
+        loc = req(f"{B}/acme/tiny/resolve/main/model.safetensors")[1]["Location"]
+        sp = urllib.parse.urlsplit(loc)
+        check("CDN link: '+' for spaces and a bare '*', then Expires, Signature, Key-Pair-Id",
+              "filename*%3DUTF-8%27%27model.safetensors%3B+filename%3D%22" in sp.query
+              and re.search(r"&Expires=\d+&Signature=[0-9a-f]{32}&Key-Pair-Id=\w+$", sp.query), sp.query)
+        st, _, _ = req(loc, method="HEAD")
+        check("CDN link as given -> 200", st == 200, st)
+        requoted = sp._replace(query=urllib.parse.urlencode(urllib.parse.parse_qsl(sp.query))).geturl()
+        st, _, body = req(requoted, method="GET")
+        check("the same query decoded and re-encoded (urlencode) -> 403 AccessDenied",
+              requoted != loc and st == 403 and b"AccessDenied" in body, (st, requoted))
+        pairs = sp.query.split("&")
+        st, _, _ = req(sp._replace(query="&".join(pairs[1:] + pairs[:1])).geturl(), method="HEAD")
+        check("the same pairs in another order -> 403", st == 403, st)
+        st, _, _ = req(sp._replace(query=sp.query + "&x=1").geturl(), method="HEAD")
+        check("a pair added -> 403", st == 403, st)
+        st, _, _ = req(sp._replace(query=sp.query.replace("%3B+filename", "%3B%20filename")).geturl(), method="HEAD")
+        check("'+' written as %20 -> 403", st == 403, st)
 
     def t_resolve_lfs():
         u = f"{B}/acme/tiny/resolve/main/model.safetensors"
@@ -260,7 +484,14 @@ def run_urllib_tests(S: ServerProc, fx: dict) -> None:
             st, h, js = jreq(f"{B}/{path}", headers={"Authorization": "Bearer hf_wrong"})
             check(f"gated {path}: wrong token -> 403", st == 403 and js["error"], (st, js))
             st, h, _ = jreq(f"{B}/{path}", headers=AUTH)
-            check(f"gated {path}: right token -> 200", st == 200, st)
+            check(f"gated {path}: right token -> {307 if 'resolve' in path else 200}",
+                  st == (307 if "resolve" in path else 200), st)
+        loc = req(f"{B}/acme/locked/resolve/main/config.json", headers=AUTH)[1]["Location"]
+        target = urllib.parse.urljoin(B, loc)
+        sts = [req(target, headers=hh)[0] for hh in ({}, {"Authorization": "Bearer hf_wrong"}, AUTH)]
+        st, _, body = req(target, headers=AUTH)
+        check("gated resolve-cache: 401 no token, 403 wrong token, 200 + bytes with the token",
+              sts == [401, 403, 200] and body == F["models/acme/locked/config.json"], sts)
         st, h, _ = req(f"{B}/acme/locked/resolve/main/weights.bin", headers=AUTH)
         check("gated LFS with token -> 302", st == 302, st)
         # What a correct client does: follow to the CDN without the token.
@@ -301,8 +532,24 @@ def run_urllib_tests(S: ServerProc, fx: dict) -> None:
         ents = log_entries()["requests"]
         check("curl -L: gated LFS download matches", r.returncode == 0 and got == F["models/acme/locked/weights.bin"],
               r.stderr)
-        check("curl (libcurl) drops Authorization on the CDN redirect",
-              [e["auth"] for e in ents] == ["token", "none"], [(e["path"][:40], e["auth"]) for e in ents])
+        check("curl (libcurl) drops Authorization on the CDN redirect (another host name)",
+              [(e["auth"], e["host"]) for e in ents] == [("token", f"127.0.0.1:{S.port}"),
+                                                         ("none", f"localhost:{S.port}")],
+              [(e["path"][:40], e["auth"], e["host"]) for e in ents])
+        clear_log()
+        url = f"{B}/acme/locked/resolve/main/config.json"
+        r = subprocess.run([curl, "-sSfL", "-H", f"Authorization: Bearer {TOKEN}", "-o", out, url],
+                           check=False, capture_output=True, timeout=20)
+        with open(out, "rb") as f:
+            got = f.read()
+        ents = log_entries()["requests"]
+        check("curl -L follows the relative 307 of a small gated file, token kept on the same host",
+              r.returncode == 0 and got == F["models/acme/locked/config.json"]
+              and [(e["status"], e["path"].split("/")[2 if e["status"] == 200 else 3], e["auth"], e["host"])
+                   for e in ents]
+              == [(307, "resolve", "token", f"127.0.0.1:{S.port}"),
+                  (200, "resolve-cache", "token", f"127.0.0.1:{S.port}")],
+              (r.stderr, [(e["status"], e["path"][:40], e["auth"], e["host"]) for e in ents]))
         # libcurl resume: a partial file continued with -C - sends Range.
         with open(out, "wb") as f:
             f.write(big[:30000])
@@ -490,10 +737,7 @@ def run_urllib_tests(S: ServerProc, fx: dict) -> None:
         set_faults("")
 
         # Rule parsing, straight from the module: the regex may contain ':'.
-        spec = importlib.util.spec_from_file_location("hub", HUB)
-        hub = importlib.util.module_from_spec(spec)
-        sys.modules["hub"] = hub            # dataclasses look the module up
-        spec.loader.exec_module(hub)
+        hub = load_hub_module()
         r = hub.parse_rule(r"^/a:b(?:c):cut:10@2")
         check("parse_rule keeps ':' inside the regex",
               (r.pattern, r.kind, r.args, r.remaining) == ("^/a:b(?:c)", "cut", ["10"], 2), r)
@@ -503,21 +747,27 @@ def run_urllib_tests(S: ServerProc, fx: dict) -> None:
         check("parse_rule: empty regex matches everything", r.regex.search("/anything") is not None)
 
     def t_keepalive_and_concurrency():
-        # libcurl reuses connections: every answer (HEAD, 302, 404, 206) must
-        # be framed exactly so the next request on the socket still works.
+        # libcurl reuses connections: every answer (HEAD, 307, 302, 404, 206,
+        # 304) must be framed exactly so the next request on the socket still
+        # works.
+        rc = f"/api/resolve-cache/models/acme/tiny/{COMMIT}/config.json"
         conn = http.client.HTTPConnection("127.0.0.1", S.port, timeout=10)
         seen = []
         for method, path, hdr in [("HEAD", "/acme/tiny/resolve/main/config.json", {}),
+                                  ("GET", "/acme/tiny/resolve/main/config.json", {}),
                                   ("GET", "/acme/tiny/resolve/main/model.safetensors", {}),
                                   ("GET", "/acme/tiny/resolve/main/missing", {}),
-                                  ("GET", "/acme/tiny/resolve/main/config.json", {"Range": "bytes=0-3"}),
+                                  ("GET", rc, {"Range": "bytes=0-3"}),
+                                  ("GET", rc, {"If-None-Match": f'"{git_sha1(F["models/acme/tiny/config.json"])}"'}),
+                                  ("HEAD", rc, {}),
                                   ("GET", "/api/models/acme/tiny", {})]:
             conn.request(method, path, headers=hdr)
             r = conn.getresponse()
             r.read()
             seen.append(r.status)
         conn.close()
-        check("keep-alive: 5 requests on one connection", seen == [200, 302, 404, 206, 200], seen)
+        check("keep-alive: 8 requests on one connection",
+              seen == [307, 307, 302, 404, 206, 304, 200, 200], seen)
         from concurrent.futures import ThreadPoolExecutor
         loc = req(f"{B}/acme/tiny/resolve/main/model.safetensors")[1]["Location"]
 
@@ -528,8 +778,47 @@ def run_urllib_tests(S: ServerProc, fx: dict) -> None:
             parts = list(ex.map(part, range(8)))
         check("8 parallel ranged CDN requests reassemble the file", b"".join(parts) == big)
 
-    tests = [t_health, t_keepalive_and_concurrency, t_api_models, t_tree, t_resolve_small, t_resolve_lfs, t_auth, t_curl,
-             t_viewer, t_faults]
+    def t_retry_after_everywhere():
+        rc = f"{B}/api/resolve-cache/models/acme/tiny/{COMMIT}/config.json"
+        loc = req(f"{B}/acme/tiny/resolve/main/model.safetensors")[1]["Location"]
+        for method, url, rx, policy, ok_st in (
+                ("HEAD", f"{B}/acme/tiny/resolve/main/config.json", "^/acme/tiny/resolve/", "resolvers", 307),
+                ("HEAD", f"{B}/acme/tiny/resolve/main/model.safetensors", "^/acme/tiny/resolve/", "resolvers", 302),
+                ("HEAD", rc, "^/api/resolve-cache/", "resolvers", 200),
+                ("GET", rc, "^/api/resolve-cache/", "resolvers", 200),
+                ("GET", f"{B}/api/models/acme/tiny/revision/main", "/revision/main$", "api", 200),
+                ("HEAD", f"{B}/api/models/acme/tiny/revision/main", "/revision/main$", "api", 200),
+                ("GET", f"{B}/api/models/acme/tiny/tree/main?recursive=true", "/tree/main", "api", 200),
+                ("GET", f"{B}/rows?dataset=acme/chats&config=default&split=train", "^/rows", "api", 200),
+                ("GET", loc, "^/cdn/", None, 200),
+                ("HEAD", loc, "^/cdn/", None, 200)):
+            set_faults(f"{rx}:429:3@1")
+            st, h, _ = req(url, method=method)
+            st2, _, _ = req(url, method=method)
+            rl = h.get("RateLimit")
+            check(f"429:3 on {method} {urllib.parse.urlsplit(url).path[:34]}: Retry-After 3, "
+                  + (f'RateLimit "{policy}";r=0;t=3' if policy else "no RateLimit (CDN)") + f", then {ok_st}",
+                  st == 429 and h.get("Retry-After") == "3" and st2 == ok_st
+                  and rl == (f'"{policy}";r=0;t=3' if policy else None), (st, st2, dict(h)))
+        for method, url in (("GET", f"{B}/api/models/acme/tiny"), ("HEAD", f"{B}/acme/tiny/resolve/main/config.json"),
+                            ("GET", loc)):
+            set_faults(r"^/(api/models|acme/tiny/resolve|cdn/):429date:5@1")
+            t0 = time.time()
+            st, h, _ = req(url, method=method)
+            ra = h.get("Retry-After", "")
+            try:
+                wait = email.utils.parsedate_to_datetime(ra).timestamp() - t0
+            except (TypeError, ValueError):
+                wait = None
+            check(f"429date:5 on {method} {urllib.parse.urlsplit(url).path[:30]}: Retry-After is an "
+                  "HTTP-date ~5 s ahead, no RateLimit headers",
+                  st == 429 and ra.endswith(" GMT") and wait is not None and 4.0 <= wait <= 6.5
+                  and "RateLimit" not in h and "RateLimit-Policy" not in h, (st, ra, wait, dict(h)))
+        set_faults("")
+
+    tests = [t_health, t_keepalive_and_concurrency, t_api_models, t_tree, t_resolve_small, t_refs,
+             t_resolve_lfs, t_cdn_signature, t_auth, t_curl, t_viewer, t_ratelimit_headers,
+             t_retry_after_everywhere, t_faults, t_moving]
     for t in tests:
         group(t)
 
@@ -538,13 +827,14 @@ def run_urllib_tests(S: ServerProc, fx: dict) -> None:
 # The official client against the server
 # --------------------------------------------------------------------------
 
-def run_hf_tests(S: ServerProc, fx: dict, tmp: str, root: str) -> None:
+def run_hf_tests(S: ServerProc, fx: dict, tmp: str, root: str, D: ServerProc | None) -> None:
     B = S.base
     F = fx["files"]
     os.environ["HF_HOME"] = os.path.join(tmp, "hf_home")
     os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
     os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
     os.environ["HF_HUB_ETAG_TIMEOUT"] = "10"
+    os.environ["HF_HUB_DISABLE_XET"] = "1"        # plain HTTP even where hf_xet is installed
     for v in ("HF_HUB_OFFLINE", "HF_TOKEN", "HF_ENDPOINT", "HUGGING_FACE_HUB_TOKEN"):
         os.environ.pop(v, None)
     import logging
@@ -554,6 +844,7 @@ def run_hf_tests(S: ServerProc, fx: dict, tmp: str, root: str) -> None:
         EntryNotFoundError,
         GatedRepoError,
         HfHubHTTPError,
+        RevisionNotFoundError,
     )
     logging.getLogger("huggingface_hub").setLevel(logging.ERROR)
     print(f"# huggingface_hub {hf.__version__}")
@@ -660,7 +951,129 @@ def run_hf_tests(S: ServerProc, fx: dict, tmp: str, root: str) -> None:
               read(p) == F["models/acme/tiny/model.safetensors"] and time.monotonic() - t0 >= 1.0)
         post_faults("")
 
-    for t in (t_hf_download, t_hf_snapshot, t_hf_api, t_hf_gated, t_hf_resume):
+    here = f"127.0.0.1:{S.port}"
+    cdn_host = f"localhost:{S.port}"
+
+    def trail(ents):
+        """(method, kind, status, auth, host) of each request, kind one of
+        resolve, resolve-cache, cdn, api."""
+        def kind(p):
+            return ("resolve-cache" if p.startswith("/api/resolve-cache/") else "cdn" if p.startswith("/cdn/")
+                    else "resolve" if "/resolve/" in p else "api")
+        return [(e["method"], kind(e["path"]), e["status"], e["auth"], e["host"]) for e in ents]
+
+    def t_hf_steps():
+        # What the client does, step by step, against today's answers.
+        for fn, tok, want in (
+                ("config.json", TOKEN, [("HEAD", "resolve", 307, "token", here),
+                                        ("HEAD", "resolve-cache", 200, "token", here),
+                                        ("GET", "resolve-cache", 200, "token", here)]),
+                ("weights.bin", TOKEN, [("HEAD", "resolve", 302, "token", here),
+                                        ("GET", "cdn", 200, "none", cdn_host)])):
+            req(f"{B}/_debug/requests", method="DELETE")
+            p = hf.hf_hub_download("acme/locked", fn, endpoint=B, cache_dir=os.path.join(tmp, "steps"), token=tok)
+            got = trail(log_entries())
+            check(f"hf_hub_download {fn} (gated): {' -> '.join(f'{m} {k} {st} auth={a}' for m, k, st, a, _ in want)}",
+                  read(p) == F[f"models/acme/locked/{fn}"] and got == want, got)
+
+    def local_files(d):
+        out = {}
+        for dirpath, dirnames, filenames in os.walk(d):
+            if dirpath == d:
+                dirnames[:] = [x for x in dirnames if x != ".cache"]
+            for fn in filenames:
+                q = os.path.join(dirpath, fn)
+                out[os.path.relpath(q, d).replace(os.sep, "/")] = read(q)
+        return out
+
+    def t_hf_local_dir():
+        for repo, tok in (("acme/tiny", False), ("acme/locked", TOKEN)):
+            d = os.path.join(tmp, "local-" + repo.replace("/", "-"))
+            req(f"{B}/_debug/requests", method="DELETE")
+            out = hf.snapshot_download(repo, local_dir=d, endpoint=B, token=tok,
+                                       cache_dir=os.path.join(tmp, "local-cache"))
+            want = repo_files(fx_files(root), f"models/{repo}/")
+            got = local_files(d)
+            check(f"snapshot_download({repo!r}, local_dir=D{', token' if tok else ''}): D (less .cache) "
+                  "equals the fixture byte for byte",
+                  os.path.realpath(out) == os.path.realpath(d) and got == want, (sorted(got), sorted(want)))
+            steps = trail(log_entries())
+            small = [x for x in steps if x[1] in ("resolve", "resolve-cache") and x[2] != 302]
+            cdn = [x for x in steps if x[1] == "cdn"]
+            want_auth = "token" if tok else "none"
+            check(f"snapshot_download({repo!r}): every small file 307 -> resolve-cache; auth={want_auth} on the "
+                  "hub host, never on the CDN host",
+                  small and sum(x[:3] == ("GET", "resolve-cache", 200) for x in small)
+                  == sum(len(v) <= 65536 for v in want.values())
+                  and all(x[3] == want_auth and x[4] == here for x in steps if x[1] != "cdn")
+                  and cdn and all(x[3] == "none" and x[4] == cdn_host for x in cdn), steps)
+
+    def t_hf_revisions():
+        c = os.path.join(tmp, "rev-cache")
+        p = hf.hf_hub_download("acme/tiny", "config.json", revision="v1.0", endpoint=B, cache_dir=c, token=False)
+        ref = os.path.join(c, "models--acme--tiny", "refs", "v1.0")
+        check("hf_hub_download(revision='v1.0') (a _refs tag): bytes, snapshot dir = commit, refs/v1.0 = commit",
+              read(p) == F["models/acme/tiny/config.json"] and f"/snapshots/{COMMIT}/" in p
+              and os.path.isfile(ref) and read(ref).decode() == COMMIT, p)
+        p = hf.hf_hub_download("acme/tiny", "model.safetensors", revision="dev", endpoint=B, cache_dir=c, token=False)
+        check("hf_hub_download(revision='dev') of the LFS file", read(p) == F["models/acme/tiny/model.safetensors"])
+        d = hf.snapshot_download("acme/tiny", revision="v1.0", local_dir=os.path.join(tmp, "rev-local"),
+                                 endpoint=B, cache_dir=c, token=False)
+        check("snapshot_download(revision='v1.0', local_dir=D)",
+              local_files(d) == repo_files(fx_files(root), "models/acme/tiny/"))
+        try:
+            hf.hf_hub_download("acme/tiny", "config.json", revision="old", endpoint=B, cache_dir=c, token=False)
+            check("hf: a tag of a commit we do not keep -> RevisionNotFoundError", False, "no error")
+        except RevisionNotFoundError:
+            check("hf: a tag of a commit we do not keep -> RevisionNotFoundError", True)
+        # The branch moves between two runs: same size, other bytes.
+        p0 = os.path.join(root, "models", "acme", "hfmove", "config.json")
+        os.makedirs(os.path.dirname(p0), exist_ok=True)
+        with open(p0, "wb") as f:
+            f.write(b'{"run": 1}\n')
+        c = os.path.join(tmp, "move-cache")
+        a = hf.hf_hub_download("acme/hfmove", "config.json", endpoint=B, cache_dir=c, token=False)
+        first = read(a)
+        with open(p0, "r+b") as f:
+            f.write(b'{"run": 2}\n')
+        b = hf.hf_hub_download("acme/hfmove", "config.json", endpoint=B, cache_dir=c, token=False)
+        check("hf after the branch moved: the new bytes, in a new snapshot (new commit)",
+              first == b'{"run": 1}\n' and read(b) == b'{"run": 2}\n'
+              and os.path.dirname(a) != os.path.dirname(b), (a, b))
+
+    def t_hf_ratelimit():
+        from huggingface_hub.utils import parse_ratelimit_headers
+        _, h, _ = req(f"{B}/api/models/acme/tiny")
+        info = parse_ratelimit_headers(h)
+        check("parse_ratelimit_headers reads our API headers: api, q=3000, w=300",
+              info is not None and info.resource_type == "api" and info.limit == 3000
+              and info.window_seconds == 300 and 0 < info.remaining < 3000 and 0 < info.reset_in_seconds <= 300, info)
+        _, h, _ = req(f"{B}/acme/tiny/resolve/main/config.json", method="HEAD")
+        info = parse_ratelimit_headers(h)
+        check("parse_ratelimit_headers reads the resolve headers: resolvers",
+              info is not None and info.resource_type == "resolvers" and info.limit == 3000, info)
+        if D is None:
+            check("rate-limit server for the client test", False, "not running")
+            return
+        req(f"{D.base}/_debug/ratelimit", method="DELETE")
+        for _ in range(5):
+            req(f"{D.base}/acme/tiny/resolve/main/config.json", method="HEAD")
+        st, h, _ = req(f"{D.base}/acme/tiny/resolve/main/config.json", method="HEAD")
+        info = parse_ratelimit_headers(h)
+        check("parse_ratelimit_headers reads an enforced 429: remaining 0, limit 5, window 2",
+              st == 429 and info.remaining == 0 and info.limit == 5 and info.window_seconds == 2, (st, info))
+        req(f"{D.base}/_debug/requests", method="DELETE")
+        t0 = time.monotonic()
+        p = hf.hf_hub_download("acme/tiny", "config.json", endpoint=D.base, cache_dir=os.path.join(tmp, "rl-cache"),
+                               token=False)
+        ents = jreq(f"{D.base}/_debug/requests")[2]["requests"]
+        check("hf_hub_download waits out the resolvers window (429, RateLimit t) and gets the file",
+              read(p) == F["models/acme/tiny/config.json"] and ents[0]["status"] == 429
+              and any(e["status"] == 307 for e in ents) and time.monotonic() - t0 >= 1.0,
+              [(e["method"], e["path"][:40], e["status"]) for e in ents])
+
+    for t in (t_hf_download, t_hf_snapshot, t_hf_api, t_hf_gated, t_hf_resume, t_hf_steps, t_hf_local_dir,
+              t_hf_revisions, t_hf_ratelimit):
         group(t)
 
 
@@ -672,8 +1085,20 @@ def run_lifecycle_tests(root: str, tmp: str) -> None:
     # A second server: --faults at start-up, --cdn-reject-auth, --cdn-ttl 0,
     # and --max-seconds making it exit on its own.
     s = ServerProc(HUB, tmp, "b", "--root", root, "--faults", "^/api/:503@1,^/splits:latency:1", "--cdn-reject-auth",
-                   "--cdn-ttl", "0", "--lfs-threshold", "1000", "--max-seconds", "2.5")
+                   "--cdn-ttl", "0", "--lfs-threshold", "1000", "--max-seconds", "2.5", "--legacy-resolve")
     try:
+        st, h, body = req(f"{s.base}/acme/tiny/resolve/main/config.json", method="HEAD")
+        data = fx_files(root)["models/acme/tiny/config.json"]
+        check("--legacy-resolve: HEAD small file: 200, ETag = git sha1, X-Repo-Commit, Content-Length",
+              st == 200 and h["ETag"] == f'"{git_sha1(data)}"' and h["X-Repo-Commit"] == COMMIT
+              and int(h["Content-Length"]) == len(data) and body == b"" and "Location" not in h, dict(h))
+        st, h, body = req(f"{s.base}/acme/tiny/resolve/main/config.json")
+        st2, h2, body2 = req(f"{s.base}/acme/tiny/resolve/main/config.json", headers={"Range": "bytes=5-"})
+        check("--legacy-resolve: GET small file: exact bytes, no redirect; Range -> 206",
+              st == 200 and body == data and st2 == 206 and body2 == data[5:]
+              and h2["Content-Range"] == f"bytes 5-{len(data) - 1}/{len(data)}", (st, st2))
+        st, h, _ = req(f"{s.base}/acme/tiny/resolve/main/model.safetensors", method="HEAD")
+        check("--legacy-resolve: LFS files still 302 to the CDN", st == 302 and "/cdn/" in h["Location"], st)
         sts = [jreq(f"{s.base}/api/models/acme/tiny")[0] for _ in range(2)]
         check("--faults at start-up", sts == [503, 200], sts)
         loc = req(f"{s.base}/acme/tiny/resolve/main/model.safetensors")[1]["Location"]
@@ -692,9 +1117,138 @@ def run_lifecycle_tests(root: str, tmp: str) -> None:
         check("--max-seconds logged", "max-seconds reached" in s.stderr())
     finally:
         s.stop()
-    r = subprocess.run([sys.executable, HUB, "--root", root, "--faults", "x:nope"],
-                       check=False, capture_output=True, text=True, timeout=10)
-    check("a bad --faults spec is refused at start-up", r.returncode == 2 and "--faults" in r.stderr, r.stderr)
+    for bad, opt in ((["--faults", "x:nope"], "--faults"), (["--rate-limit", "20"], "--rate-limit"),
+                     (["--rate-limit", "0/2"], "--rate-limit"), (["--big-size", "x=1.5"], "--big-size")):
+        r = subprocess.run([sys.executable, HUB, "--root", root, *bad],
+                           check=False, capture_output=True, text=True, timeout=10)
+        check(f"a bad {' '.join(bad)} is refused at start-up", r.returncode == 2 and opt in r.stderr, r.stderr)
+
+
+def fx_files(root: str) -> dict:
+    """The fixture as it is on disk now: {"models/acme/tiny/config.json": bytes, ...}."""
+    out = {}
+    for dirpath, _, filenames in os.walk(root):
+        for fn in filenames:
+            p = os.path.join(dirpath, fn)
+            with open(p, "rb") as f:
+                out[os.path.relpath(p, root).replace(os.sep, "/")] = f.read()
+    return out
+
+
+def repo_files(files: dict, prefix: str) -> dict:
+    """The files of one repo (PREFIX = "models/O/N/"), as a client gets them:
+    without the reserved _commit, _refs and _viewer/."""
+    out = {}
+    for k, v in files.items():
+        if k.startswith(prefix):
+            rel = k[len(prefix):]
+            if rel.split("/")[0] not in ("_commit", "_refs", "_viewer"):
+                out[rel] = v
+    return out
+
+
+EXTRA = ["../../../x", "x/../../y", "/abs", "a\\b", "a//b", "./a"]
+BIG = 9007199254740993                      # 2**53 + 1: a float64 cannot hold it
+
+
+def run_hostile_tests(root: str, tmp: str) -> None:
+    """--extra-entry, --next-link and --big-size, on a server of their own."""
+    args = ["--root", root, "--lfs-threshold", "65536", "--tree-page-size", "3", "--max-seconds", "60",
+            "--next-link", "file:///etc/passwd", "--big-size", f"model.safetensors={BIG}",
+            "--big-size", f"/abs={BIG}"]
+    for e in EXTRA:
+        args += ["--extra-entry", e]
+    s = ServerProc(HUB, tmp, "c", *args)
+    B = s.base
+    try:
+        st, h, _ = req(f"{B}/api/models/acme/tiny/tree/main?recursive=true")
+        check("--next-link: the first /tree page's Link points at the given URL",
+              st == 200 and h.get("Link") == '<file:///etc/passwd>; rel="next"', h.get("Link"))
+        # Cursors made by hand (the hub's are opaque; this one's are offsets):
+        # page 1 from its start without the hostile link, and page 2.
+        first_cursor = base64.urlsafe_b64encode(b'{"o": 0}').decode()
+        cur = base64.urlsafe_b64encode(b'{"o": 3}').decode()
+        st2, h2, _ = jreq(f"{B}/api/models/acme/tiny/tree/main?recursive=true&cursor={cur}")
+        check("--next-link: later pages link on as usual", st2 == 200 and "cursor=" in h2.get("Link", "")
+              and h2["Link"].startswith(f"<http://127.0.0.1:{s.port}/"), h2.get("Link"))
+        entries = []
+        url = f"{B}/api/models/acme/tiny/tree/main?recursive=true&cursor={first_cursor}"
+        while url:
+            st, h, js = jreq(url)
+            entries += js
+            link = h.get("Link")
+            url = link[1:link.index(">")] if link else None
+        e = {x["path"]: x for x in entries}
+        check("--extra-entry: every literal path is listed as a file in /tree",
+              all(p in e and e[p]["type"] == "file" for p in EXTRA), sorted(e))
+        contents = {}
+        for p in EXTRA:
+            # Sent as is (urllib does not normalize ../ or //).
+            u = f"{B}/acme/tiny/resolve/main/{urllib.parse.quote(p, safe='/')}"
+            st, h, _ = req(u, method="HEAD")
+            loc = h.get("Location", "")
+            st2, _, body = req(urllib.parse.urljoin(u, loc)) if st == 307 else (st, None, b"")
+            contents[p] = body
+            check(f"--extra-entry {p!r}: resolve 307 to one resolve-cache segment; served; oid/size match",
+                  st == 307 and loc.startswith(f"/api/resolve-cache/models/acme/tiny/{COMMIT}/"
+                                               f"{urllib.parse.quote(p, safe='')}?")
+                  and st2 == 200 and body and e[p]["oid"] == git_sha1(body)
+                  and e[p]["size"] == (BIG if p == "/abs" else len(body)), (st, loc, st2, e.get(p)))
+        st, h, raw = req(f"{B}/api/models/acme/tiny?blobs=true")
+        sib = {x["rfilename"]: x for x in json.loads(raw)["siblings"]}
+        check("--extra-entry: in siblings too, with blobId and size",
+              all(p in sib and sib[p]["blobId"] == git_sha1(contents[p]) for p in EXTRA), sorted(sib))
+        exact = {x["rfilename"]: x for x in json.loads(raw, parse_int=str)["siblings"]}
+        check("--big-size: siblings carry the exact integer (size and lfs.size), digits intact in the JSON text",
+              b'"size": 9007199254740993' in raw and exact["model.safetensors"]["size"] == str(BIG)
+              and exact["model.safetensors"]["lfs"]["size"] == str(BIG) and exact["/abs"]["size"] == str(BIG)
+              and sib["model.safetensors"]["size"] == BIG, exact["model.safetensors"])
+        tree_raw = b""
+        url = f"{B}/api/models/acme/tiny/tree/main?recursive=true&cursor={first_cursor}"
+        while url:
+            st, h, body = req(url)
+            tree_raw += body
+            link = h.get("Link")
+            url = link[1:link.index(">")] if link else None
+        check("--big-size: /tree JSON text has 9007199254740993 as an integer literal",
+              tree_raw.count(b'"size": 9007199254740993') >= 3, tree_raw[:300])
+        st, h, _ = req(f"{B}/acme/tiny/resolve/main/model.safetensors", method="HEAD")
+        check("--big-size changes listings only: X-Linked-Size is the real size",
+              st == 302 and int(h["X-Linked-Size"]) == 200_000, dict(h))
+        st, _, js = jreq(f"{B}/api/datasets/acme/chats/tree/main")
+        check("--extra-entry: datasets list the entries too", st == 200 and "../../../x" in [x["path"] for x in js])
+        st, _, js = jreq(f"{B}/api/models/acme/tiny/tree/main/sub")
+        check("--extra-entry: not in the listing of a subfolder", [x["path"] for x in js] == ["sub/notes.txt"], js)
+    finally:
+        s.stop()
+
+
+def run_ratelimit_tests(root: str, tmp: str) -> ServerProc:
+    """--rate-limit 5/2; returns the server, still running, for the client tests."""
+    s = ServerProc(HUB, tmp, "d", "--root", root, "--lfs-threshold", "65536", "--rate-limit", "5/2",
+                   "--max-seconds", "120")
+    B = s.base
+    req(f"{B}/_debug/ratelimit", method="DELETE")
+    got = [req(f"{B}/api/models/acme/tiny") for _ in range(5)]
+    check("--rate-limit 5/2: five API requests pass, r counts down 4..0",
+          [g[0] for g in got] == [200] * 5
+          and [g[1]["RateLimit"].split(";")[1] for g in got] == ["r=4", "r=3", "r=2", "r=1", "r=0"]
+          and got[0][1]["RateLimit-Policy"] == '"fixed window";"api";q=5;w=2', [g[1]["RateLimit"] for g in got])
+    st, h, js = jreq(f"{B}/api/models/acme/tiny/tree/main")
+    t = int(h["RateLimit"].rsplit("t=", 1)[1])
+    check("the sixth -> 429, Retry-After = t of RateLimit \"api\";r=0;t=T, JSON error",
+          st == 429 and h["Retry-After"] == str(t) and 1 <= t <= 2 and h["RateLimit"].startswith('"api";r=0;')
+          and "rate-limited" in js["error"], (st, dict(h)))
+    st2, _, _ = jreq(f"{B}/rows?dataset=acme/chats&config=default&split=train&length=1")
+    st3, h3, _ = req(f"{B}/acme/tiny/resolve/main/config.json", method="HEAD")
+    check("the viewer shares the api window; resolve has its own (\"resolvers\")",
+          st2 == 429 and st3 == 307 and h3["RateLimit"].startswith('"resolvers";r=4;'), (st2, st3, dict(h3)))
+    time.sleep(t + 0.1)
+    st, h, _ = req(f"{B}/api/models/acme/tiny")
+    check("after Retry-After seconds a new window opens", st == 200 and h["RateLimit"].startswith('"api";r=4;'),
+          (st, dict(h)))
+    req(f"{B}/_debug/ratelimit", method="DELETE")
+    return s
 
 
 def main() -> int:
@@ -711,15 +1265,20 @@ def main() -> int:
     global S_tmp
     tmp = S_tmp = tempfile.mkdtemp(prefix="ds-hub-test-")
     root = os.path.join(tmp, "fixture")
-    S = None
+    S = D = None
     try:
         fx = build_fixture(root)
         S = ServerProc(HUB, tmp, "a", "--root", root, "--lfs-threshold", "65536", "--tree-page-size", "2",
                        "--token", TOKEN, "--gated", "acme/locked", "--gated", "datasets/acme/private",
                        "--max-seconds", "120")
         run_urllib_tests(S, fx)
+
+        def t_rate_limit():
+            nonlocal D
+            D = run_ratelimit_tests(root, tmp)
+        group(t_rate_limit)
         if have_hf:
-            run_hf_tests(S, fx, tmp, root)
+            run_hf_tests(S, fx, tmp, root, D)
         else:
             print("skip - huggingface_hub client tests (not importable)")
         n_logged = len(jreq(f"{S.base}/_debug/requests")[2]["requests"])
@@ -732,12 +1291,21 @@ def main() -> int:
         check("the token never appears in the stderr log", TOKEN not in err)
         check("no internal errors logged", "internal error" not in err, err[-2000:])
         S = None
+        if D is not None:
+            D.stop()
+            check("rate-limit server: no internal errors logged", "internal error" not in D.stderr())
+            D = None
         run_lifecycle_tests(root, tmp)
+
+        def t_hostile():
+            run_hostile_tests(root, tmp)
+        group(t_hostile)
     except Exception:                                           # noqa: BLE001
         check("test harness", False, traceback.format_exc())
     finally:
-        if S is not None:
-            S.stop()
+        for srv in (S, D):
+            if srv is not None:
+                srv.stop()
         shutil.rmtree(tmp, ignore_errors=True)
     print(f"# {time.monotonic() - t0:.1f}s")
     return summary()

@@ -109,6 +109,31 @@ int main(void)
 		}
 		EXPECT(all, "json_count: whole numbers 0..2^53, -1 for the rest (negative, fraction, inf, string, null)");
 	}
+	{ /* a hub's sizes and counts beyond 2^53, read exactly (json_parse_exact) */
+		static const char *const in[] = {"9007199254740993", "18446744073709551615", "9223372036854775807",
+						 "42", "1e20", "-9007199254740993", "\"9007199254740993\""};
+		static const long long want[] = {9007199254740993LL, -1, 9223372036854775807LL, 42, -1, -1,
+						 9007199254740993LL};
+		int all = 1;
+		for (size_t i = 0; i < sizeof in / sizeof *in; i++) {
+			size_t pos;
+			const char *bad;
+			jv v = json_parse_exact(in[i], strlen(in[i]), &pos, &bad);
+			if (json_count_exact(v) != want[i]) all = 0, printf("     | json_count_exact(%s) = %lld\n", in[i], json_count_exact(v));
+			jv_free(v);
+		}
+		size_t pos;
+		const char *bad;
+		const char *t = "[{\"size\":9007199254740993,\"x\":1.5}]";
+		jv v = json_parse_exact(t, strlen(t), &pos, &bad);
+		jv e = jv_array_get(v, 0);
+		jv x = jv_object_get(jv_copy(e), jv_string("x"));
+		jv sz = jv_object_get(e, jv_string("size"));
+		all &= json_count_exact(sz) == 9007199254740993LL && jv_number_value(x) == 1.5;
+		jv_free(x);
+		jv_free(sz);
+		EXPECT(all, "json_parse_exact: integers beyond 2^53 exact to INT64_MAX, small and fractional numbers as before");
+	}
 	{ /* a number too large for int64 is dumped as jq does, without an overflowing cast */
 		jv v = jv_number(1e300);
 		jbuf b = {0};
