@@ -305,6 +305,13 @@ ok 'model: 429 with Retry-After (seconds, or an HTTP date) is honoured on the re
 	test "$(jq "[.requests[] | select(.status == 429)] | length" log.json)" = 5
 '
 
+ok 'model: a 500 on each request kind (revision, listing, HEAD, the hub'"'"'s redirect, the CDN) is retried' '
+	hub_faults "/api/models/Qwen/Tiny/revision/:500@1,/api/models/Qwen/Tiny/tree/:500@1,^/Qwen/Tiny/resolve/[0-9a-f]*/config.json:500@1,^/api/resolve-cache/models/Qwen/Tiny/.*notes.txt:500@1,^/cdn/:500@1" &&
+	rm -rf m && ds-fetch model Qwen/Tiny -o m 2> err && same_model m &&
+	test "$(grep -c "retrying in [0-9.]*s (HTTP 500)" err)" = 4 && grep -q "model.safetensors: HTTP 500; resuming in" err &&
+	hub_faults ""
+'
+
 ok 'model: a Retry-After beyond the retry budget stops at once with a clear message' '
 	hub_faults "/api/models/Qwen/Tiny/tree/:429:120" &&
 	s=$(date +%s) && expect_exit 1 env DS_RETRY_BUDGET_S=5 ds-fetch model Qwen/Tiny -o m 2> err &&
