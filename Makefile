@@ -33,18 +33,20 @@ SANFLAGS  = -fsanitize=address,undefined,float-cast-overflow -fno-sanitize-recov
 LDFLAGS  += $(SANFLAGS)
 endif
 
-# CUDA: only when nvcc is there, for Ampere (sm_80) and Hopper (sm_90).
+# CUDA: only when nvcc is there, for Ampere (sm_80) and Hopper (sm_90,
+# with its PTX for later cards). Every kernels/*.cu is also compiled by the
+# host C++ compiler against the CPU runtime of kernels/simt.h (build/simt/),
+# so make test executes the kernels without a GPU.
 NVCC     ?= $(shell command -v nvcc 2>/dev/null)
 ifeq ($(origin CUDA),undefined)
 CUDA     := $(if $(NVCC),1,0)
 endif
-NVFLAGS   = -O2 -std=c++17 -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90
-CUDA_SRC  = $(if $(filter 1,$(CUDA)),$(wildcard kernels/*.cu))
+NVFLAGS   = -O2 -std=c++17 -Ikernels -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=[sm_90,compute_90]
+KERN_SRC  = $(wildcard kernels/*.cu)
+CUDA_SRC  = $(if $(filter 1,$(CUDA)),$(KERN_SRC))
 CUDA_OBJ  = $(patsubst kernels/%.cu,build/kernels/%.o,$(CUDA_SRC))
-ifneq ($(CUDA_OBJ),)
-CPPFLAGS += -DDS_CUDA=1
-LDLIBS   += -L$(dir $(NVCC))../lib64 -lcudart -lcublas -lcublasLt
-endif
+SIMT_OBJ  = $(patsubst kernels/%.cu,build/simt/%.o,$(KERN_SRC)) build/simt/simt.o
+CXXFLAGS_SIMT = -std=c++17 -Wall -Wextra -Wshadow -Wno-unused-parameter $(CFLAGS) $(SANFLAGS) -Ikernels
 
 PROGS    = ds-fetch ds-teacher ds-judge ds-sharegpt ds-tokenize ds-train ds-infer
 BINS     = $(addprefix bin/,$(PROGS))
@@ -62,7 +64,7 @@ FLAGS_LINE := $(CC) $(ALL_CFLAGS) $(LDFLAGS) $(LDLIBS) CUDA=$(CUDA)
 $(shell mkdir -p build && (printf '%s\n' '$(FLAGS_LINE)' | cmp -s - build/flags || printf '%s\n' '$(FLAGS_LINE)' > build/flags))
 
 .PHONY: all test units check demo install uninstall clean deps fuzz bench
-all: $(BINS)
+all: $(BINS) $(if $(CUDA_OBJ),build/libdscuda.a)
 
 build/lib/%.o: lib/%.c build/flags
 	@mkdir -p $(@D)
@@ -72,12 +74,31 @@ build/bin/%.o: bin/%.c build/flags
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
 
-build/kernels/%.o: kernels/%.cu build/flags
+build/kernels/%.o: kernels/%.cu kernels/simt.h kernels/kernels.h build/flags
 	@mkdir -p $(@D)
 	$(NVCC) $(NVFLAGS) -c -o $@ $<
 
-build/libds.a: $(LIB_OBJ) $(CUDA_OBJ)
+build/libds.a: $(LIB_OBJ)
 	rm -f $@ && ar rcs $@ $^
+
+# The GPU objects, for the CUDA backend to link (nothing does yet).
+build/libdscuda.a: $(CUDA_OBJ)
+	rm -f $@ && ar rcs $@ $^
+
+build/simt/%.o: kernels/%.cu kernels/simt.h kernels/kernels.h build/flags
+	@mkdir -p $(@D)
+	$(CXX) -x c++ $(CXXFLAGS_SIMT) -c -o $@ $<
+
+build/simt/simt.o: kernels/simt.cpp kernels/simt.h build/flags
+	@mkdir -p $(@D)
+	$(CXX) $(CXXFLAGS_SIMT) -c -o $@ $<
+
+build/libsimt.a: $(SIMT_OBJ)
+	rm -f $@ && ar rcs $@ $^
+
+build/tests/test_simt: tests/unit/test_simt.cpp build/libsimt.a build/flags
+	@mkdir -p $(@D)
+	$(CXX) $(CXXFLAGS_SIMT) $(LDFLAGS) -o $@ $< build/libsimt.a
 
 bin/%: build/bin/%.o build/libds.a
 	$(CC) $(LDFLAGS) -o $@ $< build/libds.a $(LDLIBS)
@@ -109,7 +130,7 @@ bench: all
 	@tests/bench/judge.sh
 	@tests/bench/infer.sh
 
-units: $(UNITS) $(FUZZERS)
+units: $(UNITS) $(FUZZERS) build/tests/test_simt
 
 build/tests/fuzz_%: tests/fuzz/fuzz_%.c build/libds.a build/flags
 	@mkdir -p $(@D)

@@ -1,0 +1,266 @@
+/* simt: the CPU runtime that executes the kernels of kernels/ in make test, and the
+ * kernels themselves.
+ *
+ * The runtime first: small kernels whose answers are known (a block
+ * reduction through shared memory and warp shuffles, every shuffle and
+ * vote against its definition in the CUDA C++ Programming Guide), and
+ * kernels with a planted bug each (a shared-memory race, a barrier some
+ * threads skip, a shuffle mask naming absent lanes, an index past a shared
+ * array), which must be reported. Then each kernel against a reference
+ * computed in double precision from the same bf16 inputs, on odd shapes,
+ * the outputs poisoned with NaN first. bf16 tolerance: a bf16 output is
+ * the fp32 value rounded once, so it is within half an ulp of it, 2^-9
+ * relative; the kernels' fp32 sums differ from the double reference by
+ * far less; so 2^-8 relative (plus 1e-6 absolute for values near 0). */
+#include "../../kernels/simt.h"
+#include "../../kernels/kernels.h"
+#include "testhelp.h"
+
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+/* ---- kernels with known answers ------------------------------------------ */
+
+static __global__ void block_sum_kernel(float *out, const float *in, int n)
+{
+	SIMT_SHARED(float, part, 32);
+	float v = 0;
+	for (int i = threadIdx.x; i < n; i += blockDim.x) v += in[(size_t)blockIdx.x * n + i];
+	for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+	if (threadIdx.x % 32 == 0) part[threadIdx.x / 32] = v;
+	__syncthreads();
+	if (threadIdx.x == 0) {
+		float s = 0;
+		for (unsigned w = 0; w < blockDim.x / 32; w++) s += part[w];
+		out[blockIdx.x] = s;
+	}
+}
+
+/* out[lane] for each warp operation, one warp. */
+static __global__ void warp_ops_kernel(int *out)
+{
+	int lane = (int)threadIdx.x;
+	out[0 * 32 + lane] = __shfl_xor_sync(0xffffffffu, lane * 10, 5);
+	out[1 * 32 + lane] = __shfl_down_sync(0xffffffffu, lane * 10, 3);
+	out[2 * 32 + lane] = __shfl_up_sync(0xffffffffu, lane * 10, 2);
+	out[3 * 32 + lane] = __shfl_sync(0xffffffffu, lane * 10, 7);
+	out[4 * 32 + lane] = __shfl_sync(0xffffffffu, lane * 10, lane + 1, 8); /* segments of 8 */
+	out[5 * 32 + lane] = (int)__ballot_sync(0xffffffffu, lane % 3 == 0);
+	out[6 * 32 + lane] = __any_sync(0xffffffffu, lane == 17);
+	out[7 * 32 + lane] = __all_sync(0xffffffffu, lane < 31);
+	if (lane < 16) out[8 * 32 + lane] = __shfl_xor_sync(0x0000ffffu, lane, 1); /* half a warp */
+	else out[8 * 32 + lane] = -1;
+}
+
+/* Bugs, one each. */
+static __global__ void racy_kernel(float *out)
+{
+	SIMT_SHARED(float, s, 64);
+	s[threadIdx.x] = (float)threadIdx.x;
+	/* missing __syncthreads(): a neighbour's value is read */
+	out[threadIdx.x] = s[(threadIdx.x + 1) % 64];
+}
+
+static __global__ void raceless_kernel(float *out)
+{
+	SIMT_SHARED(float, s, 64);
+	s[threadIdx.x] = (float)threadIdx.x;
+	__syncthreads();
+	out[threadIdx.x] = s[(threadIdx.x + 1) % 64];
+}
+
+static __global__ void divergent_barrier_kernel(float *out)
+{
+	if (threadIdx.x < 40) {
+		__syncthreads();
+		out[threadIdx.x] = 1;
+	}
+}
+
+static __global__ void bad_mask_kernel(int *out)
+{
+	/* a block of 48: the second warp has 16 lanes, the mask names 32 */
+	out[threadIdx.x] = __shfl_xor_sync(0xffffffffu, (int)threadIdx.x, 1);
+}
+
+static __global__ void shared_overrun_kernel(float *out)
+{
+	SIMT_SHARED(float, s, 32);
+	s[threadIdx.x] = 1; /* 33 threads */
+	__syncthreads();
+	out[threadIdx.x] = 0;
+}
+
+static int reports(const char *want, const char *what)
+{
+	char buf[4096];
+	int n = simt_take_reports(buf, sizeof buf);
+	int ok = want ? n > 0 && strstr(buf, want) != NULL : n == 0;
+	if (!ok) printf("     | %s: %d reports:\n%s", what, n, buf);
+	return ok;
+}
+
+/* ---- references for the kernels ------------------------------------------ */
+
+static float bf(kern_bf16 h) { return __bfloat162float(h); }
+static kern_bf16 tobf(float f) { return __float2bfloat16(f); }
+
+static uint64_t rng = 88172645463325252ull;
+static float urand(void) /* [-1, 1) */
+{
+	rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+	return (float)((rng >> 11) * (1.0 / 9007199254740992.0)) * 2 - 1;
+}
+
+static std::vector<kern_bf16> rand_bf16(size_t n, float scale)
+{
+	std::vector<kern_bf16> v(n);
+	for (auto &x : v) x = tobf(urand() * scale);
+	return v;
+}
+
+/* Worst |got - want| / (|want| + floor) over n, and where; floor < 0:
+ * relative to the largest |want| instead (fp32 sums, whose rounding
+ * depends on their order, against the norm of the result). */
+static double worst(const float *got, const double *want, size_t n, double floor, size_t *at)
+{
+	double w = 0;
+	*at = 0;
+	if (floor < 0) {
+		double m = 0;
+		for (size_t i = 0; i < n; i++) m = std::fmax(m, std::fabs(want[i]));
+		for (size_t i = 0; i < n; i++) {
+			double e = std::isfinite(got[i]) ? std::fabs(got[i] - want[i]) / m : INFINITY;
+			if (e > w) w = e, *at = i;
+		}
+		return w;
+	}
+	for (size_t i = 0; i < n; i++) {
+		double e = std::isfinite(got[i]) ? std::fabs(got[i] - want[i]) / (std::fabs(want[i]) + floor) : INFINITY;
+		if (e > w) w = e, *at = i;
+	}
+	return w;
+}
+
+static const double BF16_TOL = 1.0 / 256;
+
+static void test_rmsnorm(int T, int C)
+{
+	std::vector<kern_bf16> x = rand_bf16((size_t)T * C, 3), w = rand_bf16(C, 1), dy = rand_bf16((size_t)T * C, 1);
+	std::vector<kern_bf16> out((size_t)T * C);
+	std::vector<float> rstd(T, NAN), dx((size_t)T * C), dw(C), scratch(kern_rmsnorm_bwd_scratch(T, C) / sizeof(float), NAN);
+	for (auto &o : out) o.bits = 0x7fc0; /* NaN */
+	for (size_t i = 0; i < dx.size(); i++) dx[i] = urand();
+	for (auto &g : dw) g = urand();
+	std::vector<float> dx0 = dx, dw0 = dw;
+	int e = kern_rmsnorm_fwd(out.data(), rstd.data(), x.data(), w.data(), T, C, 1e-6f, 0);
+	e |= kern_rmsnorm_bwd(dx.data(), dw.data(), scratch.data(), dy.data(), x.data(), rstd.data(), w.data(), T, C, 0);
+	std::vector<double> want_out((size_t)T * C), want_rstd(T), want_dx((size_t)T * C), want_dw(C);
+	for (int c = 0; c < C; c++) want_dw[c] = dw0[c];
+	for (int t = 0; t < T; t++) {
+		double ss = 0, dot = 0;
+		for (int c = 0; c < C; c++) ss += (double)bf(x[t * C + c]) * bf(x[t * C + c]);
+		double r = 1 / std::sqrt(ss / C + 1e-6);
+		want_rstd[t] = r;
+		for (int c = 0; c < C; c++) {
+			want_out[t * C + c] = bf(w[c]) * bf(x[t * C + c]) * r;
+			dot += (double)bf(dy[t * C + c]) * bf(w[c]) * bf(x[t * C + c]);
+		}
+		for (int c = 0; c < C; c++) {
+			want_dx[t * C + c] = dx0[t * C + c] + bf(dy[t * C + c]) * bf(w[c]) * r - bf(x[t * C + c]) * dot * r * r * r / C;
+			want_dw[c] += (double)bf(dy[t * C + c]) * bf(x[t * C + c]) * r;
+		}
+	}
+	std::vector<float> outf(out.size());
+	for (size_t i = 0; i < out.size(); i++) outf[i] = bf(out[i]);
+	size_t a1, a2, a3, a4;
+	double e_out = worst(outf.data(), want_out.data(), outf.size(), 1e-6, &a1);
+	double e_rstd = worst(rstd.data(), want_rstd.data(), T, 0, &a2);
+	double e_dx = worst(dx.data(), want_dx.data(), dx.size(), -1, &a3);
+	double e_dw = worst(dw.data(), want_dw.data(), C, -1, &a4);
+	char msg[200];
+	snprintf(msg, sizeof msg, "rmsnorm T=%d C=%d: out within 2^-8 (%.2g), rstd within 1e-5, dx and dw within 1e-5 of their largest (%.2g %.2g %.2g)", T, C,
+		 e_out, e_rstd, e_dx, e_dw);
+	EXPECT(e == 0 && e_out <= BF16_TOL && e_rstd < 1e-5 && e_dx < 1e-5 && e_dw < 1e-5 && reports(NULL, "rmsnorm"), msg);
+}
+
+static void test_swiglu(size_t n)
+{
+	std::vector<kern_bf16> g = rand_bf16(n, 6), u = rand_bf16(n, 2), da = rand_bf16(n, 1);
+	std::vector<kern_bf16> act(n), dg(n), du(n);
+	for (size_t i = 0; i < n; i++) act[i].bits = dg[i].bits = du[i].bits = 0x7fc0;
+	int e = kern_swiglu_fwd(act.data(), g.data(), u.data(), n, 0);
+	e |= kern_swiglu_bwd(dg.data(), du.data(), da.data(), g.data(), u.data(), n, 0);
+	std::vector<double> wa(n), wg(n), wu(n);
+	std::vector<float> fa(n), fg(n), fu(n);
+	for (size_t i = 0; i < n; i++) {
+		double x = bf(g[i]), y = bf(u[i]), d = bf(da[i]), s = 1 / (1 + std::exp(-x));
+		wa[i] = x * s * y;
+		wu[i] = d * x * s;
+		wg[i] = d * y * s * (1 + x * (1 - s));
+		fa[i] = bf(act[i]), fg[i] = bf(dg[i]), fu[i] = bf(du[i]);
+	}
+	size_t a;
+	double ea = worst(fa.data(), wa.data(), n, 1e-6, &a), eg = worst(fg.data(), wg.data(), n, 1e-6, &a),
+	       eu = worst(fu.data(), wu.data(), n, 1e-6, &a);
+	char msg[160];
+	snprintf(msg, sizeof msg, "swiglu n=%zu: act, dgate, dup within 2^-8 (%.2g %.2g %.2g)", n, ea, eg, eu);
+	EXPECT(e == 0 && ea <= BF16_TOL && eg <= BF16_TOL && eu <= BF16_TOL && reports(NULL, "swiglu"), msg);
+}
+
+int main(void)
+{
+	{
+		int n = 1000, B = 3;
+		std::vector<float> in((size_t)n * B), out(B, NAN);
+		double want[3] = {0, 0, 0};
+		for (int b = 0; b < B; b++)
+			for (int i = 0; i < n; i++) in[(size_t)b * n + i] = (float)((i * 7 + b) % 13), want[b] += in[(size_t)b * n + i];
+		int e = SIMT_LAUNCH(block_sum_kernel, dim3(B), dim3(96), 0, (cudaStream_t)0, out.data(), in.data(), n);
+		EXPECT(e == 0 && out[0] == want[0] && out[1] == want[1] && out[2] == want[2] && reports(NULL, "sum"),
+		       "a block reduction through warp shuffles and shared memory: exact sums, nothing reported");
+	}
+	{
+		std::vector<int> out(9 * 32, -7);
+		int e = SIMT_LAUNCH(warp_ops_kernel, dim3(1), dim3(32), 0, (cudaStream_t)0, out.data());
+		int all = e == 0;
+		for (int l = 0; l < 32; l++) {
+			all &= out[0 * 32 + l] == (l ^ 5) * 10;
+			all &= out[1 * 32 + l] == (l + 3 < 32 ? l + 3 : l) * 10; /* past the warp: own value */
+			all &= out[2 * 32 + l] == (l >= 2 ? l - 2 : l) * 10;
+			all &= out[3 * 32 + l] == 70;
+			all &= out[4 * 32 + l] == ((l & ~7) + ((l + 1) & 7)) * 10;
+			all &= out[5 * 32 + l] == (int)0x49249249u;
+			all &= out[6 * 32 + l] == 1 && out[7 * 32 + l] == 0;
+			all &= out[8 * 32 + l] == (l < 16 ? (l ^ 1) : -1);
+		}
+		EXPECT(all && reports(NULL, "warp ops"),
+		       "shuffles (xor, down, up, indexed, segments of 8, half a warp) and votes as the CUDA guide defines them");
+	}
+	std::vector<float> f(64, 0);
+	std::vector<int> ints(64, 0);
+	SIMT_LAUNCH(racy_kernel, dim3(2), dim3(64), 0, (cudaStream_t)0, f.data());
+	EXPECT(reports("racy_kernel: shared memory race (write after read) at byte 4 of a 256-byte array between thread (1,0,0) of block (0,0,0) and thread (0,0,0)", "race"),
+	       "a shared-memory race (no barrier between a write and another thread's read) is reported");
+	SIMT_LAUNCH(raceless_kernel, dim3(2), dim3(64), 0, (cudaStream_t)0, f.data());
+	EXPECT(reports(NULL, "raceless") && f[0] == 1 && f[63] == 0, "the same with its barrier: nothing reported, the right values");
+	SIMT_LAUNCH(divergent_barrier_kernel, dim3(1), dim3(64), 0, (cudaStream_t)0, f.data());
+	EXPECT(reports("reached by 40 of 64 threads", "divergent"), "a barrier 24 of 64 threads skip is reported, not a hang");
+	SIMT_LAUNCH(bad_mask_kernel, dim3(1), dim3(48), 0, (cudaStream_t)0, ints.data());
+	EXPECT(reports("names lanes past the block's last thread", "mask"), "a shuffle mask naming absent lanes is reported");
+	SIMT_LAUNCH(shared_overrun_kernel, dim3(1), dim3(33), 0, (cudaStream_t)0, f.data());
+	EXPECT(reports("shared index 32 out of range (32 elements)", "overrun"), "an index past a shared array is reported");
+	int bad = SIMT_LAUNCH(block_sum_kernel, dim3(1), dim3(2048), 0, (cudaStream_t)0, f.data(), f.data(), 1);
+	EXPECT(bad == cudaErrorInvalidConfiguration && reports("invalid launch", "config"), "a block of 2048 threads is refused");
+
+	test_rmsnorm(1, 896);
+	test_rmsnorm(37, 67);   /* rows and columns that fit no block or warp */
+	test_rmsnorm(70, 300);  /* several backward blocks, a partial last one */
+	test_swiglu(1);
+	test_swiglu(4864 * 3 + 5);
+	TEST_END();
+}
