@@ -96,9 +96,9 @@ build/simt/simt.o: kernels/simt.cpp kernels/simt.h build/flags
 build/libsimt.a: $(SIMT_OBJ)
 	rm -f $@ && ar rcs $@ $^
 
-build/tests/test_simt: tests/unit/test_simt.cpp build/libsimt.a build/flags
+build/tests/test_simt: tests/unit/test_simt.cpp build/libsimt.a build/libds.a build/flags
 	@mkdir -p $(@D)
-	$(CXX) $(CXXFLAGS_SIMT) $(LDFLAGS) -o $@ $< build/libsimt.a
+	$(CXX) $(CXXFLAGS_SIMT) $(LDFLAGS) -o $@ $< build/libsimt.a build/libds.a -lm -fopenmp
 
 bin/%: build/bin/%.o build/libds.a
 	$(CC) $(LDFLAGS) -o $@ $< build/libds.a $(LDLIBS)

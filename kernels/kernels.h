@@ -42,6 +42,39 @@ int kern_swiglu_fwd(kern_bf16 *act, const kern_bf16 *gate, const kern_bf16 *up, 
 int kern_swiglu_bwd(kern_bf16 *dgate, kern_bf16 *dup, const kern_bf16 *dact, const kern_bf16 *gate, const kern_bf16 *up,
 		    size_t n, kern_stream s);
 
+/* x (T, C) = rows ids (T) of emb (V, C). */
+int kern_embed_fwd(kern_bf16 *x, const kern_bf16 *emb, const uint32_t *ids, int T, int C, kern_stream s);
+/* demb (V, C) fp32 += dx (T, C) fp32 scattered to rows ids, in token order. */
+int kern_embed_bwd(float *demb, const float *dx, const uint32_t *ids, int T, int C, kern_stream s);
+
+/* Rotate each of the nh heads of x (T, nh * D) in place by the tables
+ * cos, sin (T, D/2) fp32; inverse rotates back (the backward pass). */
+int kern_rope(kern_bf16 *x, const float *cos_, const float *sin_, int T, int nh, int D, int inverse, kern_stream s);
+
+/* Cross-entropy over logits (R, V) fp32 in place: loss (R) = logsumexp -
+ * logit of tgt (R); the logits become scale * (softmax - onehot(tgt)). */
+int kern_ce(float *logits, float *loss, const int *tgt, int R, int V, float scale, kern_stream s);
+
+/* The sum of squares of g (n), in double, into *out (device); scratch of
+ * kern_sumsq_scratch() bytes. */
+size_t kern_sumsq_scratch(void);
+int kern_sumsq(double *out, double *scratch, const float *g, size_t n, kern_stream s);
+/* g (n) *= k. */
+int kern_scale(float *g, size_t n, float k, kern_stream s);
+
+/* AdamW's per-step scalars, worked out in double on the host. */
+typedef struct kern_adamw {
+	float keep, w1, b2, w2, step, bc2s, eps;
+} kern_adamw;
+kern_adamw kern_adamw_scalars(double lr, double beta1, double beta2, double eps, double weight_decay, long t, int decay);
+/* One AdamW step on p, m, v (n) fp32 with g; p16 (n) bf16 = the new p
+ * when not NULL. */
+int kern_adamw_step(float *p, kern_bf16 *p16, const float *g, float *m, float *v, size_t n, kern_adamw sc, kern_stream s);
+
+/* Casts, n elements. */
+int kern_to_bf16(kern_bf16 *out, const float *in, size_t n, kern_stream s);
+int kern_to_f32(float *out, const kern_bf16 *in, size_t n, kern_stream s);
+
 #ifdef __cplusplus
 }
 #endif

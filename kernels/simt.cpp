@@ -1,13 +1,14 @@
 /* simt.cpp — the CPU runtime behind kernels/simt.h: a block's threads as
  * cooperative fibers (ucontext), blocks one after another, with shared
  * memory race checks and barrier checks. Single-threaded by design: a
- * kernel's behaviour here is deterministic, and an update between two
- * switch points is atomic. */
+ * kernel's behaviour here is deterministic, an update between two switch
+ * points is atomic, and launches from several host threads take turns. */
 #include "simt.h"
 
 #include <cstdarg>
 #include <cstdio>
 #include <cstdlib>
+#include <pthread.h>
 #include <sys/mman.h>
 #include <ucontext.h>
 #include <vector>
@@ -19,9 +20,13 @@
 
 namespace simt {
 
-thread_local fiber *cur;
-thread_local uint3_ block_idx;
-thread_local dim3 block_dim, grid_dim;
+/* Plain globals, not thread_local: GCC's UBSan misreads a thread_local
+ * pointer inside a fiber (a null load of a set pointer, seen with GCC 12),
+ * and one launch runs at a time anyway (launch_lock). */
+fiber *cur;
+uint3_ block_idx;
+dim3 block_dim, grid_dim;
+static pthread_mutex_t launch_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* ---- reports ------------------------------------------------------------ */
 
@@ -392,7 +397,7 @@ cudaError_t launch(const char *name, dim3 grid, dim3 block, size_t shmem, body_f
 				f.lane = i % 32;
 				f.warp = i / 32;
 			}
-	block_run *outer = run;
+	pthread_mutex_lock(&launch_lock);
 	run = &r;
 	grid_dim = grid;
 	block_dim = block;
@@ -402,8 +407,9 @@ cudaError_t launch(const char *name, dim3 grid, dim3 block, size_t shmem, body_f
 				block_idx = uint3_{x, y, z};
 				run_block(r);
 			}
-	run = outer;
+	run = NULL;
 	cur = NULL;
+	pthread_mutex_unlock(&launch_lock);
 	munmap(st, n * STACK);
 	return cudaSuccess;
 }

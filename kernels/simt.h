@@ -20,7 +20,7 @@
  *
  * What a kernel may use: blockIdx, threadIdx, blockDim, gridDim;
  * __syncthreads(); SIMT_SHARED / SIMT_DYN_SHARED for shared memory (never
- * a bare __shared__); __shfl_sync, __shfl_xor_sync, __shfl_down_sync,
+ * a bare __shared__); on 32- and 64-bit values __shfl_sync, __shfl_xor_sync, __shfl_down_sync,
  * __shfl_up_sync, __ballot_sync, __any_sync, __all_sync, __syncwarp;
  * atomicAdd, atomicMax on int; bf16 conversions; the math functions of
  * <cmath> and rsqrtf, __expf (glibc has it); SIMT_LAUNCH for the launch.
@@ -102,9 +102,9 @@ struct fiber {
 	uint3_ tid;
 	unsigned linear, lane, warp;
 };
-extern thread_local fiber *cur;
-extern thread_local uint3_ block_idx;
-extern thread_local dim3 block_dim, grid_dim;
+extern fiber *cur; /* the running thread (launches are serialised) */
+extern uint3_ block_idx;
+extern dim3 block_dim, grid_dim;
 
 void sync_block(const char *file, int line);
 void sync_warp(unsigned mask, const char *what);
@@ -196,12 +196,12 @@ static inline void __syncwarp(unsigned mask = 0xffffffffu) { simt::sync_warp(mas
 
 template <class T> static inline T simt_shfl_(unsigned mask, T v, int src, const char *what)
 {
-	static_assert(sizeof(T) == 4, "warp shuffles move 32-bit words here");
-	uint32_t w;
-	std::memcpy(&w, &v, 4);
-	w = simt::warp_exchange(mask, w, src, what);
+	static_assert(sizeof(T) == 4 || sizeof(T) == 8, "warp shuffles move 32- and 64-bit values");
+	uint32_t w[2] = {0, 0};
+	std::memcpy(w, &v, sizeof(T));
+	for (size_t k = 0; k < sizeof(T) / 4; k++) w[k] = simt::warp_exchange(mask, w[k], src, what);
 	T r;
-	std::memcpy(&r, &w, 4);
+	std::memcpy(&r, w, sizeof(T));
 	return r;
 }
 /* width: lanes are grouped into segments of width, as on the GPU. */

@@ -14,6 +14,9 @@
  * far less; so 2^-8 relative (plus 1e-6 absolute for values near 0). */
 #include "../../kernels/simt.h"
 #include "../../kernels/kernels.h"
+extern "C" {
+#include "../../lib/optim.h"
+}
 #include "testhelp.h"
 
 #include <cmath>
@@ -212,6 +215,114 @@ static void test_swiglu(size_t n)
 	EXPECT(e == 0 && ea <= BF16_TOL && eg <= BF16_TOL && eu <= BF16_TOL && reports(NULL, "swiglu"), msg);
 }
 
+static void test_embed(int T, int C, int V)
+{
+	std::vector<kern_bf16> emb = rand_bf16((size_t)V * C, 1), x((size_t)T * C);
+	std::vector<uint32_t> ids(T);
+	for (int t = 0; t < T; t++) ids[t] = (uint32_t)((t * 7919 + 3) % V); /* rows repeat when T > V */
+	for (auto &e : x) e.bits = 0x7fc0;
+	std::vector<float> dx((size_t)T * C), demb((size_t)V * C);
+	for (auto &d : dx) d = urand();
+	for (auto &d : demb) d = urand();
+	std::vector<float> want = demb;
+	for (int i = 0; i < C; i++) /* the CPU engine's loop, column by column, tokens in order */
+		for (int t = 0; t < T; t++) want[(size_t)ids[t] * C + i] += dx[(size_t)t * C + i];
+	int e = kern_embed_fwd(x.data(), emb.data(), ids.data(), T, C, 0);
+	e |= kern_embed_bwd(demb.data(), dx.data(), ids.data(), T, C, 0);
+	int same = !memcmp(demb.data(), want.data(), want.size() * sizeof(float));
+	for (int t = 0; t < T && same; t++) same = !memcmp(&x[(size_t)t * C], &emb[(size_t)ids[t] * C], (size_t)C * 2);
+	char msg[160];
+	snprintf(msg, sizeof msg, "embedding T=%d C=%d V=%d: rows copied, backward bit-identical to the CPU engine's order", T, C, V);
+	EXPECT(e == 0 && same && reports(NULL, "embed"), msg);
+}
+
+static void test_rope(int T, int nh, int D)
+{
+	int half = D / 2;
+	std::vector<kern_bf16> x = rand_bf16((size_t)T * nh * D, 2), y = x;
+	std::vector<float> cs((size_t)T * half), sn((size_t)T * half);
+	for (int t = 0; t < T; t++)
+		for (int i = 0; i < half; i++) {
+			double a = (t % 5) * std::pow(1e6, -2.0 * i / D) * 3;
+			cs[(size_t)t * half + i] = (float)std::cos(a), sn[(size_t)t * half + i] = (float)std::sin(a);
+		}
+	int e = kern_rope(y.data(), cs.data(), sn.data(), T, nh, D, 0, 0);
+	std::vector<double> want(x.size());
+	std::vector<float> got(x.size());
+	for (int t = 0; t < T; t++)
+		for (int h = 0; h < nh; h++)
+			for (int i = 0; i < half; i++) {
+				size_t b = ((size_t)t * nh + h) * D;
+				double a = bf(x[b + i]), c = bf(x[b + i + half]), co = cs[(size_t)t * half + i], si = sn[(size_t)t * half + i];
+				want[b + i] = a * co - c * si, want[b + i + half] = c * co + a * si;
+			}
+	for (size_t i = 0; i < x.size(); i++) got[i] = bf(y[i]);
+	size_t at;
+	double ef = worst(got.data(), want.data(), x.size(), 1e-2, &at);
+	e |= kern_rope(y.data(), cs.data(), sn.data(), T, nh, D, 1, 0); /* and back */
+	for (size_t i = 0; i < x.size(); i++) got[i] = bf(y[i]), want[i] = bf(x[i]);
+	double eb = worst(got.data(), want.data(), x.size(), -1, &at); /* a rotation mixes the pair: against the largest */
+	char msg[200];
+	snprintf(msg, sizeof msg, "rotary T=%d heads=%d D=%d: within 2^-8 (%.2g); the inverse brings it back within two roundings of the largest (%.2g)",
+		 T, nh, D, ef, eb);
+	EXPECT(e == 0 && ef <= BF16_TOL && eb <= 2 * BF16_TOL && reports(NULL, "rope"), msg);
+}
+
+static void test_ce(int R, int V)
+{
+	std::vector<float> z((size_t)R * V), loss(R, NAN);
+	std::vector<int> tgt(R);
+	for (auto &v : z) v = urand() * 8;
+	for (int r = 0; r < R; r++) tgt[r] = (r * 131 + 7) % V;
+	std::vector<float> z0 = z;
+	float scale = 1.0f / 37;
+	int e = kern_ce(z.data(), loss.data(), tgt.data(), R, V, scale, 0);
+	std::vector<double> wl(R), wz(z.size());
+	for (int r = 0; r < R; r++) {
+		double mx = -INFINITY, sum = 0;
+		for (int j = 0; j < V; j++) mx = std::fmax(mx, z0[(size_t)r * V + j]);
+		for (int j = 0; j < V; j++) sum += std::exp(z0[(size_t)r * V + j] - mx);
+		wl[r] = mx + std::log(sum) - z0[(size_t)r * V + tgt[r]];
+		for (int j = 0; j < V; j++)
+			wz[(size_t)r * V + j] = scale * (std::exp(z0[(size_t)r * V + j] - mx) / sum - (j == tgt[r]));
+	}
+	size_t at;
+	double el = worst(loss.data(), wl.data(), R, 0, &at), ez = worst(z.data(), wz.data(), z.size(), -1, &at);
+	char msg[160];
+	snprintf(msg, sizeof msg, "cross-entropy R=%d V=%d: loss within 1e-5 (%.2g), gradient within 1e-5 of its largest (%.2g)", R, V, el, ez);
+	EXPECT(e == 0 && el < 1e-5 && ez < 1e-5 && reports(NULL, "ce"), msg);
+}
+
+static void test_update(size_t n)
+{
+	std::vector<float> g(n), p(n), m(n), v(n);
+	for (size_t i = 0; i < n; i++) g[i] = urand() * 0.1f, p[i] = urand(), m[i] = urand() * 0.01f, v[i] = std::fabs(urand()) * 1e-4f;
+	double *dev = (double *)malloc(sizeof(double)), *scratch = (double *)malloc(kern_sumsq_scratch());
+	int e = kern_sumsq(dev, scratch, g.data(), n, 0);
+	double want = optim_grad_norm(g.data(), n), got = std::sqrt(*dev);
+	char msg[200];
+	snprintf(msg, sizeof msg, "global norm of %zu gradients: %.17g vs lib/optim.c's %.17g (1e-12 relative)", n, got, want);
+	EXPECT(e == 0 && std::fabs(got - want) <= 1e-12 * want && reports(NULL, "sumsq"), msg);
+	free(dev), free(scratch);
+	adamw_hparams h = {};
+	h.lr = 1e-5, h.beta1 = 0.9, h.beta2 = 0.999, h.eps = 1e-8, h.weight_decay = 0.01;
+	std::vector<float> p2 = p, m2 = m, v2 = v;
+	std::vector<kern_bf16> p16(n);
+	for (auto &q : p16) q.bits = 0x7fc0;
+	e = kern_adamw_step(p.data(), p16.data(), g.data(), m.data(), v.data(), n, kern_adamw_scalars(h.lr, h.beta1, h.beta2, h.eps, h.weight_decay, 3, 1), 0);
+	adamw_update(p2.data(), g.data(), m2.data(), v2.data(), n, 3, &h, 1);
+	double worst_p = 0;
+	int copy_ok = 1;
+	for (size_t i = 0; i < n; i++) {
+		worst_p = std::fmax(worst_p, std::fabs(p[i] - p2[i]) / (std::fabs(p2[i]) + 1e-3));
+		worst_p = std::fmax(worst_p, std::fabs(m[i] - m2[i]) / (std::fabs(m2[i]) + 1e-6));
+		worst_p = std::fmax(worst_p, std::fabs(v[i] - v2[i]) / (std::fabs(v2[i]) + 1e-9));
+		copy_ok &= p16[i].bits == tobf(p[i]).bits;
+	}
+	snprintf(msg, sizeof msg, "AdamW on %zu parameters = lib/optim.c adamw_update within 1e-6 (%.2g), the bf16 copy written", n, worst_p);
+	EXPECT(e == 0 && worst_p < 1e-6 && copy_ok && reports(NULL, "adamw"), msg);
+}
+
 int main(void)
 {
 	{
@@ -262,5 +373,13 @@ int main(void)
 	test_rmsnorm(70, 300);  /* several backward blocks, a partial last one */
 	test_swiglu(1);
 	test_swiglu(4864 * 3 + 5);
+	test_embed(1, 64, 10);
+	test_embed(300, 67, 50); /* ids repeat: the order of their sums matters */
+	test_rope(7, 3, 64);
+	test_rope(33, 2, 6);
+	test_ce(3, 1000);
+	test_ce(5, 151936 / 16 + 3);
+	test_update(1);
+	test_update(1000003);
 	TEST_END();
 }
