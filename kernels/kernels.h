@@ -71,6 +71,19 @@ kern_adamw kern_adamw_scalars(double lr, double beta1, double beta2, double eps,
  * when not NULL. */
 int kern_adamw_step(float *p, kern_bf16 *p16, const float *g, float *m, float *v, size_t n, kern_adamw sc, kern_stream s);
 
+/* Causal attention inside each document: token t sees the tokens from
+ * doc_start[t] (T, its document's first token) to itself. q, out
+ * (T, H * D), k, v (T, KV * D), H a multiple of KV, D <= 128; lse (H, T)
+ * fp32 the log-sum-exp of each score row, for the backward pass. */
+int kern_attn_fwd(kern_bf16 *out, float *lse, const kern_bf16 *q, const kern_bf16 *k, const kern_bf16 *v,
+		  const int *doc_start, int T, int H, int KV, int D, kern_stream s);
+size_t kern_attn_bwd_scratch(int T, int H);
+/* dq (T, H * D), dk, dv (T, KV * D) from dout (T, H * D); scratch of
+ * kern_attn_bwd_scratch bytes. */
+int kern_attn_bwd(kern_bf16 *dq, kern_bf16 *dk, kern_bf16 *dv, float *scratch, const kern_bf16 *q, const kern_bf16 *k,
+		  const kern_bf16 *v, const kern_bf16 *out, const float *lse, const kern_bf16 *dout, const int *doc_start,
+		  int T, int H, int KV, int D, kern_stream s);
+
 /* Casts, n elements. */
 int kern_to_bf16(kern_bf16 *out, const float *in, size_t n, kern_stream s);
 int kern_to_f32(float *out, const kern_bf16 *in, size_t n, kern_stream s);
