@@ -63,7 +63,7 @@ FUZZ_SECONDS ?= 60
 FLAGS_LINE := $(CC) $(ALL_CFLAGS) $(LDFLAGS) $(LDLIBS) CUDA=$(CUDA)
 $(shell mkdir -p build && (printf '%s\n' '$(FLAGS_LINE)' | cmp -s - build/flags || printf '%s\n' '$(FLAGS_LINE)' > build/flags))
 
-.PHONY: all test units check demo install uninstall clean deps fuzz bench
+.PHONY: all test units check demo install uninstall clean deps fuzz bench gpu-check
 all: $(BINS) $(if $(CUDA_OBJ),build/libdscuda.a)
 
 build/lib/%.o: lib/%.c build/flags
@@ -96,12 +96,25 @@ build/simt/simt.o: kernels/simt.cpp kernels/simt.h build/flags
 build/libsimt.a: $(SIMT_OBJ)
 	rm -f $@ && ar rcs $@ $^
 
+# The same kernel tests on a GPU (make gpu-check): nvcc, real launches.
+build/gpu/test_kernels: tests/unit/test_simt.cpp build/libdscuda.a build/lib/optim.o
+	@mkdir -p $(@D)
+	$(NVCC) $(NVFLAGS) -c -x cu -o build/gpu/test_simt.o $<
+	$(NVCC) -o $@ build/gpu/test_simt.o build/libdscuda.a build/lib/optim.o -lgomp
+
+gpu-check:
+	@tests/gpu/gpu-check.sh
+
 build/tests/test_simt: tests/unit/test_simt.cpp build/libsimt.a build/libds.a build/flags
 	@mkdir -p $(@D)
 	$(CXX) $(CXXFLAGS_SIMT) $(LDFLAGS) -o $@ $< build/libsimt.a build/libds.a -lm -fopenmp
 
 bin/%: build/bin/%.o build/libds.a
 	$(CC) $(LDFLAGS) -o $@ $< build/libds.a $(LDLIBS)
+
+# ds-infer's server is a file of its own (bin/ds-infer-serve.c), linked in.
+bin/ds-infer: build/bin/ds-infer.o build/bin/ds-infer-serve.o build/libds.a
+	$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) build/libds.a $(LDLIBS)
 
 build/tests/%: tests/unit/%.c build/libds.a build/flags
 	@mkdir -p $(@D)
