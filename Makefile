@@ -48,6 +48,18 @@ CUDA_OBJ  = $(patsubst kernels/%.cu,build/kernels/%.o,$(CUDA_SRC))
 SIMT_OBJ  = $(patsubst kernels/%.cu,build/simt/%.o,$(KERN_SRC)) build/simt/simt.o
 CXXFLAGS_SIMT = -std=c++17 -Wall -Wextra -Wshadow -Wno-unused-parameter $(CFLAGS) $(SANFLAGS) -Ikernels
 
+# MPI (OpenMPI from Debian) for ds-train's data parallelism across
+# processes; MPI=0 builds without. Only ds-train links it.
+MPI_CFLAGS := $(shell pkg-config --cflags ompi-c 2>/dev/null)
+MPI_LIBS   := $(shell pkg-config --libs ompi-c 2>/dev/null)
+ifeq ($(origin MPI),undefined)
+MPI      := $(if $(MPI_LIBS),1,0)
+endif
+ifeq ($(MPI),1)
+build/lib/comm_mpi.o build/tests/mpi_comm: CPPFLAGS += -DDS_MPI=1 $(MPI_CFLAGS)
+bin/ds-train build/tests/mpi_comm: LDLIBS += $(MPI_LIBS)
+endif
+
 PROGS    = ds-fetch ds-teacher ds-judge ds-sharegpt ds-tokenize ds-train ds-infer
 BINS     = $(addprefix bin/,$(PROGS))
 LIB_SRC  = $(wildcard lib/*.c)
@@ -60,7 +72,7 @@ FUZZ_SECONDS ?= 60
 
 # Objects depend on build/flags, which changes only when the flags do, so
 # `make SAN=1` after `make` rebuilds everything and a second `make` nothing.
-FLAGS_LINE := $(CC) $(ALL_CFLAGS) $(LDFLAGS) $(LDLIBS) CUDA=$(CUDA)
+FLAGS_LINE := $(CC) $(ALL_CFLAGS) $(LDFLAGS) $(LDLIBS) CUDA=$(CUDA) MPI=$(MPI)
 $(shell mkdir -p build && (printf '%s\n' '$(FLAGS_LINE)' | cmp -s - build/flags || printf '%s\n' '$(FLAGS_LINE)' > build/flags))
 
 .PHONY: all test units check demo install uninstall clean deps fuzz bench gpu-check
@@ -143,7 +155,12 @@ bench: all
 	@tests/bench/judge.sh
 	@tests/bench/infer.sh
 
-units: $(UNITS) $(FUZZERS) build/tests/test_simt
+units: $(UNITS) $(FUZZERS) build/tests/test_simt $(if $(filter 1,$(MPI)),build/tests/mpi_comm)
+
+# Run by tests/t-mpi.sh under mpirun, not by itself.
+build/tests/mpi_comm: tests/mpi/mpi_comm.c build/libds.a build/flags
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< build/libds.a $(LDLIBS)
 
 build/tests/fuzz_%: tests/fuzz/fuzz_%.c build/libds.a build/flags
 	@mkdir -p $(@D)

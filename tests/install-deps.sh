@@ -3,7 +3,8 @@
 # Quick when everything is there (one dpkg-query); needs root otherwise.
 set -eu
 pkgs="gcc make pkg-config libjq-dev jq libcurl4-openssl-dev curl libssl-dev libzstd-dev zstd
-libutf8proc-dev libopenblas-openmp-dev libyaml-dev libmicrohttpd-dev groff-base man-db python3 python3-venv python3-pip time git"
+libutf8proc-dev libopenblas-openmp-dev libyaml-dev libmicrohttpd-dev groff-base man-db python3 python3-venv python3-pip time git
+openmpi-bin libopenmpi-dev"
 missing=
 for p in $pkgs; do
 	dpkg-query -W -f '${Status}\n' "$p" 2>/dev/null | grep -q "install ok installed" ||
