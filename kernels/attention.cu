@@ -32,6 +32,17 @@
 
 enum { ATT_ROWS = 64, ATT_DMAX = 128 };
 
+/* tile[off + r * D + d] = mul * src row (row0 + r), head `head` of
+ * `heads`, for r < n: the block's threads load a tile of 64 rows together. */
+template <class S>
+static __device__ void load_tile(S tile, int off, const bf16 *src, int row0, int n, int heads, int head, int D, float mul)
+{
+	for (int i = threadIdx.x; i < n * D; i += ATT_ROWS) {
+		int r = i / D, d = i % D;
+		tile[off + i] = __bfloat162float(src[((size_t)(row0 + r) * heads + head) * D + d]) * mul;
+	}
+}
+
 /* out, lse for query rows [blockIdx.x * 64, +64) of head blockIdx.y. */
 static __global__ void attn_fwd_kernel(bf16 *out, float *lse, const bf16 *q, const bf16 *k, const bf16 *v,
 				       const int *doc_start, int T, int H, int KV, int D)
@@ -51,11 +62,8 @@ static __global__ void attn_fwd_kernel(bf16 *out, float *lse, const bf16 *q, con
 	}
 	for (int j0 = first; j0 <= t_last; j0 += ATT_ROWS) {
 		int n = t_last + 1 - j0 < ATT_ROWS ? t_last + 1 - j0 : ATT_ROWS;
-		for (int i = threadIdx.x; i < n * D; i += ATT_ROWS) {
-			int r = i / D, d = i % D;
-			tile[i] = __bfloat162float(k[((size_t)(j0 + r) * KV + g) * D + d]);
-			tile[ATT_ROWS * D + i] = __bfloat162float(v[((size_t)(j0 + r) * KV + g) * D + d]);
-		}
+		load_tile(tile, 0, k, j0, n, KV, g, D, 1.0f);
+		load_tile(tile, ATT_ROWS * D, v, j0, n, KV, g, D, 1.0f);
 		__syncthreads();
 		if (row_ok)
 			for (int r = 0; r < n; r++) {
@@ -105,11 +113,8 @@ static __global__ void attn_dq_kernel(bf16 *dq, const bf16 *q, const bf16 *k, co
 	}
 	for (int j0 = first; j0 <= t_last; j0 += ATT_ROWS) {
 		int n = t_last + 1 - j0 < ATT_ROWS ? t_last + 1 - j0 : ATT_ROWS;
-		for (int i = threadIdx.x; i < n * D; i += ATT_ROWS) {
-			int r = i / D, d = i % D;
-			tile[i] = __bfloat162float(k[((size_t)(j0 + r) * KV + g) * D + d]);
-			tile[ATT_ROWS * D + i] = __bfloat162float(v[((size_t)(j0 + r) * KV + g) * D + d]);
-		}
+		load_tile(tile, 0, k, j0, n, KV, g, D, 1.0f);
+		load_tile(tile, ATT_ROWS * D, v, j0, n, KV, g, D, 1.0f);
 		__syncthreads();
 		if (row_ok)
 			for (int r = 0; r < n; r++) {
@@ -154,11 +159,8 @@ static __global__ void attn_dkv_kernel(bf16 *dk, bf16 *dv, const bf16 *q, const 
 		int h = g * per + hh;
 		for (int t0 = j_first; t0 <= t_end; t0 += ATT_ROWS) {
 			int n = t_end + 1 - t0 < ATT_ROWS ? t_end + 1 - t0 : ATT_ROWS;
-			for (int i = threadIdx.x; i < n * D; i += ATT_ROWS) {
-				int r = i / D, d = i % D;
-				tile[i] = __bfloat162float(q[((size_t)(t0 + r) * H + h) * D + d]) * scale;
-				tile[ATT_ROWS * D + i] = __bfloat162float(dout[((size_t)(t0 + r) * H + h) * D + d]);
-			}
+			load_tile(tile, 0, q, t0, n, H, h, D, scale);
+			load_tile(tile, ATT_ROWS * D, dout, t0, n, H, h, D, 1.0f);
 			__syncthreads();
 			if (row_ok)
 				for (int r = 0; r < n; r++) {
