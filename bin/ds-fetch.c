@@ -446,8 +446,7 @@ static void viewer_pace(struct viewer *vw)
 	if (wait >= 1 && !vw->o->quiet)
 		fprintf(stderr, "%s: %s: %lld requests left for %.0fs by the hub's rate limit; next page in %.1fs\n",
 			cli_prog, vw->o->source, vw->rl_remaining, vw->rl_reset, wait);
-	struct timespec ts = {(time_t)wait, (long)((wait - (double)(time_t)wait) * 1e9)};
-	nanosleep(&ts, NULL);
+	sleep_s(wait);
 }
 
 /* One /rows page: offset, length. Returns the rows array (owned) or, when

@@ -86,12 +86,6 @@ static long long file_size(int root, const char *rel)
 	return safepath_stat(root, rel, &st) == 0 && S_ISREG(st.st_mode) ? (long long)st.st_size : -1;
 }
 
-static void pause_s(double s)
-{
-	struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
-	nanosleep(&ts, NULL);
-}
-
 /* Where the bytes really are. The resolve URL answers a HEAD with 200 (a
  * file served there), a redirect within the hub (today's hub sends small
  * files by a relative 307 to /api/resolve-cache/...), followed here with
@@ -375,7 +369,7 @@ int download_file(const download_req *q, const http_retry *pol, _Atomic long lon
 					break;
 				}
 				fprintf(stderr, "%s: %s: %s; resuming in %.1fs\n", cli_prog, q->dest, err, wait);
-				pause_s(wait);
+				sleep_s(wait);
 				waited += wait;
 				continue;
 			}

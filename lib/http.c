@@ -2,6 +2,7 @@
 #include "http.h"
 #include "check.h"
 #include "cli.h"
+#include "clock.h"
 
 #include <curl/curl.h>
 #include <math.h>
@@ -294,8 +295,7 @@ int http_get_retry(const char *url, const http_opts *o, const http_retry *p, htt
 			break;
 		}
 		fprintf(stderr, "%s: %s: retrying in %.1fs (%s)\n", cli_prog, url, wait, why);
-		struct timespec ts = {(time_t)wait, (long)((wait - (double)(time_t)wait) * 1e9)};
-		nanosleep(&ts, NULL);
+		sleep_s(wait);
 		waited += wait;
 	}
 	return rc;
