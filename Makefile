@@ -124,6 +124,10 @@ build/tests/test_simt: tests/unit/test_simt.cpp build/libsimt.a build/libds.a bu
 bin/%: build/bin/%.o build/libds.a
 	$(CC) $(LDFLAGS) -o $@ $< build/libds.a $(LDLIBS)
 
+# ds-infer's server is a file of its own (bin/ds-infer-serve.c), linked in.
+bin/ds-infer: build/bin/ds-infer.o build/bin/ds-infer-serve.o build/libds.a
+	$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) build/libds.a $(LDLIBS)
+
 build/tests/%: tests/unit/%.c build/libds.a build/flags
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -MMD -MP -o $@ $< build/libds.a $(LDLIBS)

@@ -6,22 +6,28 @@
  *   ds-train check-step -m DIR --batch B.json -o OUT.safetensors  the numbers
  *                                                    the oracle tests compare
  *
- * The model (lib/qwen2.c) and the update (lib/optim.c) live in lib/; this
- * file is the run around them: settings, data order, accumulation,
- * logging, checkpoints and resuming.
+ * The model (lib/qwen2.c), its computation (lib/forward.c on the CPU
+ * backend, lib/ops_cpu.c) and the step (lib/trainstep.c: accumulation,
+ * clipping, AdamW, the schedule, the optimizer checkpoint) live in lib/;
+ * this file is the run around them: settings, data order, logging,
+ * checkpoint directories and resuming.
  */
 #include "../lib/check.h"
 #include "../lib/cli.h"
 #include "../lib/clock.h"
+#include "../lib/comm.h"
+#include "../lib/forward.h"
 #include "../lib/json.h"
+#include "../lib/ops_cpu.h"
 #include "../lib/optim.h"
+#include "../lib/progress.h"
 #include "../lib/qwen2.h"
 #include "../lib/rng.h"
 #include "../lib/safetensors.h"
-#include "../lib/progress.h"
 #include "../lib/shard.h"
 #include "../lib/svgplot.h"
 #include "../lib/trainconf.h"
+#include "../lib/trainstep.h"
 
 #include <cblas.h>
 #include <dirent.h>
@@ -212,9 +218,10 @@ static int cmd_check_step(int argc, char **argv)
 	if (total <= 0) total = S;
 	long warmup = (long)ceil(warmup_ratio * (double)total);
 	if (kind == SCHED_CONSTANT && warmup > 0) kind = SCHED_CONSTANT_WARMUP;
-	qwen2_alloc_grads(m);
+	void *ctx = ops_cpu_new();
+	trainstep_hparams th = {lr, 0.9, 0.999, eps, wd, max_norm, kind, total, warmup};
+	trainstep *ts = trainstep_new(m, &ops_cpu, ctx, comm_single(), &th);
 	size_t N = m->w.n;
-	float *mom = xcalloc(N, sizeof(float)), *var = xcalloc(N, sizeof(float));
 	float *loss = xmalloc(S * sizeof(float)), *lrs = xmalloc(S * sizeof(float));
 	float *norms = xmalloc(S * sizeof(float)), *ntok = xmalloc(S * sizeof(float));
 	float *grad0 = xmalloc(N * sizeof(float)), *logits0 = NULL;
@@ -224,37 +231,31 @@ static int cmd_check_step(int argc, char **argv)
 		if (jv_get_kind(list) != JV_KIND_ARRAY) cli_die(EXIT_RUNTIME, "%s: steps[%d] is not an array", batch, k);
 		int ns = jv_array_length(jv_copy(list));
 		jsample *smp = xcalloc((size_t)(ns ? ns : 1), sizeof *smp);
-		long targets = 0;
+		qwen2_batch *bs = xcalloc((size_t)(ns ? ns : 1), sizeof *bs);
 		for (int i = 0; i < ns; i++) {
 			jsample_read(&smp[i], jv_array_get(jv_copy(list), i), (uint32_t)m->cfg.vocab);
-			targets += qwen2_count_targets(&smp[i].b);
+			bs[i] = smp[i].b;
 		}
 		jv_free(list);
 		if (k == 0 && ns > 0) {
 			logits_shape[0] = smp[0].b.n_tokens;
 			logits0 = xmalloc((size_t)smp[0].b.n_tokens * m->cfg.vocab * sizeof(float));
-			qwen2_logits(m, &smp[0].b, logits0);
+			forward_logits(trainstep_forward(ts), &smp[0].b, logits0);
 		}
-		qwen2_zero_grads(m);
-		double sum = 0;
-		for (int i = 0; i < ns && targets > 0; i++) sum += qwen2_train_sample(m, &smp[i].b, 1.0f / (float)targets);
-		loss[k] = targets ? (float)(sum / (double)targets) : 0.0f;
-		ntok[k] = (float)targets;
-		if (k == 0) memcpy(grad0, m->g.base, N * sizeof(float));
-		norms[k] = (float)optim_clip(m->g.base, N, max_norm);
-		adamw_hparams h = {lr * sched_factor(kind, k, total, warmup), 0.9, 0.999, eps, wd};
-		lrs[k] = (float)h.lr;
-		for (size_t i = 0; i < m->n_params; i++) {
-			const qwen2_param *p = &m->table[i];
-			adamw_update(m->w.base + p->offset, m->g.base + p->offset, mom + p->offset, var + p->offset, p->numel,
-			             k + 1, &h, p->decay);
-		}
+		trainstep_stats st;
+		trainstep_grad(ts, bs, ns, &st);
+		loss[k] = (float)st.loss;
+		ntok[k] = (float)st.targets;
+		if (k == 0) trainstep_grads_get(ts, grad0);
+		norms[k] = (float)trainstep_clip(ts);
+		lrs[k] = (float)trainstep_update(ts, k);
 		for (int i = 0; i < ns; i++) {
 			free(smp[i].ids);
 			free(smp[i].mask);
 			free(smp[i].doc_len);
 		}
 		free(smp);
+		free(bs);
 	}
 	jv_free(steps);
 	st_writer *w = safetensors_writer_new();
@@ -275,7 +276,9 @@ static int cmd_check_step(int argc, char **argv)
 	save_or_die(w, out);
 	for (size_t i = 0; i < 2 * m->n_params; i++) free(names[i]);
 	free(names);
-	free(mom), free(var), free(loss), free(lrs), free(norms), free(ntok), free(grad0), free(logits0);
+	free(loss), free(lrs), free(norms), free(ntok), free(grad0), free(logits0);
+	trainstep_free(ts);
+	ops_cpu_free(ctx);
 	qwen2_free(m);
 	return 0;
 }
@@ -478,7 +481,7 @@ typedef struct run {
 	train_config *tc;
 	qwen2_model *m;
 	const char *tok_dir;  /* where the tokenizer files come from, or NULL */
-	float *mom, *var;     /* (N) AdamW moments */
+	trainstep *ts;        /* owned: gradients, moments, the schedule */
 	long step;            /* optimizer steps done */
 	long total, warmup, steps_per_epoch;
 	int sched;
@@ -519,26 +522,8 @@ static void write_state(run *r, const char *dir)
  * same run bit for bit. */
 static void write_optimizer(run *r, const char *dir)
 {
-	qwen2_model *m = r->m;
-	st_writer *w = safetensors_writer_new();
-	char **names = xmalloc(3 * m->n_params * sizeof *names);
-	for (size_t i = 0; i < m->n_params; i++) {
-		const qwen2_param *p = &m->table[i];
-		names[3 * i] = xasprintf("master.%s", p->name);
-		names[3 * i + 1] = xasprintf("exp_avg.%s", p->name);
-		names[3 * i + 2] = xasprintf("exp_avg_sq.%s", p->name);
-		safetensors_writer_add(w, names[3 * i], ST_F32, p->ndim, p->shape, m->w.base + p->offset);
-		safetensors_writer_add(w, names[3 * i + 1], ST_F32, p->ndim, p->shape, r->mom + p->offset);
-		safetensors_writer_add(w, names[3 * i + 2], ST_F32, p->ndim, p->shape, r->var + p->offset);
-	}
-	char step[32];
-	snprintf(step, sizeof step, "%ld", r->step);
-	safetensors_writer_meta(w, "step", step);
 	char *path = xasprintf("%s/optimizer.safetensors", dir), *err = NULL;
-	if (safetensors_writer_save_file(w, path, &err) < 0) cli_die(EXIT_RUNTIME, "%s", err);
-	safetensors_writer_free(w);
-	for (size_t i = 0; i < 3 * m->n_params; i++) free(names[i]);
-	free(names);
+	if (trainstep_save(r->ts, path, r->step, &err) < 0) cli_die(EXIT_RUNTIME, "%s", err);
 	free(path);
 }
 
@@ -630,24 +615,7 @@ static void resume(run *r, const char *dir)
 	char *path = xasprintf("%s/optimizer.safetensors", dir), *err = NULL;
 	if (access(path, R_OK) < 0)
 		cli_die(EXIT_RUNTIME, "%s: no optimizer state (saved with save_only_model?): cannot resume from it", dir);
-	st_model *st = safetensors_open(path, &err);
-	if (!st) cli_die(EXIT_RUNTIME, "%s", err);
-	qwen2_model *m = r->m;
-	float *dst[3] = {m->w.base, r->mom, r->var};
-	static const char *prefix[3] = {"master", "exp_avg", "exp_avg_sq"};
-	for (size_t i = 0; i < m->n_params; i++)
-		for (int k = 0; k < 3; k++) {
-			char name[96];
-			snprintf(name, sizeof name, "%s.%s", prefix[k], m->table[i].name);
-			const st_tensor *t = safetensors_find(st, name);
-			if (!t || t->numel != m->table[i].numel)
-				cli_die(EXIT_RUNTIME, "%s: %s is missing or of another size: not a checkpoint of this model", path, name);
-			if (safetensors_to_f32(t, dst[k] + m->table[i].offset, &err) < 0) cli_die(EXIT_RUNTIME, "%s: %s", path, err);
-		}
-	const char *step = safetensors_metadata(st, "step");
-	if (!step) cli_die(EXIT_RUNTIME, "%s: no step in its metadata", path);
-	r->step = atol(step);
-	safetensors_close(st);
+	if (trainstep_load(r->ts, path, &r->step, &err) < 0) cli_die(EXIT_RUNTIME, "%s", err);
 	free(path);
 	path = xasprintf("%s/trainer_state.json", dir);
 	jv state = read_json_or_die(path);
@@ -757,19 +725,21 @@ static int train(train_config *tc)
 	r.warmup = trainconf_warmup_steps(tc, r.total);
 	r.sched = sched_parse(tc->lr_scheduler_type);
 	if (r.sched == SCHED_CONSTANT && r.warmup > 0) r.sched = SCHED_CONSTANT_WARMUP;
-	size_t N = m->w.n;
-	qwen2_alloc_grads(m);
-	r.mom = xcalloc(N, sizeof(float));
-	r.var = xcalloc(N, sizeof(float));
+	void *ctx = ops_cpu_new();
+	trainstep_hparams th = {tc->learning_rate, tc->adam_beta1, tc->adam_beta2, tc->adam_epsilon, tc->weight_decay,
+	                        tc->max_grad_norm, r.sched, r.total, r.warmup};
+	r.ts = trainstep_new(m, &ops_cpu, ctx, comm_single(), &th);
+	/* LLaMA-Factory's default: on, unless disable_gradient_checkpointing */
+	forward_set_recompute(trainstep_forward(r.ts), tc->gradient_checkpointing);
 	char *from = tc->resume_from_checkpoint ? xstrdup(tc->resume_from_checkpoint)
 	             : tc->resume_latest || auto_resume ? latest_checkpoint(tc->output_dir)
 	                                        : NULL;
 	if (tc->resume_latest && !from) cli_warn("%s: no checkpoint to resume from; starting afresh", tc->output_dir);
 	if (from) resume(&r, from);
 	free(from);
-	cli_warn("%zu samples (%lu tokens, %ld trained), %ld steps of %ld samples, %d thread%s", data.n,
+	cli_warn("%zu samples (%lu tokens, %ld trained), %ld steps of %ld samples, %d thread%s%s", data.n,
 	         (unsigned long)data.tokens, data.targets, r.total, per_step, omp_get_max_threads(),
-	         omp_get_max_threads() == 1 ? "" : "s");
+	         omp_get_max_threads() == 1 ? "" : "s", tc->gradient_checkpointing ? ", layers recomputed" : "");
 	size_t *order = xmalloc(data.n * sizeof *order);
 	long order_epoch = -1;
 	progress bar;
@@ -785,32 +755,20 @@ static int train(train_config *tc)
 			order_epoch = epoch;
 		}
 		size_t a = (size_t)k * (size_t)per_step, b = a + (size_t)per_step < data.n ? a + (size_t)per_step : data.n;
-		long targets = 0;
-		for (size_t i = a; i < b; i++) {
-			qwen2_batch s = dataset_get(&data, order[i]);
-			targets += qwen2_count_targets(&s);
-		}
-		qwen2_zero_grads(m);
-		double sum = 0;
-		for (size_t i = a; i < b && targets > 0; i++) {
-			qwen2_batch s = dataset_get(&data, order[i]);
-			sum += qwen2_train_sample(m, &s, 1.0f / (float)targets);
-			tokens_done += (uint64_t)s.n_tokens;
-			window_tokens += (uint64_t)s.n_tokens;
-		}
-		double loss = targets ? sum / (double)targets : 0.0;
-		double norm = optim_clip(m->g.base, N, tc->max_grad_norm);
+		qwen2_batch *bs = xmalloc((b - a ? b - a : 1) * sizeof *bs);
+		for (size_t i = a; i < b; i++) bs[i - a] = dataset_get(&data, order[i]);
+		trainstep_stats st;
+		trainstep_grad(r.ts, bs, (int)(b - a), &st);
+		free(bs);
+		tokens_done += st.tokens;
+		window_tokens += st.tokens;
+		double loss = st.loss;
+		double norm = trainstep_clip(r.ts);
 		if (!isfinite(loss) || !isfinite(norm))
 			cli_die(EXIT_RUNTIME, "step %ld: the %s is %s; stopping before the update (last good checkpoint: %s)",
 			        r.step + 1, isfinite(loss) ? "gradient norm" : "loss", isnan(isfinite(loss) ? norm : loss) ? "NaN" : "infinite",
 			        r.last_ckpt ? r.last_ckpt : "none saved in this run");
-		adamw_hparams h = {tc->learning_rate * sched_factor(r.sched, r.step, r.total, r.warmup), tc->adam_beta1,
-		                   tc->adam_beta2, tc->adam_epsilon, tc->weight_decay};
-		for (size_t i = 0; i < m->n_params; i++) {
-			const qwen2_param *p = &m->table[i];
-			adamw_update(m->w.base + p->offset, m->g.base + p->offset, r.mom + p->offset, r.var + p->offset,
-			             p->numel, r.step + 1, &h, p->decay);
-		}
+		double lr = trainstep_update(r.ts, r.step);
 		r.step++;
 		window_loss += loss;
 		window_steps++;
@@ -825,7 +783,7 @@ static int train(train_config *tc)
 			e = jv_object_set(e, jv_string("current_steps"), jv_number((double)r.step));
 			e = jv_object_set(e, jv_string("total_steps"), jv_number((double)r.total));
 			e = jv_object_set(e, jv_string("loss"), jv_number(round(window_loss / window_steps * 1e4) / 1e4));
-			e = jv_object_set(e, jv_string("lr"), jv_number(h.lr));
+			e = jv_object_set(e, jv_string("lr"), jv_number(lr));
 			e = jv_object_set(e, jv_string("grad_norm"), jv_number(norm));
 			e = jv_object_set(e, jv_string("epoch"), jv_number(round((double)r.step / r.steps_per_epoch * 100) / 100));
 			e = jv_object_set(e, jv_string("percentage"), jv_number(round((double)r.step / r.total * 1e4) / 100));
@@ -846,7 +804,7 @@ static int train(train_config *tc)
 			write_log(&r);
 			if (!isatty(2) || getenv("DS_NO_PROGRESS")) {
 				fprintf(stderr, "ds-train: step %ld/%ld loss %.4f lr %.3g grad-norm %.3f %.0f tok/s\n", r.step,
-				        r.total, window_loss / window_steps, h.lr, norm, window_tokens / (t - window_t));
+				        r.total, window_loss / window_steps, lr, norm, window_tokens / (t - window_t));
 			}
 			window_loss = 0;
 			window_steps = 0;
@@ -863,7 +821,9 @@ static int train(train_config *tc)
 	cli_warn("done: %ld steps in %.1f s; model in %s", r.step - first_step, now_s() - t0, tc->output_dir);
 	free(order);
 	dataset_free(&data);
-	free(r.mom), free(r.var), free(r.last_ckpt);
+	free(r.last_ckpt);
+	trainstep_free(r.ts);
+	ops_cpu_free(ctx);
 	jv_free(r.log);
 	qwen2_free(m);
 	(void)err;

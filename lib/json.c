@@ -338,22 +338,22 @@ jv json_parse_exact(const char *s, size_t n, size_t *at, const char **why)
 
 /* ---- dumping -------------------------------------------------------------- */
 
-static void put(jbuf *b, const char *s, size_t k)
+void jbuf_put(jbuf *b, const char *s, size_t k)
 {
-	if (k == 0) return;
-	if (b->n + k >= b->cap) { /* keep a spare byte: jsonl_write adds the newline */
+	if (!b->p || b->n + k >= b->cap) { /* a spare byte: the NUL, or jsonl_write's newline */
 		b->cap = (b->n + k) * 2 + 256;
 		b->p = xrealloc(b->p, b->cap);
 	}
-	memcpy(b->p + b->n, s, k);
+	if (k) memcpy(b->p + b->n, s, k);
 	b->n += k;
+	b->p[b->n] = '\0';
 }
 
 /* Escaped as jq 1.6 does: the JSON-mandated ones, with \b \f \n \r \t
  * short forms, \u00XX for the other controls, and DEL as \u007f. */
 static void dump_string(jbuf *b, const char *s, size_t n)
 {
-	put(b, "\"", 1);
+	jbuf_put(b, "\"", 1);
 	size_t i = 0;
 	while (i < n) {
 		size_t run = i;
@@ -362,24 +362,24 @@ static void dump_string(jbuf *b, const char *s, size_t n)
 			if (c < 0x20 || c == '"' || c == '\\' || c == 0x7F) break;
 			i++;
 		}
-		put(b, s + run, i - run);
+		jbuf_put(b, s + run, i - run);
 		if (i >= n) break;
 		unsigned char c = (unsigned char)s[i++];
 		char e[8];
 		switch (c) {
-		case '"': put(b, "\\\"", 2); break;
-		case '\\': put(b, "\\\\", 2); break;
-		case '\b': put(b, "\\b", 2); break;
-		case '\f': put(b, "\\f", 2); break;
-		case '\n': put(b, "\\n", 2); break;
-		case '\r': put(b, "\\r", 2); break;
-		case '\t': put(b, "\\t", 2); break;
+		case '"': jbuf_put(b, "\\\"", 2); break;
+		case '\\': jbuf_put(b, "\\\\", 2); break;
+		case '\b': jbuf_put(b, "\\b", 2); break;
+		case '\f': jbuf_put(b, "\\f", 2); break;
+		case '\n': jbuf_put(b, "\\n", 2); break;
+		case '\r': jbuf_put(b, "\\r", 2); break;
+		case '\t': jbuf_put(b, "\\t", 2); break;
 		default:
 			snprintf(e, sizeof e, "\\u%04x", c);
-			put(b, e, 6);
+			jbuf_put(b, e, 6);
 		}
 	}
-	put(b, "\"", 1);
+	jbuf_put(b, "\"", 1);
 }
 
 long long json_count(jv v)
@@ -407,18 +407,18 @@ long long json_count_exact(jv v)
 void json_dump(jbuf *b, jv v)
 {
 	switch (jv_get_kind(v)) {
-	case JV_KIND_NULL: put(b, "null", 4); break;
-	case JV_KIND_TRUE: put(b, "true", 4); break;
-	case JV_KIND_FALSE: put(b, "false", 5); break;
+	case JV_KIND_NULL: jbuf_put(b, "null", 4); break;
+	case JV_KIND_TRUE: jbuf_put(b, "true", 4); break;
+	case JV_KIND_FALSE: jbuf_put(b, "false", 5); break;
 	case JV_KIND_NUMBER: {
 		double d = jv_number_value(v);
 		if (d > -1e15 && d < 1e15 && d == (double)(int64_t)d && !(d == 0 && 1 / d < 0)) {
 			char num[32];
 			int k = snprintf(num, sizeof num, "%lld", (long long)d);
-			put(b, num, (size_t)k);
+			jbuf_put(b, num, (size_t)k);
 		} else { /* jq's shortest round-trip form, rare enough to borrow */
 			jv s = jv_dump_string(jv_copy(v), 0);
-			put(b, jv_string_value(s), strlen(jv_string_value(s)));
+			jbuf_put(b, jv_string_value(s), strlen(jv_string_value(s)));
 			jv_free(s);
 		}
 		break;
@@ -427,33 +427,33 @@ void json_dump(jbuf *b, jv v)
 		dump_string(b, jv_string_value(v), (size_t)jv_string_length_bytes(jv_copy(v)));
 		break;
 	case JV_KIND_ARRAY: {
-		put(b, "[", 1);
+		jbuf_put(b, "[", 1);
 		int len = jv_array_length(jv_copy(v));
 		for (int i = 0; i < len; i++) {
-			if (i) put(b, ",", 1);
+			if (i) jbuf_put(b, ",", 1);
 			jv x = jv_array_get(jv_copy(v), i);
 			json_dump(b, x);
 			jv_free(x);
 		}
-		put(b, "]", 1);
+		jbuf_put(b, "]", 1);
 		break;
 	}
 	case JV_KIND_OBJECT: {
-		put(b, "{", 1);
+		jbuf_put(b, "{", 1);
 		int first = 1;
 		jv_object_foreach(v, key, val) {
-			if (!first) put(b, ",", 1);
+			if (!first) jbuf_put(b, ",", 1);
 			first = 0;
 			dump_string(b, jv_string_value(key), (size_t)jv_string_length_bytes(jv_copy(key)));
-			put(b, ":", 1);
+			jbuf_put(b, ":", 1);
 			json_dump(b, val);
 			jv_free(key);
 			jv_free(val);
 		}
-		put(b, "}", 1);
+		jbuf_put(b, "}", 1);
 		break;
 	}
-	default: put(b, "null", 4); break; /* invalid: never passed by callers */
+	default: jbuf_put(b, "null", 4); break; /* invalid: never passed by callers */
 	}
 }
 

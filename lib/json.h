@@ -37,6 +37,9 @@ typedef struct jbuf {
 /* Append the compact JSON text of v (borrowed, not consumed) to b. */
 void json_dump(jbuf *b, jv v);
 
+/* Append s[0..k) to b, which stays NUL-terminated (allocated even when k is 0). */
+void jbuf_put(jbuf *b, const char *s, size_t k);
+
 void jbuf_free(jbuf *b);
 
 /* v (borrowed) as a count: a whole number from 0 to 2^53, or -1 when it

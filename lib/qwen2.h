@@ -1,7 +1,9 @@
-/* qwen2.h — the Qwen2 decoder (DESIGN.md §3) in fp32 on the CPU: load and
- * save Hugging Face model directories, forward and backward over packed
- * samples, logits. The reference for the CUDA engine and the model of
- * ds-train and ds-infer.
+/* qwen2.h — the Qwen2 decoder (DESIGN.md §3) as a checkpoint holds it:
+ * config, the parameter table with Hugging Face names and shapes, load and
+ * save of model directories. The arithmetic is elsewhere: lib/forward.c
+ * writes the model against the ops of lib/ops.h, and lib/ops_cpu.c is the
+ * CPU backend; the few entry points at the end of this file run a model on
+ * its own CPU engine (the unit tests and ds-infer use them).
  *
  * Exactly transformers' Qwen2ForCausalLM: RMSNorm (eps from the config),
  * rotary embeddings with the rotate-half convention (dimension d pairs with
@@ -10,29 +12,30 @@
  *
  * Every parameter lives in one fp32 allocation (params->base) laid out in
  * the order of the parameter table (qwen2_param_table); gradients and the
- * optimizer's moments use the same layout, so "parameter i" is the same
- * byte range in each.
+ * optimizer's moments (lib/trainstep.c) use the same layout, so
+ * "parameter i" is the same byte range in each.
  *
- * Generation (qwen2_forward_segs) reads the matrices through m->mx, views
- * that say their dtype (wmat.h): into that fp32 allocation for a model
- * from qwen2_load or qwen2_init_random, or straight into the mapped
- * safetensors files, in the dtype stored there, for one from
- * qwen2_load_stored, which copies only the norms and biases to fp32.
+ * Generation reads the matrices through m->mx, views that say their dtype
+ * (wmat.h): into that fp32 allocation for a model from qwen2_load or
+ * qwen2_init_random, or straight into the mapped safetensors files, in
+ * the dtype stored there, for one from qwen2_load_stored, which copies
+ * only the norms and biases to fp32.
  *
- * Training semantics (qwen2_train_sample): a sample is documents laid end
- * to end; attention and positions restart at each. Inside a document,
- * position t predicts token t+1 when that token's mask is 1; nothing is
- * predicted across a document boundary (a document's first token is the
- * chat template's <|im_start|>, never a target). The loss of an optimizer
- * step is the cross-entropy summed over every target of every sample of
- * the accumulated batch, divided by the number of those targets: the
- * normalisation transformers adopted in 4.46, so accumulation over K
- * samples equals one batch of K (per-sample averaging would overweight
- * short samples).
+ * Training semantics (forward_train_sample, trainstep.h): a sample is
+ * documents laid end to end; attention and positions restart at each.
+ * Inside a document, position t predicts token t+1 when that token's mask
+ * is 1; nothing is predicted across a document boundary (a document's
+ * first token is the chat template's <|im_start|>, never a target). The
+ * loss of an optimizer step is the cross-entropy summed over every target
+ * of every sample of the accumulated batch, divided by the number of those
+ * targets: the normalisation transformers adopted in 4.46, so accumulation
+ * over K samples equals one batch of K (per-sample averaging would
+ * overweight short samples).
  */
 #ifndef DS_QWEN2_H
 #define DS_QWEN2_H
 
+#include "ops.h"
 #include "wmat.h"
 
 #include <jv.h>
@@ -114,14 +117,13 @@ typedef struct qwen2_model {
 	qwen2_param *table; /* owned, n_params rows */
 	size_t n_params;
 	qwen2_weights w;    /* parameters (fp32) */
-	qwen2_weights g;    /* gradients (allocated by qwen2_alloc_grads) */
 	qwen2_mats mx;      /* the matrices for generation: views into w or the files */
 	int stored;         /* 1: from qwen2_load_stored; w holds the vectors only */
 	struct st_model *st; /* owned when stored: the mapped files mx views */
 	void **copies;      /* (n_copies) owned: stored tensors too misaligned to view */
 	int n_copies;
-	struct qwen2_scratch *s; /* activations, sized for the longest sample seen */
-	struct qwen2_gen *gen;   /* generation's working space, grown to the largest call */
+	struct forward *fw; /* owned: the model's own CPU engine, made on first use (forward.c) */
+	void *fw_ctx;       /* owned: its backend context */
 } qwen2_model;
 
 /* Load a model directory: config.json and model.safetensors (or the shards
@@ -153,13 +155,6 @@ int qwen2_save(const qwen2_model *m, const char *dir, const char *dtype, char **
 
 void qwen2_free(qwen2_model *m);
 
-/* Training and qwen2_logits need an fp32 model (qwen2_load,
- * qwen2_init_random); given a stored one they abort. */
-
-/* Gradients: allocate (zeroed) once; zero before each accumulated batch. */
-void qwen2_alloc_grads(qwen2_model *m);
-void qwen2_zero_grads(qwen2_model *m);
-
 /* A packed sample (the shape of shard_sample, borrowed). */
 typedef struct qwen2_batch {
 	int n_tokens;            /* T */
@@ -173,30 +168,36 @@ typedef struct qwen2_batch {
  * mask 1. The divisor of an accumulated batch is the sum over its samples. */
 long qwen2_count_targets(const qwen2_batch *b);
 
-/* Forward and backward over b, adding d(loss)/d(param) * scale to the
- * gradients, where loss is the summed cross-entropy over b's targets
- * (scale = 1 / targets of the whole accumulated batch). Returns the summed
- * cross-entropy (not scaled). Ids must be below the vocabulary. */
-double qwen2_train_sample(qwen2_model *m, const qwen2_batch *b, float scale);
+/* ---- on the model's own CPU engine (forward.c) --------------------- */
 
 /* Forward only: logits (T, V) for every position of b into out (caller's,
- * T * V floats). */
+ * T * V floats). Needs an fp32 model (qwen2_load, qwen2_init_random);
+ * given a stored one it aborts. */
 void qwen2_logits(qwen2_model *m, const qwen2_batch *b, float *out);
+
+/* Free the model's engine, if it has one (qwen2_free does). */
+void qwen2_engine_free(qwen2_model *m);
 
 /* ---- generation: a key/value cache per sequence -------------------- */
 
 /* The keys and values of the positions a sequence has seen, for every
  * layer, so each new token costs one position's work. */
 typedef struct qwen2_cache {
-	int cap;  /* positions it can hold */
-	int len;  /* positions filled */
-	float *k; /* (L, cap, KV*D) after rotary */
-	float *v; /* (L, cap, KV*D) */
+	int cap;        /* positions it can hold */
+	int len;        /* positions filled */
+	tensor k;       /* (L * cap, KV*D) after rotary, owned, in the backend's memory */
+	tensor v;       /* (L * cap, KV*D) owned */
+	const ops *o;   /* the backend that holds k and v */
+	void *ctx;
 } qwen2_cache;
 
 /* Returns owned (qwen2_cache_free); cap <= the model's max_pos. */
-qwen2_cache *qwen2_cache_new(const qwen2_model *m, int cap);
+qwen2_cache *qwen2_cache_new(qwen2_model *m, int cap);
 void qwen2_cache_free(qwen2_cache *c);
+
+/* dst (same backend, cap >= src->len) = the positions of src: a cache
+ * grown by a copy into a larger one. Borrows both. */
+void qwen2_cache_copy(qwen2_cache *dst, const qwen2_cache *src, int n_layers);
 
 /* n new tokens of one sequence, at positions cache->len .. len+n-1. */
 typedef struct qwen2_seg {
