@@ -1,6 +1,8 @@
-/* cli.c — program name, messages, exit codes, stdout closing, share/ lookup. */
+/* cli.c — program name, messages, exit codes, stdout closing, share/ lookup;
+ * it links in ompenv.c, passive OpenMP waiting. */
 #include "cli.h"
 #include "check.h"
+#include "ompenv.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -14,6 +16,11 @@
 #endif
 
 const char *cli_prog = "ds";
+
+/* Every program calls cli_init, so this reference links ompenv.o (passive
+ * OpenMP waiting, decided before main) into every program. */
+static void (*const *const cli_links[])(int, char **, char **)
+	__attribute__((used)) = {&ompenv_preinit};
 
 void cli_init(const char *prog)
 {

@@ -35,3 +35,47 @@ ok 'make install PREFIX=... installs programs, man pages and share/' '
 	test -f inst/share/man/man7/ds.7 && test -d inst/share/ds &&
 	inst/bin/ds-sharegpt --version > /dev/null
 '
+
+# libgomp prints its settings with OMP_DISPLAY_ENV; OMP_WAIT_POLICY reads
+# 'PASSIVE' for its own default too, so the spin count is the proof: 0 when
+# passive, 300000 by default, 30000000000 when active.
+ok 'programs that load OpenMP start with passive waiting (spin count 0)' '
+	n=0
+	for p in ds-fetch ds-teacher ds-judge ds-sharegpt ds-tokenize ds-train ds-infer; do
+		OMP_DISPLAY_ENV=verbose $p --version > out 2> err &&
+		test "$(cat out)" = "$p (ds) 0.1.0" || fail "$p --version"
+		grep -q "OPENMP DISPLAY ENVIRONMENT BEGIN" err || continue
+		grep -q "GOMP_SPINCOUNT = .0.$" err && grep -q "OMP_WAIT_POLICY = .PASSIVE." err ||
+			{ cat err; fail "$p: not passive"; }
+		test "$(grep -c "OPENMP DISPLAY ENVIRONMENT BEGIN" err)" = 1 || fail "$p: libgomp started twice"
+		n=$((n + 1))
+	done &&
+	for p in ds-train ds-infer; do
+		OMP_DISPLAY_ENV=verbose $p --version 2>&1 >/dev/null | grep -q "GOMP_SPINCOUNT = .0.$" ||
+			fail "$p does not report libgomp settings"
+	done && test $n -ge 2
+'
+
+ok 'the user'"'"'s OMP_WAIT_POLICY or GOMP_SPINCOUNT wins over the passive default' '
+	for p in ds-train ds-infer; do
+		OMP_WAIT_POLICY=active OMP_DISPLAY_ENV=verbose $p --version 2> err > /dev/null &&
+		grep -q "OMP_WAIT_POLICY = .ACTIVE." err && grep -q "GOMP_SPINCOUNT = .30000000000." err &&
+		GOMP_SPINCOUNT=1234 OMP_DISPLAY_ENV=verbose $p --version 2> err > /dev/null &&
+		grep -q "GOMP_SPINCOUNT = .1234." err || { cat err; fail "$p ignored the user setting"; }
+	done
+'
+
+# The passive default re-executes the program before any library starts
+# (lib/ompenv.c): the second image must be the same process, name, argv
+# and environment, plus the variable. ds-train blocks opening a FIFO.
+ok 'the re-executed program keeps its pid, name, arguments and environment' '
+	mkfifo cfg.yaml &&
+	DS_PROBE="a b" ds-train cfg.yaml "x= y" "" > out 2> err & pid=$!
+	i=0; while ! tr "\0" "\n" < /proc/$pid/environ 2>/dev/null | grep -qx OMP_WAIT_POLICY=passive &&
+		[ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+	tr "\0" "\n" < /proc/$pid/environ > environ; tr "\0" "|" < /proc/$pid/cmdline > cmdline
+	comm=$(cat /proc/$pid/comm)
+	kill $pid; wait $pid || :
+	grep -qx OMP_WAIT_POLICY=passive environ && grep -qx "DS_PROBE=a b" environ &&
+	test "$(cat cmdline)" = "ds-train|cfg.yaml|x= y||" && test "$comm" = ds-train
+'

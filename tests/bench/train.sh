@@ -6,17 +6,31 @@
 # tokens, same thread count (THREADS, default: every core). Each program
 # takes STEPS steps; the first warms up; the median of the others is
 # quoted, as tokens/s, with each process's peak resident memory.
+#
+# LOADED=1 measures instead what OpenMP's waiting costs on a busy machine
+# (lib/ompenv.c): with HOGS (default 1) busy loops, ds-train runs STEPS
+# steps of SEQ (default 128) tokens on the same layer shape cut to LAYERS
+# (default 2) layers, REPS (default 3) times each with ds's default
+# (passive), libgomp's own default (GOMP_SPINCOUNT=300000, what ds had
+# before) and OMP_WAIT_POLICY=active, interleaved; medians of the wall time
+# and of the tokens/s of the steps after the first. No PyTorch.
 set -eu
 top=$(cd "$(dirname "$0")/../.." && pwd)
 PATH=$top/bin:$PATH
 PY=$top/tests/.venv/bin/python
-SEQ=${SEQ:-512}
+LOADED=${LOADED:-0}
+if [ "$LOADED" = 1 ]; then SEQ=${SEQ:-128}; else SEQ=${SEQ:-512}; fi
 STEPS=${STEPS:-4}
 THREADS=${THREADS:-$(nproc)}
-"$PY" -c 'import torch, transformers' 2>/dev/null || {
+[ "$LOADED" = 1 ] || "$PY" -c 'import torch, transformers' 2>/dev/null || {
 	echo "bench: tests/.venv lacks torch or transformers: run tests/setup-venv.sh" >&2; exit 1; }
-w=$(mktemp -d); trap 'rm -rf "$w"' EXIT
-ds-train --init-random "$top/tests/data/train/qwen2.5-0.5b.json" --seed 1 --dtype bfloat16 -o "$w/model"
+w=$(mktemp -d); hog=; trap '[ -z "$hog" ] || kill $hog; rm -rf "$w"' EXIT
+cfg=$top/tests/data/train/qwen2.5-0.5b.json
+if [ "$LOADED" = 1 ]; then
+	jq --argjson n "${LAYERS:-2}" '.num_hidden_layers = $n' "$cfg" > "$w/cfg.json"
+	cfg=$w/cfg.json
+fi
+ds-train --init-random "$cfg" --seed 1 --dtype bfloat16 -o "$w/model"
 zstd -q -d -c "$top/tests/data/qwen/tokenizer.json.zst" > "$w/model/tokenizer.json"
 # A conversation longer than SEQ tokens, cut to SEQ.
 jq -nc --argjson n "$SEQ" '{id: "bench", conversations: [{from: "user", value: "Sum the numbers."},
@@ -26,6 +40,44 @@ ds-tokenize inspect --json "$w/s.shard" > "$w/s.json"
 tokens=$(jq '.input_ids | length' "$w/s.json")
 
 median() { sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+
+if [ "$LOADED" = 1 ]; then
+	REPS=${REPS:-3}
+	HOGS=${HOGS:-1}
+	for i in $(seq "$HOGS"); do sh -c 'while :; do :; done' & hog="$hog $!"; done
+	for r in $(seq "$REPS"); do
+		# env -u: the default run must not inherit a policy from the caller.
+		for m in passive default active; do
+			case $m in
+			passive) set -- -u OMP_WAIT_POLICY -u GOMP_SPINCOUNT ;;
+			default) set -- -u OMP_WAIT_POLICY GOMP_SPINCOUNT=300000 ;;
+			active) set -- -u GOMP_SPINCOUNT OMP_WAIT_POLICY=active ;;
+			esac
+			rm -rf "$w/out"
+			/usr/bin/time -f %e -o "$w/t" env "$@" ds-train model_name_or_path="$w/model" \
+				dataset="$w/s.shard" cutoff_len="$SEQ" output_dir="$w/out" max_steps="$STEPS" \
+				logging_steps=1 save_steps=100000 per_device_train_batch_size=1 \
+				gradient_accumulation_steps=1 learning_rate=1e-5 save_only_model=true \
+				threads="$THREADS" 2> "$w/ds.log" || { cat "$w/ds.log" >&2; exit 1; }
+			cat "$w/t" >> "$w/$m.wall"
+			jq -r 'select(.current_steps > 1) | .throughput' "$w/out/trainer_log.jsonl" | median >> "$w/$m.tps"
+		done
+	done
+	echo "ds-train beside $HOGS busy loop(s) on $(nproc) cores: 0.5B layer shape," \
+		"${LAYERS:-2} layers, $tokens tokens, $STEPS steps, $THREADS threads; median of $REPS runs"
+	printf '  %-42s %8s %10s\n' "" "wall s" "tokens/s"
+	for m in passive default active; do
+		case $m in
+		passive) l="passive (ds's default)" ;;
+		default) l="libgomp's default (GOMP_SPINCOUNT=300000)" ;;
+		active) l="OMP_WAIT_POLICY=active" ;;
+		esac
+		printf '  %-42s %8.1f %10.1f\n' "$l" "$(median < "$w/$m.wall")" "$(median < "$w/$m.tps")"
+	done
+	awk -v p="$(median < "$w/passive.wall")" -v d="$(median < "$w/default.wall")" -v a="$(median < "$w/active.wall")" \
+		'BEGIN { printf "  passive: %.2fx faster than active, %.2fx than libgomp\047s default (wall time)\n", a / p, d / p }'
+	exit 0
+fi
 
 /usr/bin/time -f %M -o "$w/ds.mem" ds-train model_name_or_path="$w/model" dataset="$w/s.shard" \
 	cutoff_len="$SEQ" output_dir="$w/out" max_steps="$STEPS" logging_steps=1 save_steps=100000 \
