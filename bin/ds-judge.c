@@ -52,8 +52,9 @@ static const char help[] =
 	"  -r, --rejected FILE    append the other records there (restartable too)\n"
 	"      --summary          print accuracy and counts per verdict, method and\n"
 	"                         source on stderr\n"
-	"      --explain          add judge.explain: the answers before and after\n"
-	"                         normalisation (math), each case's result (code)\n"
+	"      --explain          add judge.explain: the rule that took the answer and\n"
+	"                         the answers before and after normalisation (math),\n"
+	"                         each case's result (code)\n"
 	"  -j, --jobs N           run up to N test cases of a program at once (1)\n"
 	"      --timeout SEC      wall-clock limit per test case (4)\n"
 	"      --memory MIB       address-space limit per process of a case (1024)\n"
@@ -452,6 +453,7 @@ static enum verdict judge_record(jv rec, jv *judge, const char **malformed, stru
 	enum verdict v;
 	jv predicted = jv_null(), reason, explain = jv_invalid();
 	char *gold = NULL, *pred = NULL;
+	enum mathans_rule rule = MATHANS_RULE_NONE;
 	*method = M_MATH;
 	int by_rule = !domain || !strcmp(domain, "math") || !strcmp(domain, "code");
 	if (o->llm == LLM_ALL || (o->llm == LLM_OTHERS && !by_rule)) {
@@ -501,10 +503,10 @@ static enum verdict judge_record(jv rec, jv *judge, const char **malformed, stru
 	/* the answer is in content; a reply cut short may hold it only in
 	 * its reasoning */
 	const char *text = content && *content ? content : reasoning ? reasoning : "";
-	pred = mathans_extract(text);
+	pred = mathans_extract_rule(text, &rule);
 	if (!pred) {
 		v = V_UNPARSABLE;
-		reason = jv_string("no final answer found (no \\boxed{}, no \"the answer is\")");
+		reason = jv_string("no final answer found (no \\boxed{}, no \"answer\" phrase, no LaTeX, no number)");
 		goto out;
 	}
 	predicted = jv_string(pred);
@@ -536,8 +538,11 @@ out:
 		jv_free(reason);
 		reason = jv_string(leak);
 	}
-	if (o->explain && *method == M_MATH && (!domain || strcmp(domain, "math") == 0))
-		explain = explain_answer(explain_answer(jv_object(), "predicted", pred), "reference", gold);
+	if (o->explain && *method == M_MATH && (!domain || strcmp(domain, "math") == 0)) {
+		/* the rule that took the answer: why a reply was read as it was */
+		explain = jv_object_set(jv_object(), jv_string("rule"), jv_string(mathans_rule_name(rule)));
+		explain = explain_answer(explain_answer(explain, "predicted", pred), "reference", gold);
+	}
 	*judge = judge_object(v, *method, predicted, reason, explain);
 	free(gold);
 	free(pred);

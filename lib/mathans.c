@@ -43,6 +43,17 @@ static char *sb_take(sbuf *b)
 
 /* ---- extraction --------------------------------------------------------- */
 
+/* The rules follow Math-Verify's parse() with its default extraction
+ * (LatexExtractionConfig + ExprExtractionConfig), in its order of
+ * priority: Minerva's "final answer is X. I hope"; then boxes and "final
+ * answer ... is X", the one that ends last; then "answer:" X; then
+ * "answer" X; then the last LaTeX expression or plain number, the one
+ * that ends last. Within a rule the candidate that ends last wins, as
+ * Math-Verify sorts its matches by their end. Where it is wrong ds-judge
+ * differs (tests/data/judge/corpus-notes.md): \fbox outside $...$ is a box,
+ * a letter after "answer is" is a choice, "<think>...</think>" inlined in
+ * a reply is the chain of thought, not the answer. */
+
 static char *xstrndup(const char *s, size_t n)
 {
 	char *t = xmalloc(n + 1);
@@ -67,70 +78,520 @@ static long brace_end(const char *s, size_t i)
 	return -1;
 }
 
-/* The content of the box at p ("\\boxed" or "\\fbox" skipped), or NULL. */
-static char *box_at(const char *p)
+/* A span of the reply: [b, e), and the index just past what matched. */
+typedef struct {
+	size_t b, e, end;
+} span;
+
+/* The box whose command ("\\boxed" or "\\fbox") starts at text + at:
+ * its content into *sp (braces nested; "\\boxed 5" is one token), limited
+ * to text + lim. Returns 1, or 0 when it does not close. */
+static int box_at(const char *text, size_t at, size_t lim, span *sp)
 {
-	while (*p == ' ') p++;
-	if (*p == '{') {
-		long e = brace_end(p, 0);
-		return e > 0 ? xstrndup(p + 1, (size_t)e - 1) : NULL;
+	size_t i = at + (text[at + 1] == 'b' ? 6 : 5);
+	while (i < lim && text[i] == ' ') i++;
+	if (i >= lim) return 0;
+	if (text[i] == '{') {
+		long e = brace_end(text, i);
+		if (e < 0 || (size_t)e >= lim) return 0;
+		*sp = (span){i + 1, (size_t)e, (size_t)e + 1};
+		return 1;
 	}
-	if (*p && !isalpha((unsigned char)*p)) { /* "\\boxed 5": one token */
-		size_t n = strcspn(p, " \t\n$");
-		if (n) return xstrndup(p, n);
+	if (!isalpha((unsigned char)text[i])) {
+		size_t n = 0;
+		while (i + n < lim && !strchr(" \t\n$", text[i + n])) n++;
+		if (!n) return 0;
+		*sp = (span){i, i + n, i + n};
+		return 1;
 	}
-	return NULL;
+	return 0;
 }
 
-/* The content of the last \boxed{} or \fbox{} in text that closes, or
- * NULL. */
-static char *last_box(const char *text)
+static int is_box_cmd(const char *r)
 {
-	/* from the end, so a long reply costs one scan unless boxes are
-	 * left open */
-	for (const char *r = text + strlen(text); r-- > text;) {
-		if (*r != '\\') continue;
-		char *b = NULL;
-		if (!strncmp(r, "\\boxed", 6)) b = box_at(r + 6);
-		else if (!strncmp(r, "\\fbox", 5)) b = box_at(r + 5);
-		/* an empty box holds no answer */
-		if (b && b[strspn(b, " \t\n")]) return b;
-		free(b);
-	}
-	return NULL;
+	return (!strncmp(r, "\\boxed", 6) && !isalpha((unsigned char)r[6])) ||
+	       (!strncmp(r, "\\fbox", 5) && !isalpha((unsigned char)r[5]));
 }
 
-static const char *last_ci(const char *s, const char *needle)
+static int blank(const char *s, size_t b, size_t e)
 {
-	const char *last = NULL;
-	size_t n = strlen(needle);
-	for (const char *p = s; *p; p++)
-		if (!strncasecmp(p, needle, n)) last = p;
-	return last;
+	while (b < e && isspace((unsigned char)s[b])) b++;
+	return b == e;
+}
+
+/* Whether the text between two boxes joins them into one answer: close
+ * together, or a little apart with "and", "or", a comma or a semicolon
+ * between and different contents ("\boxed{2} and \boxed{3}", Math-Verify's
+ * reading). */
+static int boxes_join(const char *t, size_t from, size_t to, int same)
+{
+	size_t n = to - from;
+	if (n < 10) return 1;
+	if (same || n >= 70) return 0;
+	for (size_t i = from; i < to; i++) {
+		if (t[i] == ',' || t[i] == ';') return 1;
+		int word = (!strncmp(t + i, "and", 3) && (i + 3 >= to || !isalpha((unsigned char)t[i + 3])))
+			   || (!strncmp(t + i, "or", 2) && (i + 2 >= to || !isalpha((unsigned char)t[i + 2])));
+		if (word && (i == from || !isalpha((unsigned char)t[i - 1]))) return 1;
+	}
+	return 0;
+}
+
+/* The last box of text[0, n) that closes and holds something, and the
+ * boxes just before it that join it, as "a, b"; *end past the last one.
+ * Returns owned, or NULL. */
+static char *last_boxes(const char *text, size_t n, size_t *end)
+{
+	sbuf b = {0};
+	size_t lim = n, first = 0, prev_start = 0;
+	span sp, parts[16];
+	int k = 0;
+	for (size_t r = n; r-- > 0 && k < 16;) {
+		if (text[r] != '\\' || !is_box_cmd(text + r)) continue;
+		if (!box_at(text, r, lim, &sp)) {
+			if (k) break; /* a box around the ones found: they are its content */
+			continue;
+		}
+		if (blank(text, sp.b, sp.e)) {
+			if (!k) continue; /* an empty box holds no answer */
+			break;
+		}
+		if (k) {
+			span *q = &parts[k - 1];
+			int same = sp.e - sp.b == q->e - q->b && !memcmp(text + sp.b, text + q->b, sp.e - sp.b);
+			if (!boxes_join(text, sp.end, prev_start, same)) break;
+			if (same) { prev_start = r, lim = r; continue; }
+		} else {
+			*end = sp.end;
+			first = 1;
+		}
+		parts[k++] = sp;
+		prev_start = r;
+		lim = r;
+	}
+	if (!first) return NULL;
+	for (int i = k; i-- > 0;) {
+		if (i != k - 1) sb_puts(&b, ", ");
+		sb_putn(&b, text + parts[i].b, parts[i].e - parts[i].b);
+	}
+	return sb_take(&b);
+}
+
+/* A LaTeX environment at text + i: $$..$$, \[..\], $..$, \(..\), as
+ * Math-Verify's patterns read them (inline ones on one line). Its content
+ * into *sp. Returns 1 or 0. */
+static int env_at(const char *t, size_t i, size_t n, span *sp)
+{
+	if (i && t[i - 1] == '\\') return 0;
+	if (t[i] == '$' && i + 1 < n && t[i + 1] == '$') {
+		for (size_t j = i + 2; j + 1 < n; j++)
+			if (t[j] == '$' && t[j + 1] == '$' && t[j - 1] != '\\') {
+				if (j == i + 2) break;
+				*sp = (span){i + 2, j, j + 2};
+				return 1;
+			}
+	}
+	if (t[i] == '\\' && i + 1 < n && (t[i + 1] == '[' || t[i + 1] == '(')) {
+		char close = t[i + 1] == '[' ? ']' : ')';
+		for (size_t j = i + 2; j + 1 < n; j++) {
+			if (close == ')' && t[j] == '\n') return 0;
+			if (t[j] == '\\' && t[j + 1] == close) {
+				if (j == i + 2 || t[j - 1] == '\\') return 0;
+				*sp = (span){i + 2, j, j + 2};
+				return 1;
+			}
+		}
+		return 0;
+	}
+	if (t[i] == '$' && !(i && isdigit((unsigned char)t[i - 1]))) {
+		for (size_t j = i + 1; j < n; j++) {
+			if (t[j] == '\n') return 0;
+			if (t[j] == '\\' && t[j + 1] == '$') { j++; continue; }
+			if (t[j] == '$') {
+				if (j == i + 1) return 0;
+				*sp = (span){i + 1, j, j + 1};
+				return 1;
+			}
+		}
+	}
+	return 0;
+}
+
+/* A percent sign or word right after an environment: its length. */
+static size_t percent_after(const char *t, size_t i, size_t n)
+{
+	size_t j = i;
+	while (j < n && isspace((unsigned char)t[j])) j++;
+	if (j < n && t[j] == '%') return j + 1 - i;
+	if (j + 1 < n && t[j] == '\\' && t[j + 1] == '%') return j + 2 - i;
+	static const char *const words[] = {"percentage", "percent", "Percent", "pct", NULL};
+	for (int k = 0; words[k]; k++) {
+		size_t m = strlen(words[k]);
+		if (j + m <= n && !strncmp(t + j, words[k], m) && !isalpha((unsigned char)t[j + m])) return j + m - i;
+	}
+	return 0;
+}
+
+/* The environment at text + i and those joined to it by "and", "or" or a
+ * comma (up to five more, as in Math-Verify), as "a, b" into b; *end past
+ * the last. Returns 1 or 0. */
+static int envs_at(const char *t, size_t i, size_t n, sbuf *b, size_t *end)
+{
+	span sp;
+	if (!env_at(t, i, n, &sp)) return 0;
+	b->n = 0;
+	for (int k = 0;; k++) {
+		if (k) sb_puts(b, ", ");
+		sb_putn(b, t + sp.b, sp.e - sp.b);
+		size_t j = sp.end, pc = percent_after(t, j, n);
+		if (pc) sb_puts(b, "\\%"), j += pc;
+		*end = j;
+		if (k == 5) break;
+		while (j < n && isspace((unsigned char)t[j])) j++;
+		if (j < n && t[j] == ',') j++;
+		if (j + 3 <= n && !strncmp(t + j, "and", 3)) j += 3;
+		else if (j + 2 <= n && !strncmp(t + j, "or", 2)) j += 2;
+		else if (t[j - 1] != ',') break;
+		while (j < n && isspace((unsigned char)t[j])) j++;
+		if (j >= n || !env_at(t, j, n, &sp)) break;
+	}
+	return 1;
+}
+
+/* A plain number at t + i, as Math-Verify's number pattern reads it:
+ * thousands separated by commas or spaces ("1,234", "1 234.5"), a decimal
+ * point or comma ("3.5", "3,5"), ".5", an integer; then a percent sign or
+ * word. Written into b as the comparison reads it (1234, 3.5, 25\%), its
+ * end into *end. The caller checks what comes before. Returns 1 or 0. */
+static int number_at(const char *t, size_t i, size_t n, sbuf *b, size_t *end)
+{
+	size_t j = i;
+	b->n = 0;
+	if (j < n && t[j] == '-') j++;
+	if (j < n && !isdigit((unsigned char)t[j]) && !(t[j] == '.' && j + 1 < n && isdigit((unsigned char)t[j + 1])))
+		return 0;
+	if (j > i) sb_putc(b, '-');
+	size_t d = j;
+	while (d < n && isdigit((unsigned char)t[d])) d++;
+	size_t k = d;
+	int groups = 0;
+	if (t[j] != '0' && d - j >= 1 && d - j <= 3) {
+		while (k + 3 < n + 0 && (t[k] == ',' || t[k] == ' ') && isdigit((unsigned char)t[k + 1]) &&
+		       isdigit((unsigned char)t[k + 2]) && isdigit((unsigned char)t[k + 3]) &&
+		       (k + 4 >= n || !isdigit((unsigned char)t[k + 4])))
+			k += 4, groups++;
+	}
+	if (groups) {
+		for (size_t q = j; q < k; q++)
+			if (isdigit((unsigned char)t[q])) sb_putc(b, t[q]);
+		if (k + 1 < n && t[k] == '.' && isdigit((unsigned char)t[k + 1])) {
+			sb_putc(b, '.');
+			for (k++; k < n && isdigit((unsigned char)t[k]); k++) sb_putc(b, t[k]);
+		}
+	} else {
+		sb_putn(b, t + j, d - j);
+		k = d;
+		if (k + 1 < n && (t[k] == '.' || t[k] == ',') && isdigit((unsigned char)t[k + 1])) {
+			sb_putc(b, '.');
+			for (k++; k < n && isdigit((unsigned char)t[k]); k++) sb_putc(b, t[k]);
+		}
+	}
+	size_t pc = percent_after(t, k, n);
+	if (pc) sb_puts(b, "\\%"), k += pc;
+	*end = k;
+	return 1;
+}
+
+/* Whether a plain number may start at t + i: at the start, after white
+ * space or "=", "**", or a dollar sign (Math-Verify's anchors). The start
+ * of the number into *at. */
+static int number_anchor(const char *t, size_t i, size_t n, size_t *at)
+{
+	if (i && !isspace((unsigned char)t[i - 1]) && t[i - 1] != '=') return 0;
+	if (i + 1 < n && t[i] == '*' && t[i + 1] == '*') i += 2;
+	if (i < n && t[i] == '$') i++;
+	*at = i;
+	return i < n && (isdigit((unsigned char)t[i]) || t[i] == '-' || t[i] == '.');
+}
+
+/* A plain expression, "1/2" or "3 + 4" (a digit first, an operator
+ * inside), at t + i: into b, its end into *end. Returns 1 or 0. */
+static int plain_expr_at(const char *t, size_t i, size_t n, sbuf *b, size_t *end)
+{
+	size_t j = i, last = 0;
+	int op = 0;
+	if (j < n && t[j] == '-') j++;
+	if (j < n && t[j] == '(') j++;
+	if (j < n && t[j] == '-') j++;
+	if (j >= n || !isdigit((unsigned char)t[j])) return 0;
+	for (; j < n && (isdigit((unsigned char)t[j]) || strchr(". +-*/^()", t[j])); j++) {
+		if (strchr("+-*/^", t[j]) && t[j] != '.') op = 1;
+		if (t[j] != ' ' && (t[j] != '.' || (j + 1 < n && isdigit((unsigned char)t[j + 1])))) last = j + 1;
+	}
+	if (!op || !last || strchr("+-*/^", t[last - 1])) return 0;
+	/* what follows must end it: punctuation, space, a dollar, the end */
+	if (last < n && !strchr(".,:) \t\n$*", t[last])) return 0;
+	b->n = 0;
+	sb_putn(b, t + i, last - i);
+	*end = last;
+	return 1;
+}
+
+/* A choice letter at t + i: "(B)", "B" or "\text{(B)}", standing alone
+ * ("B." or "B" at the end, not "Bob"). Into b as "(B)", *end past it. */
+static int letter_at(const char *t, size_t i, size_t n, sbuf *b, size_t *end)
+{
+	size_t j = i, close = 0;
+	if (j + 6 < n && !strncmp(t + j, "\\text{", 6)) j += 6, close++;
+	else if (j + 8 < n && !strncmp(t + j, "\\textbf{", 8)) j += 8, close++;
+	int paren = j < n && t[j] == '(';
+	j += paren;
+	if (j >= n || t[j] < 'A' || t[j] > 'E') return 0;
+	char c = t[j++];
+	if (paren && (j >= n || t[j++] != ')')) return 0;
+	if (close && (j >= n || t[j++] != '}')) return 0;
+	if (j < n && (isalnum((unsigned char)t[j]) || t[j] == '\'' || t[j] == '{' || t[j] == '^' || t[j] == '_')) return 0;
+	if (j < n && !strchr(" \t\n.,:;!*)$", t[j])) return 0;
+	if (j < n && t[j] == ' ' && j + 1 < n && isalpha((unsigned char)t[j + 1])) return 0; /* "A is ..." */
+	b->n = 0;
+	sb_putc(b, '(');
+	sb_putc(b, c);
+	sb_putc(b, ')');
+	*end = j;
+	return 1;
+}
+
+/* A candidate answer: its text, where its match ends, the rule. */
+typedef struct {
+	sbuf s;
+	size_t end;
+	int found;
+} cand;
+
+static void cand_take(cand *c, const sbuf *s, size_t end)
+{
+	if (c->found && end <= c->end) return;
+	c->s.n = 0;
+	sb_putn(&c->s, s->p ? s->p : "", s->n);
+	c->end = end, c->found = 1;
+}
+
+/* What an "answer" or "final answer ... is" phrase ending at t + i names:
+ * the first LaTeX environment that starts within win characters, a plain
+ * number or expression there (with eq, first the one after the last "="
+ * within 100 characters, as Math-Verify's pattern prefers), or a choice
+ * letter right after the phrase ("The answer is (B).", with its value
+ * when one follows: "(B) 12"); the candidate that ends last into c.
+ * Returns whether there was one. */
+static int after_phrase(const char *t, size_t i, size_t n, size_t win, int eq, cand *c, sbuf *tmp)
+{
+	cand l = {0};
+	size_t end, at, lim = i + win < n ? i + win : n;
+	for (size_t j = i; j <= lim && j < n; j++)
+		if ((t[j] == '$' || t[j] == '\\') && envs_at(t, j, n, tmp, &end)) {
+			cand_take(&l, tmp, end);
+			break;
+		}
+	int got = 0;
+	for (size_t j = eq ? (i + 100 < n ? i + 100 : n) : i; j-- > i;) {
+		if (t[j] != '=') continue;
+		size_t k = j + 1;
+		while (k < n && isspace((unsigned char)t[k])) k++;
+		if (k + 1 < n && t[k] == '*' && t[k + 1] == '*') k += 2;
+		if (plain_expr_at(t, k, n, tmp, &end) || number_at(t, k, n, tmp, &end)) {
+			size_t q = end;
+			while (q < n && isspace((unsigned char)t[q])) q++;
+			if (q < n && t[q] == '=') continue;
+			cand_take(&l, tmp, end);
+			got = 1;
+			break;
+		}
+	}
+	for (size_t j = i; !got && j <= lim && j < n; j++) {
+		if (!number_anchor(t, j, n, &at)) continue;
+		if (plain_expr_at(t, at, n, tmp, &end) || number_at(t, at, n, tmp, &end)) {
+			size_t q = end;
+			while (q < n && isspace((unsigned char)t[q])) q++;
+			if (q < n && t[q] == '=') continue;
+			cand_take(&l, tmp, end);
+			break;
+		}
+	}
+	size_t j = i;
+	while (j < n && j < i + 12 && (t[j] == ' ' || t[j] == ':' || t[j] == '*' || t[j] == '$')) j++;
+	if (j + 3 <= n && !strncmp(t + j, "is ", 3)) j += 3;
+	while (j < n && (t[j] == ' ' || t[j] == '*' || t[j] == '$')) j++;
+	if (letter_at(t, j, n, tmp, &end)) {
+		size_t q = end;
+		while (q < n && t[q] == ' ') q++;
+		if (q < n && t[q] == '=') {
+			/* "A = 5": a name, not a choice */
+		} else if (l.found && l.end > end && l.end < end + 24 && q < n && t[q] != '.' && t[q] != '\n' &&
+			   !strchr(l.s.p, '(')) {
+			sbuf v = {0};
+			sb_putn(&v, tmp->p, tmp->n);
+			sb_putc(&v, ' ');
+			sb_putn(&v, l.s.p, l.s.n);
+			l.found = 0;
+			cand_take(&l, &v, end > l.end ? end : l.end);
+			free(v.p);
+		} else {
+			l.found = 0;
+			cand_take(&l, tmp, end);
+		}
+	}
+	if (l.found) cand_take(c, &l.s, l.end);
+	free(l.s.p);
+	return l.found;
+}
+
+static int ci_at(const char *t, size_t i, size_t n, const char *w)
+{
+	size_t m = strlen(w);
+	return i + m <= n && !strncasecmp(t + i, w, m);
+}
+
+char *mathans_extract_rule(const char *text, enum mathans_rule *rule)
+{
+	enum mathans_rule r = MATHANS_RULE_NONE;
+	const char *t = text;
+	/* a chain of thought inlined in the reply is not its answer */
+	for (const char *p = strstr(text, "</think>"); p; p = strstr(p + 1, "</think>")) t = p + 8;
+	size_t n = strlen(t), end;
+	sbuf tmp = {0};
+	cand c = {0};
+	char *out = NULL;
+
+	/* 1. Minerva: "final answer is X. I hope" */
+	for (size_t i = 0; i + 15 <= n; i++) {
+		if ((t[i] != 'f' && t[i] != 'F') || !ci_at(t, i, n, "final answer is")) continue;
+		size_t j = i + 15;
+		if (j < n && t[j] == ':') j++;
+		while (j < n && isspace((unsigned char)t[j])) j++;
+		int ok = envs_at(t, j, n, &tmp, &end);
+		if (!ok) {
+			size_t at;
+			ok = (number_anchor(t, j, n, &at) || (at = j, 1)) &&
+			     (plain_expr_at(t, at, n, &tmp, &end) || number_at(t, at, n, &tmp, &end));
+		}
+		if (!ok) continue;
+		size_t k = end;
+		if (k < n && t[k] == '.') k++;
+		if (k < n && isspace((unsigned char)t[k])) k++;
+		if (!strncmp(t + k, "I hope", 6)) cand_take(&c, &tmp, end);
+	}
+	if (c.found) { r = MATHANS_RULE_FINAL; goto done; }
+
+	/* 2. the last box, or "final answer ... is X", whichever ends last */
+	char *box = last_boxes(t, n, &end);
+	if (box) {
+		sbuf bb = {box, strlen(box), strlen(box) + 1};
+		cand_take(&c, &bb, end);
+		free(box);
+		r = MATHANS_RULE_BOX;
+	}
+	for (size_t i = 0; i + 12 <= n; i++) {
+		if ((t[i] != 'f' && t[i] != 'F') || !ci_at(t, i, n, "final answer")) continue;
+		for (size_t j = i + 12; j + 2 < n && j < i + 12 + 101; j++) {
+			if (!isspace((unsigned char)t[j]) || strncmp(t + j + 1, "is", 2)) continue;
+			size_t before = c.found ? c.end : 0;
+			int had = c.found;
+			if (!after_phrase(t, j + 3, n, 2, 0, &c, &tmp)) continue;
+			if (!had || c.end > before) r = MATHANS_RULE_FINAL;
+			break;
+		}
+	}
+	if (c.found) goto done;
+
+	/* 3. "answer:" X, then 4. "answer" X */
+	for (int colon = 1; colon >= 0 && !c.found; colon--) {
+		for (size_t i = 0; i + 6 <= n; i++) {
+			if ((t[i] != 'a' && t[i] != 'A') || !ci_at(t, i, n, "answer")) continue;
+			size_t j = i + 6;
+			if (colon) {
+				if (j >= n || t[j] != ':') continue;
+				j++;
+			}
+			after_phrase(t, j, n, 50, 1, &c, &tmp);
+		}
+	}
+	if (c.found) { r = MATHANS_RULE_ANSWER; goto done; }
+
+	/* a reply of one short line: the line, when it is not prose */
+	if (n && n <= 200 && !memchr(t, '\n', n)) {
+		char *whole = xstrndup(t, n);
+		char *norm = mathans_normalize(whole);
+		int prose = 0;
+		for (const char *p = norm; *p && !prose; p++)
+			prose = isalpha((unsigned char)p[0]) && isalpha((unsigned char)p[1]) &&
+				isalpha((unsigned char)p[2]) && isalpha((unsigned char)p[3]) &&
+				(p == norm || p[-1] != '\\');
+		free(norm);
+		if (!prose) {
+			out = whole;
+			r = MATHANS_RULE_WHOLE;
+			goto out;
+		}
+		free(whole);
+	}
+
+	/* 5. the last LaTeX expression, or the last plain number */
+	for (size_t i = 0; i < n; i++) {
+		size_t at;
+		if ((t[i] == '$' || t[i] == '\\') && envs_at(t, i, n, &tmp, &end)) {
+			if (end >= c.end || !c.found) r = MATHANS_RULE_LATEX;
+			cand_take(&c, &tmp, end);
+			i = end - 1;
+		} else if (t[i] == '\\' && !strncmp(t + i, "\\frac{", 6)) {
+			long e1 = brace_end(t, i + 5), e2 = e1 > 0 && t[e1 + 1] == '{' ? brace_end(t, (size_t)e1 + 1) : -1;
+			if (e2 > 0) {
+				tmp.n = 0;
+				sb_putn(&tmp, t + i, (size_t)e2 + 1 - i);
+				if ((size_t)e2 + 1 > c.end || !c.found) r = MATHANS_RULE_LATEX;
+				cand_take(&c, &tmp, (size_t)e2 + 1);
+				i = (size_t)e2;
+			}
+		} else if (number_anchor(t, i, n, &at) &&
+			   (plain_expr_at(t, at, n, &tmp, &end) || number_at(t, at, n, &tmp, &end))) {
+			if (end > c.end || !c.found) r = MATHANS_RULE_NUMBER;
+			cand_take(&c, &tmp, end);
+			i = end - 1;
+		}
+	}
+	if (!c.found) r = MATHANS_RULE_NONE;
+done:
+	if (c.found) {
+		/* "**42**", "42." and white space belong to the prose */
+		const char *s = c.s.p ? c.s.p : "";
+		size_t m = c.s.n;
+		while (m && (isspace((unsigned char)*s) || *s == '*')) s++, m--;
+		while (m && (isspace((unsigned char)s[m - 1]) || s[m - 1] == '*')) m--;
+		if (m) out = xstrndup(s, m);
+		else r = MATHANS_RULE_NONE;
+	}
+out:
+	free(tmp.p);
+	free(c.s.p);
+	if (rule) *rule = out ? r : MATHANS_RULE_NONE;
+	return out;
 }
 
 char *mathans_extract(const char *text)
 {
-	char *box = last_box(text);
-	if (box) return box;
-	const char *a = last_ci(text, "answer is"), *c = last_ci(text, "answer:");
-	const char *at = NULL;
-	if (a && (!c || a > c)) at = a + 9;
-	else if (c) at = c + 7;
-	if (!at) {
-		/* a bare answer: one short line */
-		size_t n = strlen(text);
-		if (n == 0 || n > 200 || strchr(text, '\n')) return NULL;
-		at = text;
+	return mathans_extract_rule(text, NULL);
+}
+
+const char *mathans_rule_name(enum mathans_rule r)
+{
+	switch (r) {
+	case MATHANS_RULE_BOX: return "box";
+	case MATHANS_RULE_FINAL: return "final answer phrase";
+	case MATHANS_RULE_ANSWER: return "answer phrase";
+	case MATHANS_RULE_WHOLE: return "whole reply";
+	case MATHANS_RULE_LATEX: return "last latex";
+	case MATHANS_RULE_NUMBER: return "last number";
+	default: return "none";
 	}
-	size_t n = strcspn(at, "\n");
-	while (n && isspace((unsigned char)at[n - 1])) n--;
-	/* "**Answer:** 42" and a trailing period belong to the prose, not
-	 * the answer */
-	while (n && (isspace((unsigned char)*at) || *at == ':' || *at == '*')) at++, n--;
-	while (n && (at[n - 1] == '*' || at[n - 1] == '.')) n--;
-	if (n == 0) return NULL;
-	return xstrndup(at, n);
 }
 
 /* ---- normalisation ------------------------------------------------------ */
@@ -147,8 +608,13 @@ static const char *const dropped[] = {
 	"\\displaystyle", "\\textstyle", "\\!", "\\$", "\\[", "\\]", "\\(", "\\)", "\\circ",
 	"\\limits", NULL};
 
-/* Spacing commands, read as a space: Math-Verify does not join "1\\,000"
- * into a thousand, and neither does ds-judge. */
+/* Marks normalize_into leaves for the pass over numbers: {,} and a
+ * spacing command between two digits. */
+#define SEP_BRACE '\x01'
+#define SEP_THIN '\x02'
+
+/* Spacing commands, read as a space (between digit groups, a thousands
+ * separator: 1\\,000 is a thousand, where Math-Verify reads 1*000). */
 static const char *const spaces[] = {"\\quad", "\\qquad", "\\,", "\\;", "\\:", "\\ ", NULL};
 
 /* Commands whose braced argument is kept as plain text. */
@@ -177,26 +643,44 @@ static char *normalize(const char *s, sbuf *unit)
 	char *t = sb_take(&b);
 	/* ^{} and ^ left behind by a dropped \circ */
 	for (char *p; (p = strstr(t, "^{}")) != NULL;) memmove(p, p + 3, strlen(p + 3) + 1);
-	/* thousands separators: 1,234,567 (a 1-3 digit group, then ,ddd groups) */
+	/* thousands separators: 1,234,567, 1{,}234 and 1\\,234 (a 1-3 digit
+	 * group, then ddd groups, all with the same mark; SEP_BRACE stands
+	 * for {,}, SEP_THIN for a spacing command between digits). But
+	 * (1,234) and [1,234] are a pair and an interval, as Math-Verify
+	 * reads them: a number is never made of a bracket's whole content */
 	for (size_t i = 0; t[i]; i++) {
 		if (!isdigit((unsigned char)t[i]) || (i && (isdigit((unsigned char)t[i - 1]) || t[i - 1] == '.')))
 			continue;
 		size_t j = i;
 		while (isdigit((unsigned char)t[j])) j++;
-		if (j - i > 3 || t[j] != ',') continue;
+		char mark = t[j];
+		if (j - i > 3 || (mark != ',' && mark != SEP_BRACE && mark != SEP_THIN)) continue;
 		size_t k = j, groups = 0;
-		while (t[k] == ',' && isdigit((unsigned char)t[k + 1]) && isdigit((unsigned char)t[k + 2]) &&
+		while (t[k] == mark && isdigit((unsigned char)t[k + 1]) && isdigit((unsigned char)t[k + 2]) &&
 		       isdigit((unsigned char)t[k + 3]) && !isdigit((unsigned char)t[k + 4]))
 			k += 4, groups++;
-		if (!groups || t[k] == ',') continue;
+		if (!groups || t[k] == mark) continue;
+		size_t before = i;
+		while (before && t[before - 1] == ' ') before--;
+		size_t after = k + strspn(t + k, " ");
+		if (mark == ',' && before && strchr("([", t[before - 1]) && strchr(")]", t[after])) continue;
 		char *w = t + j;
 		for (const char *r = t + j; r < t + k; r++)
-			if (*r != ',') *w++ = *r;
+			if (*r != mark) *w++ = *r;
 		memmove(w, t + k, strlen(t + k) + 1);
 	}
-	/* white space at the ends; a trailing period is the prose's and
-	 * mathans_extract drops it: inside \\boxed{42.} Math-Verify refuses
-	 * the answer, and so does ds-judge */
+	/* a decimal comma: 3{,}5 (LaTeX's way to write one), any {,} that
+	 * is not a thousands separator */
+	for (char *p = t; (p = strchr(p, SEP_BRACE)) != NULL; p++)
+		*p = p > t && isdigit((unsigned char)p[-1]) && isdigit((unsigned char)p[1]) ? '.' : ',';
+	for (char *p = t; (p = strchr(p, SEP_THIN)) != NULL; p++) *p = ' ';
+	/* a trailing period or comma is the prose's: \\boxed{42.} is 42 */
+	{
+		size_t m = strlen(t);
+		while (m && isspace((unsigned char)t[m - 1])) m--;
+		if (m > 1 && (t[m - 1] == '.' || t[m - 1] == ',') && isdigit((unsigned char)t[m - 2])) t[m - 1] = '\0';
+	}
+	/* white space at the ends */
 	size_t m = strlen(t);
 	while (m && (isspace((unsigned char)t[m - 1]) || t[m - 1] == '^')) m--;
 	t[m] = '\0';
@@ -216,12 +700,28 @@ static void normalize_into(sbuf *b, sbuf *unit, const char *s, size_t n)
 	while (i < n) {
 		char c = s[i];
 		if (c == '$') { i++; continue; }
-		if (c == '{' && i + 2 < n && s[i + 1] == ',' && s[i + 2] == '}') { i += 3; continue; }
+		if (c == '{' && i + 2 < n && s[i + 1] == ',' && s[i + 2] == '}') { sb_putc(b, SEP_BRACE); i += 3; continue; }
 		if ((unsigned char)c == 0xc2 && i + 1 < n && (unsigned char)s[i + 1] == 0xb0) { i += 2; continue; } /* ° */
 		if (isspace((unsigned char)c)) {
 			if (b->n && b->p[b->n - 1] != ' ') sb_putc(b, ' ');
 			i++;
 			continue;
+		}
+		if (isalpha((unsigned char)c) && (i == 0 || !isalpha((unsigned char)s[i - 1]))) {
+			/* "50 percent" is 50\% (Math-Verify's reading) */
+			static const char *const pct[] = {"percentage", "percent", "pct", NULL};
+			size_t m = 0;
+			for (int k = 0; pct[k] && !m; k++) {
+				size_t l = strlen(pct[k]);
+				if (i + l <= n && !strncmp(s + i, pct[k], l) && (i + l == n || !isalpha((unsigned char)s[i + l])))
+					m = l;
+			}
+			if (m) {
+				while (b->n && b->p[b->n - 1] == ' ') b->p[--b->n] = '\0';
+				sb_putc(b, '%');
+				i += m;
+				continue;
+			}
 		}
 		if (c != '\\') { sb_putc(b, c); i++; continue; }
 		const char *at = s + i;
@@ -241,7 +741,10 @@ static void normalize_into(sbuf *b, sbuf *unit, const char *s, size_t n)
 		for (int k = 0; spaces[k]; k++) {
 			if (isalpha((unsigned char)spaces[k][1]) ? is_cmd(at, spaces[k]) : !strncmp(at, spaces[k], strlen(spaces[k]))) {
 				i += strlen(spaces[k]);
-				if (b->n && b->p[b->n - 1] != ' ') sb_putc(b, ' ');
+				/* "1\\,234": a thin space between digit groups */
+				if (b->n && isdigit((unsigned char)b->p[b->n - 1]) && i < n && isdigit((unsigned char)s[i]))
+					sb_putc(b, SEP_THIN);
+				else if (b->n && b->p[b->n - 1] != ' ') sb_putc(b, ' ');
 				done = 1;
 				break;
 			}
@@ -293,6 +796,7 @@ static void normalize_into(sbuf *b, sbuf *unit, const char *s, size_t n)
 			break;
 		}
 		if (done) continue;
+		if (is_cmd(at, "\\emptyset") || is_cmd(at, "\\varnothing")) { sb_puts(b, "\\{\\}"); i += at[2] == 'e' ? 9 : 11; continue; }
 		if (is_cmd(at, "\\dfrac") || is_cmd(at, "\\tfrac")) { sb_puts(b, "\\frac"); i += 6; continue; }
 		if (is_cmd(at, "\\dbinom") || is_cmd(at, "\\tbinom")) { sb_puts(b, "\\binom"); i += 7; continue; }
 		if (is_cmd(at, "\\cdot") || is_cmd(at, "\\times")) { sb_putc(b, '*'); i += at[2] == 'd' ? 5 : 6; continue; }

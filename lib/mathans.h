@@ -17,19 +17,46 @@
  * sides' differences are proportional, and "x = 3" equals 3. A unit is
  * dropped, but two units must agree (5 cm is 5, not 5 m). An AMC choice
  * with its value, "\textbf{(C)}\ 12", equals its letter and its value.
- * An answer that does not parse (digits run together, "1\,000"; 2x > 6)
- * is never equal to anything, save to the very same text.
+ * Thousands separators (1,234, 1{,}234, 1\,234) are joined, but (1,234)
+ * is a pair; 3{,}5 is a decimal comma; 42. is 42. An answer that does not
+ * parse (digits run together, "2 3"; 2x > 6) is never equal to anything,
+ * save to the very same text.
  */
 #ifndef DS_MATHANS_H
 #define DS_MATHANS_H
 
 #include <stddef.h>
 
-/* The final answer in a reply: the content of the last \boxed{...} or
- * \fbox{...} (braces nested), else what follows the last "answer is" or
- * "answer:", else the whole reply when it is one short line. Borrows text;
- * returns owned (free with free()), or NULL when there is none. */
+/* How the final answer was found in a reply, in the order the rules are
+ * tried (Math-Verify's priorities): Minerva's "final answer is X. I hope"
+ * and "final answer ... is X" (MATHANS_RULE_FINAL, the latter tied with a
+ * box: whichever ends last); the last \boxed{} or \fbox{}, with the boxes
+ * just before it that join it ("\boxed{2} and \boxed{3}"); "answer:" X,
+ * then "answer" X, X a LaTeX expression, a number or a choice letter
+ * within 50 characters; a reply of one short line that is not prose; the
+ * LaTeX expression or plain number that ends last. */
+enum mathans_rule {
+	MATHANS_RULE_NONE = 0,
+	MATHANS_RULE_BOX,
+	MATHANS_RULE_FINAL,
+	MATHANS_RULE_ANSWER,
+	MATHANS_RULE_WHOLE,
+	MATHANS_RULE_LATEX,
+	MATHANS_RULE_NUMBER,
+};
+
+/* The final answer in a reply (text after the last "</think>" when a
+ * chain of thought is inlined), by the rules above; the rule that took it
+ * into *rule when rule is not NULL. Borrows text; returns owned (free
+ * with free()), or NULL when there is none. */
+char *mathans_extract_rule(const char *text, enum mathans_rule *rule);
+
+/* mathans_extract_rule(text, NULL). */
 char *mathans_extract(const char *text);
+
+/* The rule's name for messages ("box", "answer phrase", "last latex",
+ * ...): a static string. */
+const char *mathans_rule_name(enum mathans_rule rule);
 
 /* An answer in the normal form the comparison reads (no spacing commands,
  * \dfrac as \frac, \text unwrapped, units and degrees dropped, ...), for

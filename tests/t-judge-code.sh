@@ -180,7 +180,7 @@ ok '--explain: each case of a program; the answers before and after normalisatio
 	ds-judge -q -r rej2.jsonl w.jsonl && test "$(jq -r ".judge.explain.cases[3].result" rej2.jsonl)" = null &&
 	jq -nc "{id: \"m\", domain: \"math\", answer: \"\\\\dfrac{1}{2}\", teacher: {content: \"\\\\boxed{0.5}\"}}" |
 		ds-judge -q --explain > m.jsonl &&
-	test "$(jq -c ".judge.explain" m.jsonl)" = "{\"predicted\":\"0.5\",\"predicted_normalised\":\"0.5\",\"reference\":\"\\\\dfrac{1}{2}\",\"reference_normalised\":\"\\\\frac{1}{2}\"}"
+	test "$(jq -c ".judge.explain" m.jsonl)" = "{\"rule\":\"box\",\"predicted\":\"0.5\",\"predicted_normalised\":\"0.5\",\"reference\":\"\\\\dfrac{1}{2}\",\"reference_normalised\":\"\\\\frac{1}{2}\"}"
 '
 
 ok '--summary counts by verdict, by method and by source' '

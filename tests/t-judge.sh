@@ -21,11 +21,13 @@ judge_pairs() {
 # tests/data/judge/mathverify.jsonl is Math-Verify 0.9.0's verdict on every
 # pair of pairs.jsonl (tests/oracle/mathverify.py; regenerated and compared
 # below when tests/.venv has it). Known differences, each with its reason,
-# are listed here as "index ours theirs # why"; there are none at present
-# (322 of 322 pairs agree). ds-judge is stricter than it could be where
-# Math-Verify is: "42." inside a box, "1\,000" and "30\degree" are not
-# accepted, because Math-Verify does not accept them either.
-KNOWN=''
+# are listed here as "index ours theirs # why". Both are Math-Verify's
+# errors, accepted since issue 19 (tests/data/judge/corpus-notes.md, M6 and
+# M11): "42." inside a box is 42, not the string "42."; "1\,000" is a
+# thousand (a thin space between digit groups), not 1*000.
+KNOWN='4 correct false # \boxed{42.} is 42
+18 correct false # 1\,000 is 1000
+'
 
 ok 'ds-judge agrees with Math-Verify on every pair of the corpus' '
 	judge_pairs > ours &&
@@ -38,11 +40,12 @@ ok 'ds-judge agrees with Math-Verify on every pair of the corpus' '
 	diff known dis
 '
 
-ok 'never "correct" where Math-Verify says not equal (the dangerous direction)' '
+ok 'never "correct" where Math-Verify says not equal (the dangerous direction), but for its known errors' '
 	judge_pairs > ours &&
 	jq -r "\"\(.i) \(.equal)\"" "$J/mathverify.jsonl" > theirs &&
-	paste -d" " ours theirs | awk "\$2 == \"correct\" && \$4 != \"true\"" > bad &&
-	test ! -s bad &&
+	paste -d" " ours theirs | awk "\$2 == \"correct\" && \$4 != \"true\" { print \$1, \$2, \$4 }" > bad &&
+	printf "%s" "$KNOWN" | sed "s/ *#.*//" > known &&
+	diff known bad &&
 	grep -q " true$" theirs && grep -q " false$" theirs
 '
 
@@ -97,7 +100,7 @@ ok 'without --rejected, each rejection is reported on stderr with its line' '
 '
 
 ok 'extraction: last box, nested braces, fbox, "the answer is"' '
-	for c in "\\boxed{1} then \\boxed{\\frac{1}{2}}" "\\fbox{\\frac{1}{2}}" "The answer is \$\\frac12\$." "**Answer:** 0.5"; do
+	for c in "\\boxed{1} is a first step. Going on from there we get \\boxed{\\frac{1}{2}}" "\\fbox{\\frac{1}{2}}" "The answer is \$\\frac12\$." "**Answer:** 0.5"; do
 		jq -nc --arg c "$c" "{id: \$c, domain: \"math\", answer: \"1/2\", teacher: {content: \$c}}"
 	done > x.jsonl &&
 	ds-judge -q x.jsonl > out && test "$(wc -l < out)" = 4

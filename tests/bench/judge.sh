@@ -10,6 +10,12 @@
 # no JSON) is timed too, to show where the time goes. Math-Verify gets the
 # corpus once per run: parse(reply), parse(gold), verify(gold, pred), its
 # default timeouts on, as a user would call it. Medians of RUNS runs.
+#
+# Then the reply corpus (tests/data/judge/replies.jsonl: whole replies, a
+# chain of thought and prose ending in a box, a phrase, a LaTeX expression
+# or a number): ds-judge's speed on it, and issue 19's three figures,
+# agreement with Math-Verify (run now, when tests/.venv has it; else its
+# stored verdicts), agreement with the human truth, false positives.
 set -eu
 top=$(cd "$(dirname "$0")/../.." && pwd)
 PATH=$top/bin:$PATH
@@ -18,6 +24,8 @@ MV_RUNS=${MV_RUNS:-3}
 COPIES=${COPIES:-100}
 PY=$top/tests/.venv/bin/python
 corpus=$top/tests/data/judge/corpus.jsonl
+replies=$top/tests/data/judge/replies.jsonl
+RCOPIES=${RCOPIES:-20}
 w=$(mktemp -d); trap 'rm -rf "$w"' EXIT
 one=""; command -v taskset > /dev/null && one="taskset -c 0"
 
@@ -108,4 +116,35 @@ if [ $have_mv = 1 ]; then
 else
 	echo "  math-verify: not in tests/.venv, no ratio"
 fi
-awk "BEGIN { exit !($rd >= 50000) }" || { echo "ds-judge bench: below 50,000 records/s" >&2; exit 1; }
+
+# ---- the reply corpus ----
+jq -c '{id: "r\(input_line_number)", domain: "math", answer: .gold,
+	teacher: {content: .content, reasoning: .reasoning}}' "$replies" > "$w/rone.jsonl"
+rn=$(wc -l < "$w/rone.jsonl")
+for c in $(seq "$RCOPIES"); do sed "s/^{\"id\":\"r/{\"id\":\"c$c-r/" "$w/rone.jsonl"; done > "$w/rrecs.jsonl"
+rrecords=$((rn * RCOPIES))
+: > "$w/t.rds"
+for i in $(seq "$RUNS"); do time_of $one ds-judge -q -r /dev/null "$w/rrecs.jsonl" >> "$w/t.rds"; done
+rdr=$(median "$w/t.rds"); rrd=$(awk "BEGIN { print $rrecords / $rdr }")
+mb=$(awk "BEGIN { print $(wc -c < "$w/rrecs.jsonl") / 1e6 / $rdr }")
+ds-judge -q -o "$w/rok" -r "$w/rrej" "$w/rone.jsonl"
+cat "$w/rok" "$w/rrej" | jq -r '"\(.id[1:] | tonumber - 1) \(.judge.verdict)"' | sort -n | cut -d" " -f2 > "$w/rours"
+mvsrc="stored verdicts, tests/data/judge/replies-mathverify.jsonl"
+if [ $have_mv = 1 ]; then
+	"$PY" "$top/tests/oracle/mathverify_replies.py" "$(nproc)" < "$replies" 2> /dev/null | jq -r .equal > "$w/rtheirs"
+	mvsrc="run now"
+else
+	jq -r .equal "$top/tests/data/judge/replies-mathverify.jsonl" > "$w/rtheirs"
+fi
+jq -r .truth "$replies" > "$w/rtruth"
+printf 'ds-judge bench: the reply corpus, %s replies x %s copies = %s records, one core\n' "$rn" "$RCOPIES" "$rrecords"
+printf '  %-34s median %7.3f s  %10.0f records/s, %.0f MB/s (%s runs)\n' "ds-judge (whole program)" "$rdr" "$rrd" "$mb" "$RUNS"
+paste -d" " "$w/rours" "$w/rtheirs" "$w/rtruth" | awk -v src="$mvsrc" '{
+	e = ($1 == "correct"); m = ($2 == "true"); h = ($3 == "true"); n++
+	am += (e == m); ah += (e == h); fp += (e && !h); mh += (m == h); mfp += (m && !h) }
+	END {
+	printf "  agreement with math-verify (%s): %d of %d (%.1f%%)\n", src, am, n, 100 * am / n
+	printf "  agreement with the human truth: ds-judge %d (%.1f%%), math-verify %d (%.1f%%)\n", ah, 100 * ah / n, mh, 100 * mh / n
+	printf "  false positives (accepted, truth wrong): ds-judge %d, math-verify %d\n", fp, mfp
+	if (fp) exit 1 }' || { echo "ds-judge bench: false positives on the reply corpus" >&2; exit 1; }
+awk "BEGIN { exit !($rd >= 50000 && $rrd >= 50000) }" || { echo "ds-judge bench: below 50,000 records/s" >&2; exit 1; }

@@ -39,10 +39,29 @@ static int cmp(const char *gold, const char *pred, enum mathans_result want)
 int main(void)
 {
 	/* extraction */
-	EXPECT(extracts("so \\boxed{1} and then \\boxed{\\frac{1}{2}}.", "\\frac{1}{2}"), "the last box, braces nested");
+	EXPECT(extracts("First \\boxed{1} is only a step. Going on from there we finally get \\boxed{\\frac{1}{2}}.", "\\frac{1}{2}"),
+	       "the last box, braces nested; a box far before it is not joined");
+	EXPECT(extracts("The roots are $\\boxed{2}$ and $\\boxed{3}$.", "2, 3") && extracts("\\boxed{2}, \\boxed{3}", "2, 3"),
+	       "boxes close together, or joined by \"and\", are one answer (Math-Verify)");
+	EXPECT(extracts("so $\\boxed{\\boxed{5}}$", "5"), "a box in a box");
 	EXPECT(extracts("\\fbox{7}", "7"), "\\fbox");
 	EXPECT(extracts("\\boxed{5} and at the end \\boxed{ }", "5"), "an empty box is no answer");
-	EXPECT(extracts("The answer is $\\frac12$.", "$\\frac12$"), "\"the answer is\", its period dropped");
+	EXPECT(extracts("The answer is $\\frac12$.", "\\frac12"), "\"the answer is\" and LaTeX");
+	EXPECT(extracts("We had $x = 4$ before. The answer is 42.", "42") && extracts("The answer is 1,234 apples", "1234"),
+	       "\"the answer is\" and a plain number, its period dropped, thousands joined");
+	EXPECT(extracts("Final Answer: The final answer is $x=2$. I hope it is correct.", "x=2"), "Minerva's phrase");
+	EXPECT(extracts("So $a = 3$ and then we get $\\frac{3}{4}$ in the end", "\\frac{3}{4}"), "the last LaTeX expression");
+	EXPECT(extracts("She had 20 apples and gave away 8, so 12 are left.", "12"), "the last number");
+	EXPECT(extracts("Die Antwort ist 3,5.", "3.5"), "a decimal comma in a plain number");
+	EXPECT(extracts("The answer is (B).", "(B)") && extracts("**Answer:** C", "(C)"), "a choice letter after \"answer\"");
+	EXPECT(extracts("<think>the answer is 5</think>\n\nSo we get $6$.", "6"), "an inlined chain of thought is not the answer");
+	{
+		enum mathans_rule r;
+		char *a = mathans_extract_rule("We get $x=1$.\nThe answer is 4, so \\boxed{5}", &r);
+		EXPECT(a && !strcmp(a, "5") && r == MATHANS_RULE_BOX && !strcmp(mathans_rule_name(r), "box"),
+		       "a box before \"answer is\" and the last expression; the rule named");
+		free(a);
+	}
 	EXPECT(extracts("**Answer:** 0.5", "0.5"), "\"Answer:\" in bold");
 	EXPECT(extracts("line one\nline two", NULL), "no answer in prose");
 
@@ -68,7 +87,14 @@ int main(void)
 	EXPECT(EQ("\\binom{6}{2}", "15") && NE("\\binom{6}{2}", "30"), "binomials");
 	EXPECT(EQ("12345678901234567890", "12,345,678,901,234,567,890"), "a 20-digit integer equals itself");
 	EXPECT(NE("12345678901234567890", "12345678901234567891"), "integers past 2^63 are not rounded together");
-	EXPECT(BAD("0", "1\\,000") && BAD("6", "2 3"), "a number run into a number does not parse");
+	EXPECT(BAD("6", "2 3") && BAD("0", "1 000"), "a number run into a number does not parse");
+	EXPECT(EQ("1000", "1\\,000") && EQ("1234", "1{,}234") && NE("0", "1\\,000"), "thin spaces and {,} between digit groups");
+	EXPECT(NE("1234", "(1,234)") && NE("1234", "[1,234]") && EQ("(1,234)", "(1, 234)"), "(1,234) is a pair, not 1234");
+	/* "3,5" in LaTeX may be a pair: only a reply's prose could say it is
+	 * a decimal comma (mathans_extract reads "ist 3,5." as 3.5) */
+	EXPECT(EQ("3.5", "3{,}5") && NE("35", "3{,}5") && NE("3.5", "3,5") && NE("3.5", "3, 5"), "a decimal comma");
+	EXPECT(EQ("42", "42.") && EQ("5", "+5"), "a trailing period, a leading plus");
+	EXPECT(EQ("\\emptyset", "\\varnothing") && EQ("\\emptyset", "\\{\\}") && NE("\\emptyset", "\\{0\\}"), "the empty set");
 
 	/* radicals, pi, expressions */
 	EXPECT(EQ("\\frac{\\sqrt{3}}{2}", "\\sqrt{3}/2") && EQ("2\\sqrt{3}", "\\sqrt{12}"), "radicals");
