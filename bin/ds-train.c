@@ -11,11 +11,19 @@
  * clipping, AdamW, the schedule, the optimizer checkpoint) live in lib/;
  * this file is the run around them: settings, data order, logging,
  * checkpoint directories and resuming.
+ *
+ * Started by mpirun or srun, it is one rank of a data-parallel run
+ * (lib/comm_mpi.c): every rank reads the shards and walks the same global
+ * order; each global batch (per_device_train_batch_size x
+ * gradient_accumulation_steps x world samples) is dealt out micro-batch
+ * by micro-batch, micro-batch j to rank j mod world, as transformers'
+ * sharded data loader deals them; rank 0 alone writes files and reports.
  */
 #include "../lib/check.h"
 #include "../lib/cli.h"
 #include "../lib/clock.h"
 #include "../lib/comm.h"
+#include "../lib/comm_mpi.h"
 #include "../lib/forward.h"
 #include "../lib/json.h"
 #include "../lib/ops_cpu.h"
@@ -479,10 +487,13 @@ static void write_text_atomic(const char *path, const char *text)
 
 typedef struct run {
 	train_config *tc;
+	const comm *c;        /* borrowed: this rank among the run's */
+	int root;             /* rank 0: writes the files, reports */
 	qwen2_model *m;
 	const char *tok_dir;  /* where the tokenizer files come from, or NULL */
 	trainstep *ts;        /* owned: gradients, moments, the schedule */
 	long step;            /* optimizer steps done */
+	uint64_t tokens_done; /* input tokens seen, every rank's, over the whole run */
 	long total, warmup, steps_per_epoch;
 	int sched;
 	jv log;               /* array of the log lines written so far */
@@ -510,6 +521,8 @@ static void write_state(run *r, const char *dir)
 	st = jv_object_set(st, jv_string("max_steps"), jv_number((double)r->total));
 	st = jv_object_set(st, jv_string("epoch"), jv_number((double)r->step / (double)r->steps_per_epoch));
 	st = jv_object_set(st, jv_string("seed"), jv_number((double)r->tc->seed));
+	/* transformers' name: a resumed run counts on from it */
+	st = jv_object_set(st, jv_string("num_input_tokens_seen"), jv_number((double)r->tokens_done));
 	st = jv_object_set(st, jv_string("log_history"), jv_copy(r->log));
 	jv s = jv_dump_string(st, JV_PRINT_PRETTY | JV_PRINT_SPACE1);
 	char *path = xasprintf("%s/trainer_state.json", dir);
@@ -582,10 +595,18 @@ static void save_checkpoint(run *r)
 {
 	char *dir = xasprintf("%s/checkpoint-%ld", r->tc->output_dir, r->step);
 	char *tmp = xasprintf("%s/.checkpoint-%ld.tmp", r->tc->output_dir, r->step);
-	if (mkdir(tmp, 0777) < 0 && errno != EEXIST) cli_die(EXIT_RUNTIME, "%s: %s", tmp, strerror(errno));
-	save_model_dir(r, tmp);
-	write_state(r, tmp);
+	if (r->root) {
+		if (mkdir(tmp, 0777) < 0 && errno != EEXIST) cli_die(EXIT_RUNTIME, "%s: %s", tmp, strerror(errno));
+		save_model_dir(r, tmp);
+		write_state(r, tmp);
+	}
+	/* every rank: the optimizer state is gathered to rank 0 */
 	if (!r->tc->save_only_model) write_optimizer(r, tmp);
+	if (!r->root) {
+		free(tmp);
+		free(dir);
+		return;
+	}
 	if (is_nonempty_dir(dir)) remove_dir(dir); /* the same step saved before (a rerun): replace it */
 	if (rename(tmp, dir) < 0) cli_die(EXIT_RUNTIME, "%s: %s", dir, strerror(errno));
 	free(tmp);
@@ -619,6 +640,10 @@ static void resume(run *r, const char *dir)
 	free(path);
 	path = xasprintf("%s/trainer_state.json", dir);
 	jv state = read_json_or_die(path);
+	jv seen = jv_object_get(jv_copy(state), jv_string("num_input_tokens_seen"));
+	long long ns = json_count(seen);
+	r->tokens_done = ns > 0 ? (uint64_t)ns : 0;
+	jv_free(seen);
 	jv hist = jv_object_get(state, jv_string("log_history"));
 	if (jv_get_kind(hist) == JV_KIND_ARRAY) {
 		jv_free(r->log);
@@ -629,7 +654,7 @@ static void resume(run *r, const char *dir)
 	free(path);
 	if (r->step > r->total)
 		cli_die(EXIT_RUNTIME, "%s: step %ld is past this run's %ld steps", dir, r->step, r->total);
-	cli_warn("resuming from %s at step %ld of %ld", dir, r->step, r->total);
+	if (r->root) cli_warn("resuming from %s at step %ld of %ld", dir, r->step, r->total);
 }
 
 static void fmt_hms(char *buf, size_t n, double s)
@@ -678,12 +703,31 @@ static void write_plot(run *r)
 	free(path), free(tmp), free(x), free(y);
 }
 
-static int train(train_config *tc)
+/* The ranks started on this machine, by the launcher's word (1 without). */
+static int local_ranks(void)
+{
+	static const char *const vars[] = {"OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS", "SLURM_NTASKS_PER_NODE"};
+	for (size_t i = 0; i < sizeof vars / sizeof *vars; i++) {
+		const char *v = getenv(vars[i]);
+		char *end;
+		long n = v ? strtol(v, &end, 10) : 0;
+		if (v && end != v && n >= 1 && n <= 4096) return (int)n;
+	}
+	return 1;
+}
+
+static int train(train_config *tc, const comm *c)
 {
 	char *err = NULL;
-	if (tc->threads > 0) {
-		omp_set_num_threads(tc->threads);
-		openblas_set_num_threads(tc->threads);
+	int root = c->rank == 0, threads = tc->threads;
+	/* several ranks on one machine share its cores unless told otherwise */
+	if (threads <= 0 && c->world > 1 && local_ranks() > 1) {
+		threads = omp_get_num_procs() / local_ranks();
+		if (threads < 1) threads = 1;
+	}
+	if (threads > 0) {
+		omp_set_num_threads(threads);
+		openblas_set_num_threads(threads);
 	}
 	/* LLaMA-Factory's rule, which makes a rerun of a killed command carry
 	 * on: an output_dir holding checkpoints resumes from the newest unless
@@ -698,12 +742,18 @@ static int train(train_config *tc)
 		free(last);
 		auto_resume = 1;
 	}
-	if (mkdir(tc->output_dir, 0777) < 0 && errno != EEXIST) cli_die(EXIT_RUNTIME, "%s: %s", tc->output_dir, strerror(errno));
-	run r = {.tc = tc, .log = jv_array()};
+	char *from = tc->resume_from_checkpoint ? xstrdup(tc->resume_from_checkpoint)
+	             : tc->resume_latest || auto_resume ? latest_checkpoint(tc->output_dir)
+	                                        : NULL;
+	/* every rank has looked at output_dir before rank 0 writes there */
+	c->barrier(c);
+	if (root && mkdir(tc->output_dir, 0777) < 0 && errno != EEXIST)
+		cli_die(EXIT_RUNTIME, "%s: %s", tc->output_dir, strerror(errno));
+	run r = {.tc = tc, .c = c, .root = root, .log = jv_array()};
 	if (tc->init_random) {
-		qwen2_config c;
-		if (qwen2_config_load(tc->init_random, &c, &err) < 0) cli_die(EXIT_RUNTIME, "%s", err);
-		r.m = qwen2_init_random(&c, (uint64_t)tc->seed);
+		qwen2_config mc;
+		if (qwen2_config_load(tc->init_random, &mc, &err) < 0) cli_die(EXIT_RUNTIME, "%s", err);
+		r.m = qwen2_init_random(&mc, (uint64_t)tc->seed);
 	} else {
 		r.m = load_or_die(tc->model_name_or_path);
 		r.tok_dir = tc->model_name_or_path;
@@ -712,13 +762,14 @@ static int train(train_config *tc)
 	dataset data;
 	dataset_load(&data, tc, m, r.tok_dir);
 	/* The settings as run, beside the results. */
-	{
+	if (root) {
 		char *path = xasprintf("%s/ds_train_args.yaml", tc->output_dir);
 		FILE *f = fopen(path, "w");
 		if (!f || trainconf_write_yaml(tc, f) < 0 || fclose(f) != 0) cli_die(EXIT_RUNTIME, "%s: %s", path, strerror(errno));
 		free(path);
 	}
-	long per_step = (long)tc->per_device_train_batch_size * tc->gradient_accumulation_steps;
+	long micro = tc->per_device_train_batch_size;
+	long per_step = micro * tc->gradient_accumulation_steps * c->world; /* the global batch */
 	r.steps_per_epoch = ((long)data.n + per_step - 1) / per_step;
 	r.total = tc->max_steps > 0 ? tc->max_steps : (long)ceil(tc->num_train_epochs * (double)r.steps_per_epoch);
 	if (r.total < 1) r.total = 1;
@@ -728,25 +779,27 @@ static int train(train_config *tc)
 	void *ctx = ops_cpu_new();
 	trainstep_hparams th = {tc->learning_rate, tc->adam_beta1, tc->adam_beta2, tc->adam_epsilon, tc->weight_decay,
 	                        tc->max_grad_norm, r.sched, r.total, r.warmup};
-	r.ts = trainstep_new(m, &ops_cpu, ctx, comm_single(), &th);
+	r.ts = trainstep_new(m, &ops_cpu, ctx, c, &th);
 	/* LLaMA-Factory's default: on, unless disable_gradient_checkpointing */
 	forward_set_recompute(trainstep_forward(r.ts), tc->gradient_checkpointing);
-	char *from = tc->resume_from_checkpoint ? xstrdup(tc->resume_from_checkpoint)
-	             : tc->resume_latest || auto_resume ? latest_checkpoint(tc->output_dir)
-	                                        : NULL;
-	if (tc->resume_latest && !from) cli_warn("%s: no checkpoint to resume from; starting afresh", tc->output_dir);
+	if (root && tc->resume_latest && !from) cli_warn("%s: no checkpoint to resume from; starting afresh", tc->output_dir);
 	if (from) resume(&r, from);
 	free(from);
-	cli_warn("%zu samples (%lu tokens, %ld trained), %ld steps of %ld samples, %d thread%s%s", data.n,
-	         (unsigned long)data.tokens, data.targets, r.total, per_step, omp_get_max_threads(),
-	         omp_get_max_threads() == 1 ? "" : "s", tc->gradient_checkpointing ? ", layers recomputed" : "");
+	if (root) {
+		char ranks[64] = "";
+		if (c->world > 1) snprintf(ranks, sizeof ranks, ", %d ranks (ZeRO-1)", c->world);
+		cli_warn("%zu samples (%lu tokens, %ld trained), %ld steps of %ld samples, %d thread%s%s%s%s", data.n,
+		         (unsigned long)data.tokens, data.targets, r.total, per_step, omp_get_max_threads(),
+		         omp_get_max_threads() == 1 ? "" : "s", c->world > 1 ? " a rank" : "", ranks,
+		         tc->gradient_checkpointing ? ", layers recomputed" : "");
+	}
 	size_t *order = xmalloc(data.n * sizeof *order);
 	long order_epoch = -1;
 	progress bar;
-	progress_start(&bar, "steps", r.total);
+	if (root) progress_start(&bar, "steps", r.total);
 	double t0 = now_s(), window_loss = 0, window_t = now_s();
 	long window_steps = 0;
-	uint64_t tokens_done = 0, window_tokens = 0;
+	uint64_t window_tokens = 0;
 	long first_step = r.step;
 	while (r.step < r.total) {
 		long epoch = r.step / r.steps_per_epoch, k = r.step % r.steps_per_epoch;
@@ -756,11 +809,13 @@ static int train(train_config *tc)
 		}
 		size_t a = (size_t)k * (size_t)per_step, b = a + (size_t)per_step < data.n ? a + (size_t)per_step : data.n;
 		qwen2_batch *bs = xmalloc((b - a ? b - a : 1) * sizeof *bs);
-		for (size_t i = a; i < b; i++) bs[i - a] = dataset_get(&data, order[i]);
+		int n_mine = 0;
+		for (size_t i = a; i < b; i++)
+			if ((long)((i - a) / (size_t)micro) % c->world == c->rank) bs[n_mine++] = dataset_get(&data, order[i]);
 		trainstep_stats st;
-		trainstep_grad(r.ts, bs, (int)(b - a), &st);
+		trainstep_grad(r.ts, bs, n_mine, &st);
 		free(bs);
-		tokens_done += st.tokens;
+		r.tokens_done += st.tokens;
 		window_tokens += st.tokens;
 		double loss = st.loss;
 		double norm = trainstep_clip(r.ts);
@@ -772,8 +827,8 @@ static int train(train_config *tc)
 		r.step++;
 		window_loss += loss;
 		window_steps++;
-		progress_update(&bar, (uint64_t)r.step, (uint64_t)r.step);
-		if (r.step % tc->logging_steps == 0 || r.step == r.total) {
+		if (root) progress_update(&bar, (uint64_t)r.step, (uint64_t)r.step);
+		if (root && (r.step % tc->logging_steps == 0 || r.step == r.total)) {
 			double t = now_s(), elapsed = t - t0;
 			double rate = elapsed / (double)(r.step - first_step);
 			char el[32], rem[32];
@@ -790,7 +845,7 @@ static int train(train_config *tc)
 			e = jv_object_set(e, jv_string("elapsed_time"), jv_string(el));
 			e = jv_object_set(e, jv_string("remaining_time"), jv_string(rem));
 			e = jv_object_set(e, jv_string("throughput"), jv_number(round(window_tokens / (t - window_t) * 100) / 100));
-			e = jv_object_set(e, jv_string("total_tokens"), jv_number((double)tokens_done));
+			e = jv_object_set(e, jv_string("total_tokens"), jv_number((double)r.tokens_done));
 			/* Drop entries a resumed run repeats. */
 			while (jv_array_length(jv_copy(r.log)) > 0) {
 				jv last = jv_array_get(jv_copy(r.log), jv_array_length(jv_copy(r.log)) - 1);
@@ -813,12 +868,14 @@ static int train(train_config *tc)
 		}
 		if (tc->save_steps > 0 && r.step % tc->save_steps == 0 && r.step < r.total) save_checkpoint(&r);
 	}
-	progress_finish(&bar);
+	if (root) progress_finish(&bar);
 	save_checkpoint(&r);
-	save_model_dir(&r, tc->output_dir);
-	write_state(&r, tc->output_dir);
-	if (tc->plot_loss) write_plot(&r);
-	cli_warn("done: %ld steps in %.1f s; model in %s", r.step - first_step, now_s() - t0, tc->output_dir);
+	if (root) {
+		save_model_dir(&r, tc->output_dir);
+		write_state(&r, tc->output_dir);
+		if (tc->plot_loss) write_plot(&r);
+		cli_warn("done: %ld steps in %.1f s; model in %s", r.step - first_step, now_s() - t0, tc->output_dir);
+	}
 	free(order);
 	dataset_free(&data);
 	free(r.last_ckpt);
@@ -837,6 +894,14 @@ int main(int argc, char **argv)
 	cli_init("ds-train");
 	if (argc > 1 && !strcmp(argv[1], "logits")) return cmd_logits(argc - 1, argv + 1);
 	if (argc > 1 && !strcmp(argv[1], "check-step")) return cmd_check_step(argc - 1, argv + 1);
+	/* one rank of a data-parallel run, when mpirun or srun started it */
+	const comm *c = comm_single();
+	if (comm_mpi_launched()) {
+		char why[256];
+		c = comm_mpi_open(&argc, &argv, why, sizeof why);
+		if (!c) cli_die(EXIT_RUNTIME, "started by an MPI launcher, but: %s", why);
+	}
+	int root = c->rank == 0;
 	train_config tc;
 	trainconf_defaults(&tc);
 	const char *init_cfg = NULL, *out = NULL, *dtype = "float32";
@@ -892,15 +957,15 @@ int main(int argc, char **argv)
 			if (b.n + l + 3 > b.cap) b.p = xrealloc(b.p, b.cap = 2 * (b.n + l + 3));
 			b.n += (size_t)sprintf(b.p + b.n, "%s%s", i ? ", " : "", ig[i]);
 		}
-		cli_warn("ignored (LLaMA-Factory keys ds-train has no use for): %s", b.p);
+		if (root) cli_warn("ignored (LLaMA-Factory keys ds-train has no use for): %s", b.p);
 		jbuf_free(&b);
 	}
 	const char *const *un = trainconf_unknown(&tc, &n);
-	for (size_t i = 0; i < n; i++) cli_warn("ignored: unknown key '%s'", un[i]);
+	for (size_t i = 0; i < n && root; i++) cli_warn("ignored: unknown key '%s'", un[i]);
 	if (trainconf_validate(&tc, &err) < 0) cli_usage_error(usage, "%s", err);
 	if (!strcmp(tc.device, "cuda"))
 		cli_warn("device: cuda: this release has no CUDA engine yet; training on the CPU");
-	int rc = train(&tc);
+	int rc = train(&tc, c);
 	trainconf_free(&tc);
 	return rc;
 }

@@ -141,6 +141,8 @@ typedef struct ops {
 	double (*grad_norm)(void *ctx, tensor g);
 	/* clip_grad_norm_ over g: returns the norm before clipping. */
 	double (*clip)(void *ctx, tensor g, double max_norm);
+	/* g *= k (clipping a gradient held in pieces across ranks). */
+	void (*scale)(void *ctx, tensor g, float k);
 	/* One AdamW step (optim.h's adamw_update) on p with g, m, v. */
 	void (*adamw)(void *ctx, tensor p, tensor g, tensor m, tensor v, long t, const adamw_hparams *h, int decay);
 } ops;

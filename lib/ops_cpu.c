@@ -613,6 +613,11 @@ static double cpu_clip(void *ctx, tensor g, double max_norm)
 	return optim_clip(F(g), tensor_numel(g), max_norm);
 }
 
+static void cpu_scale(void *ctx, tensor g, float k)
+{
+	optim_scale(F(g), tensor_numel(g), k);
+}
+
 static void cpu_adamw(void *ctx, tensor p, tensor g, tensor m, tensor v, long t, const adamw_hparams *h, int decay)
 {
 	adamw_update(F(p), CF(g), F(m), F(v), tensor_numel(p), t, h, decay);
@@ -651,5 +656,6 @@ const ops ops_cpu = {
 	.lmhead_ce = cpu_lmhead_ce,
 	.grad_norm = cpu_grad_norm,
 	.clip = cpu_clip,
+	.scale = cpu_scale,
 	.adamw = cpu_adamw,
 };

@@ -12,18 +12,26 @@ double optim_grad_norm(const float *g, size_t n)
 	return sqrt(ss);
 }
 
+float optim_clip_factor(double norm, double max_norm)
+{
+	if (max_norm <= 0) return 1.0f;
+	double coef = max_norm / (norm + 1e-6);
+	return (float)(coef < 1.0 ? coef : 1.0);
+}
+
+void optim_scale(float *g, size_t n, float k)
+{
+	/* torch multiplies by the clamped coefficient even when it is 1, which
+	 * changes nothing: skipped. */
+	if (k == 1.0f) return;
+#pragma omp parallel for
+	for (size_t i = 0; i < n; i++) g[i] *= k;
+}
+
 double optim_clip(float *g, size_t n, double max_norm)
 {
 	double norm = optim_grad_norm(g, n);
-	if (max_norm > 0) {
-		/* torch multiplies by the clamped coefficient even when it is 1. */
-		double coef = max_norm / (norm + 1e-6);
-		float k = (float)(coef < 1.0 ? coef : 1.0);
-		if (k != 1.0f) {
-#pragma omp parallel for
-			for (size_t i = 0; i < n; i++) g[i] *= k;
-		}
-	}
+	optim_scale(g, n, optim_clip_factor(norm, max_norm));
 	return norm;
 }
 

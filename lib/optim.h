@@ -16,6 +16,12 @@ double optim_grad_norm(const float *g, size_t n);
  * max_norm > 0. Returns the norm before clipping. */
 double optim_clip(float *g, size_t n, double max_norm);
 
+/* Its two halves, for a gradient held in pieces (data parallel): the
+ * factor, min(1, max_norm / (norm + 1e-6)) in fp32 (1 when max_norm <= 0),
+ * and g *= k. */
+float optim_clip_factor(double norm, double max_norm);
+void optim_scale(float *g, size_t n, float k);
+
 typedef struct adamw_hparams {
 	double lr, beta1, beta2, eps, weight_decay;
 } adamw_hparams;

@@ -15,7 +15,11 @@
  * The parameters are the model's (qwen2.h, updated in place on the CPU
  * backend); gradients and moments are tensors of the backend, in the
  * table's layout. Collectives go through comm.h: with one process they
- * do nothing.
+ * do nothing. With several, the step is data parallel with ZeRO-1: each
+ * rank passes its own share of the samples, the loss is normalised by the
+ * targets of all of them, and each rank keeps AdamW's moments for 1/world
+ * of the parameters (trainstep.c says how); every function below is then
+ * collective (called by every rank, in the same order).
  */
 #ifndef DS_TRAINSTEP_H
 #define DS_TRAINSTEP_H
@@ -39,7 +43,7 @@ typedef struct trainstep_hparams {
 typedef struct trainstep_stats {
 	double loss;             /* the mean cross-entropy over the targets (0 without any) */
 	long targets;            /* over every rank's samples */
-	uint64_t tokens;         /* this rank's samples' tokens */
+	uint64_t tokens;         /* every rank's samples' tokens */
 } trainstep_stats;
 
 typedef struct trainstep trainstep;
@@ -67,16 +71,19 @@ double trainstep_lr(const trainstep *ts, long step);
  * (0 for the first). Returns the learning rate it used. */
 double trainstep_update(trainstep *ts, long step);
 
-/* The gradients (N floats, the table's layout) into host memory dst. */
+/* The gradients (N floats, the table's layout) into host memory dst; one
+ * process only (with ZeRO each rank holds a slice of them). */
 void trainstep_grads_get(trainstep *ts, float *dst);
 
 /* The optimizer checkpoint: the fp32 master weights and both moments per
  * parameter (master.NAME, exp_avg.NAME, exp_avg_sq.NAME) and the step in
- * the metadata, written atomically to path. Returns 0, or -1 with *err
- * owned. */
+ * the metadata, written atomically to path, in the one-process layout
+ * whatever the world size (rank 0 writes what the others send). Returns
+ * 0, or -1 with *err owned. */
 int trainstep_save(trainstep *ts, const char *path, long step, char **err);
 
-/* Read it back: weights and moments replaced, *step set. Returns 0, or -1
+/* Read it back (each rank keeps its slices of the moments, whatever world
+ * size wrote it): weights and moments replaced, *step set. Returns 0, or -1
  * with *err owned ("PATH: reason") when path is no checkpoint of this
  * model. */
 int trainstep_load(trainstep *ts, const char *path, long *step, char **err);
