@@ -21,6 +21,7 @@ def main():
     p.add_argument("--steps", type=int, default=4)
     p.add_argument("--threads", type=int, required=True)
     p.add_argument("--attn", default="sdpa")
+    p.add_argument("--checkpointing", action="store_true", help="gradient checkpointing, as LLaMA-Factory's default")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     import json
@@ -30,6 +31,8 @@ def main():
     labels = torch.tensor([s["labels"]])
     model = tr.Qwen2ForCausalLM.from_pretrained(a.model, dtype=torch.float32, attn_implementation=a.attn)
     model.train()
+    if a.checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     opt = torch.optim.AdamW(model.parameters(), lr=1e-5, weight_decay=0.0)
     for i in range(a.steps):
         t0 = time.perf_counter()
