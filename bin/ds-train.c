@@ -792,6 +792,9 @@ static int train(train_config *tc, const comm *c)
 		         (unsigned long)data.tokens, data.targets, r.total, per_step, omp_get_max_threads(),
 		         omp_get_max_threads() == 1 ? "" : "s", c->world > 1 ? " a rank" : "", ranks,
 		         tc->gradient_checkpointing ? ", layers recomputed" : "");
+		if (tc->bf16 || tc->fp16)
+			cli_warn("%s: computed in fp32 on the CPU (weights, activations, gradients, AdamW), saved in %s",
+			         tc->bf16 ? "bf16" : "fp16", tc->bf16 ? "bfloat16" : "float16");
 	}
 	size_t *order = xmalloc(data.n * sizeof *order);
 	long order_epoch = -1;
@@ -961,7 +964,12 @@ int main(int argc, char **argv)
 		jbuf_free(&b);
 	}
 	const char *const *un = trainconf_unknown(&tc, &n);
-	for (size_t i = 0; i < n && root; i++) cli_warn("ignored: unknown key '%s'", un[i]);
+	/* as LLaMA-Factory's HfArgumentParser: a key nobody knows is an error */
+	for (size_t i = 0; i < n; i++) {
+		const char *near = trainconf_closest(un[i]);
+		if (near) cli_usage_error(usage, "unknown key '%s' (did you mean '%s'?)", un[i], near);
+		cli_usage_error(usage, "unknown key '%s': neither ds-train nor LLaMA-Factory 0.9.5 has it", un[i]);
+	}
 	if (trainconf_validate(&tc, &err) < 0) cli_usage_error(usage, "%s", err);
 	if (!strcmp(tc.device, "cuda"))
 		cli_warn("device: cuda: this release has no CUDA engine yet; training on the CPU");

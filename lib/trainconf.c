@@ -533,6 +533,45 @@ const char *const *trainconf_ignored(const train_config *c, size_t *n)
 	return (const char *const *)c->ignored;
 }
 
+/* Edit distance of a and b (insertions, deletions, substitutions,
+ * transpositions of neighbours), capped: names are short. */
+static int edit_distance(const char *a, const char *b)
+{
+	enum { MAXN = 64 };
+	size_t n = strlen(a), m = strlen(b);
+	if (n >= MAXN || m >= MAXN) return MAXN;
+	int d[MAXN + 1][MAXN + 1];
+	for (size_t i = 0; i <= n; i++) d[i][0] = (int)i;
+	for (size_t j = 0; j <= m; j++) d[0][j] = (int)j;
+	for (size_t i = 1; i <= n; i++)
+		for (size_t j = 1; j <= m; j++) {
+			int best = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+			if (d[i - 1][j] + 1 < best) best = d[i - 1][j] + 1;
+			if (d[i][j - 1] + 1 < best) best = d[i][j - 1] + 1;
+			if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] && d[i - 2][j - 2] + 1 < best)
+				best = d[i - 2][j - 2] + 1;
+			d[i][j] = best;
+		}
+	return d[n][m];
+}
+
+const char *trainconf_closest(const char *key)
+{
+	const char *best = NULL;
+	int bd = 1 << 30;
+	for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+		int e = edit_distance(key, keys[i].name);
+		if (e < bd) bd = e, best = keys[i].name;
+	}
+	for (size_t i = 0; i < sizeof lf_ignored / sizeof lf_ignored[0]; i++) {
+		int e = edit_distance(key, lf_ignored[i]);
+		if (e < bd) bd = e, best = lf_ignored[i];
+	}
+	/* a suggestion only when it is near: a third of the name's letters */
+	size_t n = strlen(key);
+	return best && bd <= (int)(n / 3 > 1 ? n / 3 : 1) ? best : NULL;
+}
+
 const char *const *trainconf_unknown(const train_config *c, size_t *n)
 {
 	*n = c->n_unknown;

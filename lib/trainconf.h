@@ -4,8 +4,9 @@
  * as it is: the keys ds-train acts on fill the struct below, LLaMA-Factory
  * keys it has no use for (deepspeed, template, report_to, ...) are listed
  * by trainconf_ignored, and keys LLaMA-Factory 0.9.5 does not know either
- * (a typo, a key from another version) by trainconf_unknown. Neither kind
- * is an error, and neither is dropped silently: the program prints both.
+ * (a typo, a key from another version) by trainconf_unknown. The first
+ * kind is listed as ignored; the second is an error, as LLaMA-Factory's
+ * argument parser makes it (a typo would otherwise train with a default).
  *
  * Three LLaMA-Factory keys change what training means, so a value other
  * than the one ds-train does is refused rather than ignored: stage (sft),
@@ -102,6 +103,10 @@ int trainconf_override(train_config *c, const char *arg, char **err);
  * LLaMA-Factory 0.9.5. Borrowed: valid until the next set, load or free. */
 const char *const *trainconf_ignored(const train_config *c, size_t *n);
 const char *const *trainconf_unknown(const train_config *c, size_t *n);
+
+/* The known key (ds-train's or LLaMA-Factory's) nearest to key in edit
+ * distance, when it is near enough to be a typo of it; else NULL. Static. */
+const char *trainconf_closest(const char *key);
 
 /* Required keys and ranges: output_dir; model_name_or_path or init_random
  * (one); shards unless init_random; lr > 0; batch, accumulation, cutoff_len,

@@ -183,7 +183,9 @@ ok 'killed with -9 mid-run, a rerun finishes with nothing lost or doubled' '
 	i=0; while [ $i -lt 20000 ]; do i=$((i+1)); echo "{\"id\":\"k/$i\",\"problem\":\"p$i\",\"teacher\":{\"reasoning\":\"r$i\",\"content\":\"c$i\"}}"; done > in.jsonl &&
 	ds-sharegpt -q in.jsonl > want &&
 	{ ds-sharegpt -q -o out.jsonl in.jsonl & pid=$!; } &&
-	sleep 0.05; kill -9 $pid 2>/dev/null || :; wait $pid 2>/dev/null || :;
+	# kill once it has written something (a sanitizer build starts slowly)
+	j=0; while [ ! -s out.jsonl ] && [ $j -lt 500 ]; do sleep 0.01; j=$((j + 1)); done
+	kill -9 $pid 2>/dev/null || :; wait $pid 2>/dev/null || :; touch out.jsonl
 	n=$(wc -l < out.jsonl) &&
 	ds-sharegpt -q -o out.jsonl in.jsonl &&
 	diff out.jsonl want &&

@@ -218,10 +218,20 @@ ok 'a NaN loss stops the run, naming the step and the last good checkpoint' '
 ok 'a non-empty output_dir is refused without overwrite_output_dir' '
 	mkdir out && touch out/x && yaml out "overwrite_output_dir: false" > s.yaml &&
 	expect_exit 1 ds-train s.yaml 2> err && grep -q "not empty" err'
-ok 'unknown keys are listed as ignored; a bad value is a usage error' '
-	yaml out "max_steps: 1" "lora_rank: 8" "learning_rat: 1" > s.yaml && ds-train s.yaml 2> err &&
-	grep -q "unknown key .learning_rat." err &&
+ok 'LLaMA-Factory keys ds-train has no use for are listed as ignored; a bad value is a usage error' '
+	yaml out "max_steps: 1" "lora_rank: 8" > s.yaml && ds-train s.yaml 2> err &&
+	grep -q "ignored (LLaMA-Factory keys ds-train has no use for): .*lora_rank" err &&
+	grep -q "bf16: computed in fp32 on the CPU .*, saved in bfloat16" err &&
 	expect_exit 2 ds-train s.yaml learning_rate=abc 2> err && grep -q "learning_rate" err'
+# LLaMA-Factory (HfArgumentParser, allow_extra_keys false) refuses a key it
+# does not know: a typo must not train with the default.
+ok 'an unknown key is a usage error naming the key and the nearest known one' '
+	yaml out "max_steps: 1" "learning_rat: 1e-5" > s.yaml && expect_exit 2 ds-train s.yaml 2> err &&
+	grep -q "unknown key .learning_rat. (did you mean .learning_rate.?)" err && test ! -d out &&
+	yaml out "max_steps: 1" > u.yaml && expect_exit 2 ds-train u.yaml gradient_acumulation_steps=2 2> err &&
+	grep -q "did you mean .gradient_accumulation_steps." err &&
+	yaml out "max_steps: 1" "zzzz_nothing_like_it: 1" > t.yaml && expect_exit 2 ds-train t.yaml 2> err &&
+	grep -q "unknown key .zzzz_nothing_like_it.: neither ds-train nor LLaMA-Factory" err'
 ok 'resuming from a checkpoint saved with save_only_model is refused' '
 	yaml out "max_steps: 2" "save_steps: 1" "save_only_model: true" > s.yaml && ds-train s.yaml 2> /dev/null &&
 	expect_exit 1 ds-train s.yaml resume_from_checkpoint=out/checkpoint-1 2> err && grep -q "no optimizer state" err'
