@@ -673,11 +673,9 @@ static void write_log(run *r)
 		jv e = jv_array_get(jv_copy(r->log), i);
 		json_dump(&b, e);
 		jv_free(e);
-		if (b.n + 1 > b.cap) b.p = xrealloc(b.p, b.cap = 2 * b.cap + 16);
-		b.p[b.n++] = '\n';
+		jbuf_put(&b, "\n", 1);
 	}
-	if (b.n + 1 > b.cap) b.p = xrealloc(b.p, b.cap = b.cap + 1);
-	b.p[b.n] = 0;
+	jbuf_put(&b, "", 0); /* allocated and NUL-terminated, even when empty */
 	char *path = xasprintf("%s/trainer_log.jsonl", r->tc->output_dir);
 	write_text_atomic(path, b.p);
 	free(path);
@@ -956,9 +954,8 @@ int main(int argc, char **argv)
 	if (n) {
 		jbuf b = {0};
 		for (size_t i = 0; i < n; i++) {
-			size_t l = strlen(ig[i]);
-			if (b.n + l + 3 > b.cap) b.p = xrealloc(b.p, b.cap = 2 * (b.n + l + 3));
-			b.n += (size_t)sprintf(b.p + b.n, "%s%s", i ? ", " : "", ig[i]);
+			if (i) jbuf_put(&b, ", ", 2);
+			jbuf_put(&b, ig[i], strlen(ig[i]));
 		}
 		if (root) cli_warn("ignored (LLaMA-Factory keys ds-train has no use for): %s", b.p);
 		jbuf_free(&b);
