@@ -38,15 +38,41 @@ endif
 # host C++ compiler against the CPU runtime of kernels/simt.h (build/simt/),
 # so make test executes the kernels without a GPU.
 NVCC     ?= $(shell command -v nvcc 2>/dev/null)
+# Not under SAN=1: the sanitizers see no device code, and nvcc's objects
+# would be the plain build's again (the CPU runtime's build still is).
 ifeq ($(origin CUDA),undefined)
-CUDA     := $(if $(NVCC),1,0)
+CUDA     := $(if $(NVCC),$(if $(filter 1,$(SAN)),0,1),0)
 endif
 NVFLAGS   = -O2 -std=c++17 -Ikernels -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=[sm_90,compute_90]
 KERN_SRC  = $(wildcard kernels/*.cu)
-CUDA_SRC  = $(if $(filter 1,$(CUDA)),$(KERN_SRC))
+# CUDNN=0: no cuDNN attention (its frontend headers are fetched from PyPI
+# and take a minute and a half to compile); the SIMT kernel computes it.
+CUDNN    ?= $(CUDA)
+CUDA_SRC  = $(if $(filter 1,$(CUDA)),$(filter-out $(if $(filter 1,$(CUDNN)),,kernels/attn_cudnn.cu),$(KERN_SRC)))
 CUDA_OBJ  = $(patsubst kernels/%.cu,build/kernels/%.o,$(CUDA_SRC))
 SIMT_OBJ  = $(patsubst kernels/%.cu,build/simt/%.o,$(KERN_SRC)) build/simt/simt.o
 CXXFLAGS_SIMT = -std=c++17 -Wall -Wextra -Wshadow -Wno-unused-parameter $(CFLAGS) $(SANFLAGS) -Ikernels
+
+# ds-train's CUDA backend (kernels/ops_cuda.cu in build/libdscuda.a), with
+# cuBLASLt and the CUDA runtime found through an rpath to the toolkit; a
+# machine without a GPU or driver runs the same binary on the CPU.
+CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(realpath $(NVCC)))
+CUDA_LIBDIR = $(firstword $(wildcard $(CUDA_HOME)/lib64 $(CUDA_HOME)/lib))
+ifeq ($(CUDA),1)
+build/bin/ds-train.o: CPPFLAGS += -DDS_CUDA=1
+bin/ds-train: build/libdscuda.a
+bin/ds-train: LDLIBS += build/libdscuda.a build/libds.a -L$(CUDA_LIBDIR) -Wl,-rpath,$(CUDA_LIBDIR) $(if $(filter 1,$(CUDNN)),$(CUDNN_LIBS)) -lcublasLt -lcudart -lstdc++
+ifeq ($(CUDNN),1)
+build/kernels/ops_cuda.o: NVFLAGS += -DDS_CUDNN=1
+endif
+endif
+
+# NCCL (with the CUDA toolkit) for ds-train's GPU ranks: lib/comm_nccl.c
+# is compiled against it when CUDA=1, and says "built without NCCL" else.
+ifeq ($(CUDA),1)
+build/lib/comm_nccl.o: CPPFLAGS += -DDS_NCCL=1 -isystem $(CUDA_HOME)/include
+bin/ds-train: LDLIBS += -lnccl
+endif
 
 # MPI (OpenMPI from Debian) for ds-train's data parallelism across
 # processes; MPI=0 builds without. Only ds-train links it.
@@ -72,7 +98,7 @@ FUZZ_SECONDS ?= 60
 
 # Objects depend on build/flags, which changes only when the flags do, so
 # `make SAN=1` after `make` rebuilds everything and a second `make` nothing.
-FLAGS_LINE := $(CC) $(ALL_CFLAGS) $(LDFLAGS) $(LDLIBS) CUDA=$(CUDA) MPI=$(MPI)
+FLAGS_LINE := $(CC) $(ALL_CFLAGS) $(LDFLAGS) $(LDLIBS) CUDA=$(CUDA) CUDNN=$(CUDNN) MPI=$(MPI)
 $(shell mkdir -p build && (printf '%s\n' '$(FLAGS_LINE)' | cmp -s - build/flags || printf '%s\n' '$(FLAGS_LINE)' > build/flags))
 
 .PHONY: all test units check demo install uninstall clean deps fuzz bench gpu-check
@@ -86,7 +112,7 @@ build/bin/%.o: bin/%.c build/flags
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
 
-build/kernels/%.o: kernels/%.cu kernels/simt.h kernels/kernels.h build/flags
+build/kernels/%.o: kernels/%.cu kernels/simt.h kernels/kernels.h kernels/ops_cuda.h lib/ops.h build/flags
 	@mkdir -p $(@D)
 	$(NVCC) $(NVFLAGS) -c -o $@ $<
 
@@ -97,7 +123,7 @@ build/libds.a: $(LIB_OBJ)
 build/libdscuda.a: $(CUDA_OBJ)
 	rm -f $@ && ar rcs $@ $^
 
-build/simt/%.o: kernels/%.cu kernels/simt.h kernels/kernels.h build/flags
+build/simt/%.o: kernels/%.cu kernels/simt.h kernels/kernels.h kernels/ops_cuda.h lib/ops.h build/flags
 	@mkdir -p $(@D)
 	$(CXX) -x c++ $(CXXFLAGS_SIMT) -c -o $@ $<
 
@@ -117,6 +143,18 @@ build/gpu/test_kernels: tests/unit/test_simt.cpp build/libdscuda.a build/lib/opt
 gpu-check:
 	@tests/gpu/gpu-check.sh
 
+# The whole step on a GPU against the CPU engine (make gpu-check).
+build/gpu/test_step_cuda: tests/unit/test_step_cuda.c build/libdscuda.a build/libds.a build/flags
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -DDS_ON_GPU=1 $(LDFLAGS) -o $@ $< build/libdscuda.a build/libds.a $(LDLIBS) \
+		-L$(CUDA_LIBDIR) -Wl,-rpath,$(CUDA_LIBDIR) $(if $(filter 1,$(CUDNN)),$(CUDNN_LIBS)) -lcublasLt -lcudart -lstdc++
+
+# comm_nccl's collectives on a GPU (make gpu-check), one rank or several.
+build/gpu/nccl_comm: tests/gpu/nccl_comm.c build/libds.a build/flags
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -isystem $(CUDA_HOME)/include $(LDFLAGS) -o $@ $< build/libds.a $(LDLIBS) \
+		-L$(CUDA_LIBDIR) -Wl,-rpath,$(CUDA_LIBDIR) -lnccl -lcudart
+
 build/tests/test_simt: tests/unit/test_simt.cpp build/libsimt.a build/libds.a build/flags
 	@mkdir -p $(@D)
 	$(CXX) $(CXXFLAGS_SIMT) $(LDFLAGS) -o $@ $< build/libsimt.a build/libds.a -lm -fopenmp
@@ -127,6 +165,10 @@ bin/%: build/bin/%.o build/libds.a
 # ds-infer's server is a file of its own (bin/ds-infer-serve.c), linked in.
 bin/ds-infer: build/bin/ds-infer.o build/bin/ds-infer-serve.o build/libds.a
 	$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) build/libds.a $(LDLIBS)
+
+# The CUDA backend's whole step on the CPU runtime, against the CPU engine.
+build/tests/test_step_cuda: build/libsimt.a
+build/tests/test_step_cuda: LDLIBS := build/libsimt.a build/libds.a $(LDLIBS) -lstdc++
 
 build/tests/%: tests/unit/%.c build/libds.a build/flags
 	@mkdir -p $(@D)
@@ -203,3 +245,6 @@ clean:
 	rm -rf build $(BINS) tests/tmp
 
 -include $(wildcard build/*/*.d)
+
+# cuDNN attention: its rules and the frontend headers it fetches.
+include mk/cudnn.mk

@@ -6,8 +6,8 @@
  *   ds-train check-step -m DIR --batch B.json -o OUT.safetensors  the numbers
  *                                                    the oracle tests compare
  *
- * The model (lib/qwen2.c), its computation (lib/forward.c on the CPU
- * backend, lib/ops_cpu.c) and the step (lib/trainstep.c: accumulation,
+ * The model (lib/qwen2.c), its computation (lib/forward.c, on the CPU
+ * backend lib/ops_cpu.c or the CUDA one kernels/ops_cuda.cu) and the step (lib/trainstep.c: accumulation,
  * clipping, AdamW, the schedule, the optimizer checkpoint) live in lib/;
  * this file is the run around them: settings, data order, logging,
  * checkpoint directories and resuming.
@@ -23,7 +23,9 @@
 #include "../lib/cli.h"
 #include "../lib/clock.h"
 #include "../lib/comm.h"
+#include "../lib/bootstrap.h"
 #include "../lib/comm_mpi.h"
+#include "../lib/comm_nccl.h"
 #include "../lib/forward.h"
 #include "../lib/json.h"
 #include "../lib/ops_cpu.h"
@@ -36,6 +38,9 @@
 #include "../lib/svgplot.h"
 #include "../lib/trainconf.h"
 #include "../lib/trainstep.h"
+#ifdef DS_CUDA
+#include "../kernels/ops_cuda.h"
+#endif
 
 #include <cblas.h>
 #include <dirent.h>
@@ -56,8 +61,99 @@ static const char usage[] =
 	"       ds-train check-step -m DIR --batch BATCH.json -o OUT.safetensors [--lr X]\n"
 	"                [--weight-decay X] [--max-grad-norm X] [--scheduler NAME]\n"
 	"                [--warmup-ratio X] [--total-steps N] [--adam-eps X]\n"
-	"Full-parameter SFT of a Qwen2 model on ds-tokenize shards, on the CPU.\n"
+	"                [--device cpu|cuda]\n"
+	"Full-parameter SFT of a Qwen2 model on ds-tokenize shards, on a CUDA GPU\n"
+	"(bf16, make CUDA=1) or on the CPU (fp32).\n"
 	"Settings are LLaMA-Factory's keys (see ds-train(1)).\n";
+
+/* ---- the backend ------------------------------------------------------ */
+
+/* What computes the step: the CPU backend (lib/ops_cpu.c) or the CUDA one
+ * (kernels/ops_cuda.cu, in builds with CUDA=1). */
+typedef struct backend {
+	const ops *o;
+	void *ctx;
+	int cuda;
+} backend;
+
+/* torchrun's rendezvous, when torchrun started this process */
+static bootstrap_info *boot;
+
+/* This rank's place among the ranks on its machine, by the launcher's
+ * word (0 without one): the GPU it takes. */
+static int local_rank(void)
+{
+	if (boot) return boot->local_rank;
+	static const char *const vars[] = {"OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID", "SLURM_LOCALID",
+	                                   "LOCAL_RANK"};
+	for (size_t i = 0; i < sizeof vars / sizeof *vars; i++) {
+		const char *v = getenv(vars[i]);
+		char *end;
+		long n = v ? strtol(v, &end, 10) : -1;
+		if (v && end != v && !*end && n >= 0 && n < 65536) return (int)n;
+	}
+	return 0;
+}
+
+/* device: cpu, cuda or auto (cuda when this build has it and a GPU is
+ * there). Exits with a message when cuda is asked for and cannot be had. */
+static backend backend_open(const char *device)
+{
+	backend b = {&ops_cpu, NULL, 0};
+#ifdef DS_CUDA
+	if (strcmp(device, "cpu")) {
+		int n = ops_cuda_devices();
+		if (n > 0) {
+			char err[256];
+			b.ctx = ops_cuda_new(local_rank() % n, err, sizeof err);
+			if (b.ctx) {
+				b.o = &ops_cuda;
+				b.cuda = 1;
+				return b;
+			}
+			if (!strcmp(device, "cuda")) cli_die(EXIT_RUNTIME, "device: cuda: %s", err);
+			cli_warn("device: auto: %s; training on the CPU", err);
+		} else if (!strcmp(device, "cuda")) {
+			cli_die(EXIT_RUNTIME, "device: cuda: no CUDA device is visible to this process (driver, "
+			        "CUDA_VISIBLE_DEVICES?); device: cpu trains on the CPU");
+		}
+	}
+#else
+	if (!strcmp(device, "cuda"))
+		cli_die(EXIT_USAGE, "device: cuda: this ds-train was built without the CUDA backend (make CUDA=1, "
+		        "with nvcc); device: cpu trains on the CPU");
+#endif
+	b.ctx = ops_cpu_new();
+	return b;
+}
+
+static void backend_close(backend *b)
+{
+#ifdef DS_CUDA
+	if (b->cuda) {
+		ops_cuda_free(b->ctx);
+		return;
+	}
+#endif
+	ops_cpu_free(b->ctx);
+}
+
+/* The most GPU memory the run held (MiB), 0 on the CPU. */
+static double backend_peak_mib(const backend *b)
+{
+#ifdef DS_CUDA
+	if (b->cuda) return (double)ops_cuda_peak_bytes(b->ctx) / (1024.0 * 1024.0);
+#endif
+	return 0;
+}
+
+static const char *backend_name(const backend *b)
+{
+#ifdef DS_CUDA
+	if (b->cuda) return ops_cuda_device_name(b->ctx);
+#endif
+	return "the CPU";
+}
 
 /* ---- testing aids ----------------------------------------------------- */
 
@@ -193,13 +289,13 @@ static double num_arg(const char *opt, const char *s)
  * parameters. */
 static int cmd_check_step(int argc, char **argv)
 {
-	const char *model = NULL, *batch = NULL, *out = NULL, *sched = "cosine";
+	const char *model = NULL, *batch = NULL, *out = NULL, *sched = "cosine", *device = "cpu";
 	double lr = 1e-3, wd = 0.1, max_norm = 1.0, warmup_ratio = 0.1, eps = 1e-8;
 	long total = 0;
 	static const struct option lo[] = {
 		{"model", 1, 0, 'm'}, {"batch", 1, 0, 'b'}, {"output", 1, 0, 'o'}, {"lr", 1, 0, 'l'},
 		{"weight-decay", 1, 0, 'w'}, {"max-grad-norm", 1, 0, 'g'}, {"scheduler", 1, 0, 's'},
-		{"warmup-ratio", 1, 0, 'r'}, {"total-steps", 1, 0, 't'}, {"adam-eps", 1, 0, 'e'}, {0}};
+		{"warmup-ratio", 1, 0, 'r'}, {"total-steps", 1, 0, 't'}, {"adam-eps", 1, 0, 'e'}, {"device", 1, 0, 'd'}, {0}};
 	for (int c; (c = getopt_long(argc, argv, "m:o:", lo, NULL)) != -1;) {
 		switch (c) {
 		case 'm': model = optarg; break;
@@ -212,10 +308,13 @@ static int cmd_check_step(int argc, char **argv)
 		case 'r': warmup_ratio = num_arg("warmup-ratio", optarg); break;
 		case 't': total = (long)num_arg("total-steps", optarg); break;
 		case 'e': eps = num_arg("adam-eps", optarg); break;
+		case 'd': device = optarg; break;
 		default: cli_usage_error(usage, "check-step: unknown option");
 		}
 	}
 	if (!model || !batch || !out) cli_usage_error(usage, "check-step needs -m, --batch and -o");
+	if (strcmp(device, "cpu") && strcmp(device, "cuda") && strcmp(device, "auto"))
+		cli_usage_error(usage, "--device: '%s' is not cpu, cuda or auto", device);
 	int kind = sched_parse(sched);
 	if (kind < 0) cli_usage_error(usage, "--scheduler: '%s' is not linear, cosine, constant or constant_with_warmup", sched);
 	qwen2_model *m = load_or_die(model);
@@ -226,9 +325,9 @@ static int cmd_check_step(int argc, char **argv)
 	if (total <= 0) total = S;
 	long warmup = (long)ceil(warmup_ratio * (double)total);
 	if (kind == SCHED_CONSTANT && warmup > 0) kind = SCHED_CONSTANT_WARMUP;
-	void *ctx = ops_cpu_new();
+	backend be = backend_open(device);
 	trainstep_hparams th = {lr, 0.9, 0.999, eps, wd, max_norm, kind, total, warmup};
-	trainstep *ts = trainstep_new(m, &ops_cpu, ctx, comm_single(), &th);
+	trainstep *ts = trainstep_new(m, be.o, be.ctx, comm_single(), &th);
 	size_t N = m->w.n;
 	float *loss = xmalloc(S * sizeof(float)), *lrs = xmalloc(S * sizeof(float));
 	float *norms = xmalloc(S * sizeof(float)), *ntok = xmalloc(S * sizeof(float));
@@ -266,6 +365,7 @@ static int cmd_check_step(int argc, char **argv)
 		free(bs);
 	}
 	jv_free(steps);
+	trainstep_weights_to_host(ts);
 	st_writer *w = safetensors_writer_new();
 	int64_t sshape[1] = {S};
 	safetensors_writer_add(w, "loss", ST_F32, 1, sshape, loss);
@@ -286,7 +386,7 @@ static int cmd_check_step(int argc, char **argv)
 	free(names);
 	free(loss), free(lrs), free(norms), free(ntok), free(grad0), free(logits0);
 	trainstep_free(ts);
-	ops_cpu_free(ctx);
+	backend_close(&be);
 	qwen2_free(m);
 	return 0;
 }
@@ -503,6 +603,7 @@ typedef struct run {
 static void save_model_dir(run *r, const char *dir)
 {
 	char *err = NULL;
+	trainstep_weights_to_host(r->ts);
 	if (qwen2_save(r->m, dir, r->tc->bf16 ? "bfloat16" : r->tc->fp16 ? "float16" : "float32", &err) < 0)
 		cli_die(EXIT_RUNTIME, "%s", err);
 	for (int i = 0; r->tok_dir && tokenizer_files[i]; i++) {
@@ -727,6 +828,9 @@ static int train(train_config *tc, const comm *c)
 		omp_set_num_threads(threads);
 		openblas_set_num_threads(threads);
 	}
+	/* before anything is read or written: a GPU asked for and missing
+	 * ends the run here */
+	backend be = backend_open(tc->device);
 	/* LLaMA-Factory's rule, which makes a rerun of a killed command carry
 	 * on: an output_dir holding checkpoints resumes from the newest unless
 	 * overwrite_output_dir; one holding anything else is refused. */
@@ -774,10 +878,9 @@ static int train(train_config *tc, const comm *c)
 	r.warmup = trainconf_warmup_steps(tc, r.total);
 	r.sched = sched_parse(tc->lr_scheduler_type);
 	if (r.sched == SCHED_CONSTANT && r.warmup > 0) r.sched = SCHED_CONSTANT_WARMUP;
-	void *ctx = ops_cpu_new();
 	trainstep_hparams th = {tc->learning_rate, tc->adam_beta1, tc->adam_beta2, tc->adam_epsilon, tc->weight_decay,
 	                        tc->max_grad_norm, r.sched, r.total, r.warmup};
-	r.ts = trainstep_new(m, &ops_cpu, ctx, c, &th);
+	r.ts = trainstep_new(m, be.o, be.ctx, c, &th);
 	/* LLaMA-Factory's default: on, unless disable_gradient_checkpointing */
 	forward_set_recompute(trainstep_forward(r.ts), tc->gradient_checkpointing);
 	if (root && tc->resume_latest && !from) cli_warn("%s: no checkpoint to resume from; starting afresh", tc->output_dir);
@@ -790,9 +893,13 @@ static int train(train_config *tc, const comm *c)
 		         (unsigned long)data.tokens, data.targets, r.total, per_step, omp_get_max_threads(),
 		         omp_get_max_threads() == 1 ? "" : "s", c->world > 1 ? " a rank" : "", ranks,
 		         tc->gradient_checkpointing ? ", layers recomputed" : "");
-		if (tc->bf16 || tc->fp16)
-			cli_warn("%s: computed in fp32 on the CPU (weights, activations, gradients, AdamW), saved in %s",
-			         tc->bf16 ? "bf16" : "fp16", tc->bf16 ? "bfloat16" : "float16");
+		if (be.cuda)
+			cli_warn("training on %s: bf16 weights and activations, fp32 master weights, gradients and AdamW%s",
+			         backend_name(&be), tc->fp16 ? " (fp16: computed in bf16, which needs no loss scaling)"
+			                           : !tc->bf16 ? " (bf16 is off: the CUDA backend computes in bf16 all the same)" : "");
+		else
+			cli_warn("training on the CPU: fp32 weights, activations, gradients and AdamW%s",
+			         tc->bf16 ? "; saved in bfloat16" : tc->fp16 ? "; saved in float16" : "");
 	}
 	size_t *order = xmalloc(data.n * sizeof *order);
 	long order_epoch = -1;
@@ -876,12 +983,13 @@ static int train(train_config *tc, const comm *c)
 		write_state(&r, tc->output_dir);
 		if (tc->plot_loss) write_plot(&r);
 		cli_warn("done: %ld steps in %.1f s; model in %s", r.step - first_step, now_s() - t0, tc->output_dir);
+		if (be.cuda) cli_warn("peak GPU memory: %.0f MiB (tensors and working space, this rank)", backend_peak_mib(&be));
 	}
 	free(order);
 	dataset_free(&data);
 	free(r.last_ckpt);
 	trainstep_free(r.ts);
-	ops_cpu_free(ctx);
+	backend_close(&be);
 	jv_free(r.log);
 	qwen2_free(m);
 	(void)err;
@@ -968,9 +1076,23 @@ int main(int argc, char **argv)
 		cli_usage_error(usage, "unknown key '%s': neither ds-train nor LLaMA-Factory 0.9.5 has it", un[i]);
 	}
 	if (trainconf_validate(&tc, &err) < 0) cli_usage_error(usage, "%s", err);
-	if (!strcmp(tc.device, "cuda"))
-		cli_warn("device: cuda: this release has no CUDA engine yet; training on the CPU");
+	/* torchrun's ranks (RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT) are
+	 * GPU ranks: NCCL between them */
+	if (c->world == 1 && getenv("WORLD_SIZE") && bootstrap_env_launched()) {
+		char why[256];
+		if (!strcmp(tc.device, "cpu") && strcmp(getenv("WORLD_SIZE"), "1"))
+			cli_usage_error(usage, "device: cpu under torchrun: its ranks are GPU ranks (NCCL); CPU ranks are "
+			                "started by mpirun or srun");
+		boot = bootstrap_open_env(why, sizeof why);
+		if (!boot) cli_die(EXIT_RUNTIME, "started by torchrun: %s", why);
+		if (boot->world > 1) {
+			c = comm_nccl_open(boot, -1, why, sizeof why);
+			if (!c) cli_die(EXIT_RUNTIME, "torchrun: NCCL: %s", why);
+		}
+	}
 	int rc = train(&tc, c);
+	if (boot && boot->world > 1) comm_nccl_close(c);
+	bootstrap_close(boot);
 	trainconf_free(&tc);
 	return rc;
 }

@@ -84,6 +84,12 @@ int kern_attn_bwd(kern_bf16 *dq, kern_bf16 *dk, kern_bf16 *dv, float *scratch, c
 		  const kern_bf16 *v, const kern_bf16 *out, const float *lse, const kern_bf16 *dout, const int *doc_start,
 		  int T, int H, int KV, int D, kern_stream s);
 
+/* Rows (rows.cu): out (R, C) = rows (R) of x; dst rows (R, distinct) +=
+ * src (R, C) fp32; db (O) fp32 += the column sums of dy (T, O). */
+int kern_gather_rows(kern_bf16 *out, const kern_bf16 *x, const int *rows, int R, int C, kern_stream s);
+int kern_scatter_add_rows(kern_bf16 *dst, const float *src, const int *rows, int R, int C, kern_stream s);
+int kern_colsum(float *db, const kern_bf16 *dy, int T, int O, kern_stream s);
+
 /* Casts, n elements. */
 int kern_to_bf16(kern_bf16 *out, const float *in, size_t n, kern_stream s);
 int kern_to_f32(float *out, const kern_bf16 *in, size_t n, kern_stream s);

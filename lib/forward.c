@@ -19,7 +19,8 @@
 typedef struct fwd_acts {
 	int cap;          /* tokens */
 	int recompute;    /* the layout: 1 = one layer slot beside the L inputs */
-	tensor mem;       /* one allocation for everything below */
+	tensor *owned;    /* (n_owned) the allocations below, each its own */
+	int n_owned;
 	tensor x_in;      /* (L, T, C) layer input */
 	tensor rstd1;     /* (Ls, T) */
 	tensor h1;        /* (Ls, T, C) normed input */
@@ -62,9 +63,11 @@ struct forward {
 	qwen2_model *m;   /* borrowed */
 	const ops *o;
 	void *ctx;        /* borrowed: the backend's */
-	tensor flat;      /* (1, N) the fp32 parameters (training, logits) */
-	fwd_params w;     /* views of flat */
-	fwd_params mx;    /* generation's: the matrices as stored, vectors fp32 */
+	tensor flat;      /* (1, N) the fp32 parameters (training, logits): the master copy */
+	tensor wc;        /* (1, N) their compute copy in the backend's act dtype (flat itself when fp32) */
+	fwd_params w;     /* views of wc */
+	fwd_params mx;    /* generation's: the matrices as stored, vectors fp32 (made on first use) */
+	int mx_ready;
 	int recompute;
 	fwd_acts a;
 	fwd_gen g;
@@ -117,14 +120,25 @@ forward *forward_new(qwen2_model *m, const ops *o, void *ctx)
 	f->m = m;
 	f->o = o;
 	f->ctx = ctx;
+	if (!m->stored) {
+		int64_t N = (int64_t)m->w.n;
+		f->flat = o->from_host(ctx, m->w.base, OPS_F32, 1, N);
+		f->wc = o->act == OPS_F32 ? f->flat : o->alloc(ctx, o->act, 1, N);
+		forward_weights_changed(f);
+		forward_bind(f, f->wc, &f->w);
+	}
+	return f;
+}
+
+/* Generation's parameters: the stored matrices (for an fp32 model, views
+ * of w) and the fp32 vectors, through from_host. */
+static void mx_ensure(forward *f)
+{
+	if (f->mx_ready) return;
+	f->mx_ready = 1;
+	const qwen2_model *m = f->m;
 	const qwen2_config *c = &m->cfg;
 	int C = c->dim, QD = c->n_heads * c->head_dim, KD = c->n_kv_heads * c->head_dim;
-	if (!m->stored) {
-		f->flat = o->from_host(ctx, m->w.base, OPS_F32, 1, (int64_t)m->w.n);
-		forward_bind(f, f->flat, &f->w);
-	}
-	/* generation's: the stored matrices (for an fp32 model, views of w) and
-	 * the fp32 vectors */
 	f->mx.embed = host_mat(f, &m->mx.embed);
 	f->mx.lm_head = host_mat(f, &m->mx.lm_head);
 	f->mx.norm = host_vec(f, m->w.norm, C);
@@ -139,15 +153,38 @@ forward *forward_new(qwen2_model *m, const ops *o, void *ctx)
 			.wo = host_mat(f, &lm->o), .wg = host_mat(f, &lm->gate), .wu = host_mat(f, &lm->up),
 			.wd = host_mat(f, &lm->down)};
 	}
-	return f;
+}
+
+static void forget(const forward *f, tensor t)
+{
+	if (t.data) f->o->forget(f->ctx, t);
+}
+
+static void acts_free(forward *f)
+{
+	for (int i = 0; i < f->a.n_owned; i++) f->o->free(f->ctx, f->a.owned[i]);
+	free(f->a.owned);
+	memset(&f->a, 0, sizeof f->a);
 }
 
 void forward_free(forward *f)
 {
 	if (!f) return;
 	fwd_params_free(&f->w);
+	if (f->mx_ready) {
+		const fwd_params *p = &f->mx;
+		forget(f, p->embed), forget(f, p->norm);
+		if (p->lm_head.data != p->embed.data) forget(f, p->lm_head);
+		for (int l = 0; l < f->m->cfg.n_layers; l++) {
+			const fwd_layer *y = &p->layers[l];
+			tensor v[] = {y->ln1, y->wq, y->bq, y->wk, y->bk, y->wv, y->bv, y->wo, y->ln2, y->wg, y->wu, y->wd};
+			for (size_t k = 0; k < sizeof v / sizeof *v; k++) forget(f, v[k]);
+		}
+	}
 	fwd_params_free(&f->mx);
-	if (f->a.mem.data) f->o->free(f->ctx, f->a.mem);
+	if (f->wc.data && f->wc.data != f->flat.data) f->o->free(f->ctx, f->wc);
+	forget(f, f->flat);
+	acts_free(f);
 	if (f->g.mem.data) f->o->free(f->ctx, f->g.mem);
 	free(f->g.seg_of), free(f->g.pos), free(f->g.start), free(f->g.ids), free(f->g.kv);
 	free(f);
@@ -163,6 +200,16 @@ const fwd_params *forward_params(const forward *f)
 	return &f->w;
 }
 
+void forward_weights_changed(forward *f)
+{
+	if (f->wc.data != f->flat.data) f->o->copy(f->ctx, f->wc, f->flat);
+}
+
+void forward_weights_to_host(forward *f)
+{
+	if (f->flat.data) f->o->download(f->ctx, f->m->w.base, f->flat);
+}
+
 void forward_set_recompute(forward *f, int on)
 {
 	f->recompute = on != 0;
@@ -173,31 +220,29 @@ void forward_set_recompute(forward *f, int on)
 static void acts_ensure(forward *f, int T)
 {
 	fwd_acts *a = &f->a;
-	if (a->mem.data && a->cap >= T && a->recompute == f->recompute) return;
-	if (a->mem.data) f->o->free(f->ctx, a->mem);
+	if (a->owned && a->cap >= T && a->recompute == f->recompute) return;
+	acts_free(f);
 	const qwen2_config *c = &f->m->cfg;
 	size_t L = c->n_layers, C = c->dim, FF = c->hidden, H = c->n_heads, D = c->head_dim;
 	size_t QD = H * D, KD = (size_t)c->n_kv_heads * D, Tn = T, Ls = f->recompute ? 1 : L;
-	memset(a, 0, sizeof *a);
 	a->cap = T;
 	a->recompute = f->recompute;
-	struct { tensor *p; size_t n; } parts[] = {
-		{&a->x_in, L * Tn * C}, {&a->rstd1, Ls * Tn}, {&a->h1, Ls * Tn * C}, {&a->q, Ls * Tn * QD},
-		{&a->k, Ls * Tn * KD}, {&a->v, Ls * Tn * KD}, {&a->att, Ls * Tn * QD}, {&a->lse, Ls * H * Tn},
-		{&a->x_mid, Ls * Tn * C}, {&a->rstd2, Ls * Tn}, {&a->h2, Ls * Tn * C}, {&a->gate, Ls * Tn * FF},
-		{&a->up, Ls * Tn * FF}, {&a->act, Ls * Tn * FF}, {&a->xf, Tn * C}, {&a->rstdf, Tn},
-		{&a->hf, Tn * C}, {&a->x, Tn * C}, {&a->dx, Tn * C}, {&a->dh, Tn * C}, {&a->dq, Tn * QD},
-		{&a->dk, Tn * KD}, {&a->dv, Tn * KD}, {&a->datt, Tn * QD}, {&a->dgate, Tn * FF},
-		{&a->dup, Tn * FF}, {&a->cos, Tn * D / 2}, {&a->sin, Tn * D / 2},
+	/* fp32 on every backend: the statistics, the rotary tables and the
+	 * residual's gradient (which sums every layer's); the rest in act */
+	ops_dtype X = f->o->act, F = OPS_F32;
+	struct { tensor *p; size_t n; ops_dtype dt; } parts[] = {
+		{&a->x_in, L * Tn * C, X}, {&a->rstd1, Ls * Tn, F}, {&a->h1, Ls * Tn * C, X}, {&a->q, Ls * Tn * QD, X},
+		{&a->k, Ls * Tn * KD, X}, {&a->v, Ls * Tn * KD, X}, {&a->att, Ls * Tn * QD, X}, {&a->lse, Ls * H * Tn, F},
+		{&a->x_mid, Ls * Tn * C, X}, {&a->rstd2, Ls * Tn, F}, {&a->h2, Ls * Tn * C, X},
+		{&a->gate, Ls * Tn * FF, X}, {&a->up, Ls * Tn * FF, X}, {&a->act, Ls * Tn * FF, X}, {&a->xf, Tn * C, X},
+		{&a->rstdf, Tn, F}, {&a->hf, Tn * C, X}, {&a->x, Tn * C, X}, {&a->dx, Tn * C, F}, {&a->dh, Tn * C, X},
+		{&a->dq, Tn * QD, X}, {&a->dk, Tn * KD, X}, {&a->dv, Tn * KD, X}, {&a->datt, Tn * QD, X},
+		{&a->dgate, Tn * FF, X}, {&a->dup, Tn * FF, X}, {&a->cos, Tn * D / 2, F}, {&a->sin, Tn * D / 2, F},
 	};
-	size_t total = 0;
-	for (size_t i = 0; i < sizeof parts / sizeof *parts; i++) total += (parts[i].n + 15) & ~(size_t)15;
-	a->mem = f->o->alloc(f->ctx, OPS_F32, 1, (int64_t)total);
-	size_t at = 0;
-	for (size_t i = 0; i < sizeof parts / sizeof *parts; i++) {
-		*parts[i].p = tensor_view(a->mem, at, 1, (int64_t)parts[i].n);
-		at += (parts[i].n + 15) & ~(size_t)15;
-	}
+	a->n_owned = (int)(sizeof parts / sizeof *parts);
+	a->owned = xcalloc((size_t)a->n_owned, sizeof *a->owned);
+	for (int i = 0; i < a->n_owned; i++)
+		*parts[i].p = a->owned[i] = f->o->alloc(f->ctx, parts[i].dt, 1, (int64_t)parts[i].n);
 }
 
 /* Layer l's (or the shared slot's) part of a per-layer tensor: (T, n). */
@@ -377,6 +422,7 @@ void forward_logits(forward *f, const qwen2_batch *b, float *out)
 	tensor lg = f->o->from_host(f->ctx, out, OPS_F32, b->n_tokens, c->vocab);
 	f->o->matmul(f->ctx, lg, tensor_view(f->a.hf, 0, b->n_tokens, c->dim), f->w.lm_head, 0, 1, 1.0f, 0.0f);
 	f->o->download(f->ctx, out, lg);
+	f->o->forget(f->ctx, lg);
 }
 
 /* ---- generation ------------------------------------------------------- */
@@ -438,6 +484,7 @@ int forward_segs(forward *f, const qwen2_seg *segs, int nseg, float *logits)
 	const qwen2_config *c = &f->m->cfg;
 	const ops *o = f->o;
 	void *ctx = f->ctx;
+	mx_ensure(f);
 	const fwd_params *mx = &f->mx;
 	int C = c->dim, FF = c->hidden, H = c->n_heads, KV = c->n_kv_heads, D = c->head_dim, half = D / 2;
 	int QD = H * D, KD = KV * D, T = 0;

@@ -51,9 +51,20 @@ void forward_free(forward *f);
 void forward_bind(const forward *f, tensor flat, fwd_params *p);
 void fwd_params_free(fwd_params *p);
 
-/* The fp32 parameters of f's model as one flat (1, N) tensor, and bound. */
+/* The fp32 parameters of f's model as one flat (1, N) tensor (the master
+ * copy), and the parameters the ops compute with, bound (the backend's
+ * compute copy: the master copy itself on the CPU). */
 tensor forward_flat(const forward *f);
 const fwd_params *forward_params(const forward *f);
+
+/* The master weights (forward_flat) changed (an optimizer step, a
+ * checkpoint read): refresh the compute copy the ops read, when the
+ * backend keeps one (act not fp32). */
+void forward_weights_changed(forward *f);
+
+/* The master weights into the model's host arrays (m->w), for saving:
+ * nothing to do on the CPU backend, whose master weights they are. */
+void forward_weights_to_host(forward *f);
 
 /* 1: recompute each layer in the backward pass (keep only its input). */
 void forward_set_recompute(forward *f, int on);

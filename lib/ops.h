@@ -62,6 +62,11 @@ typedef struct ops_kvseq {
 
 typedef struct ops {
 	const char *name;
+	/* The dtype the backend computes in: the weights' compute copy and
+	 * the activations (forward.c allocates them so). Norm statistics,
+	 * log-sum-exps, rotary tables and the residual's gradient are fp32
+	 * on every backend, as are the master weights, gradients and moments. */
+	ops_dtype act;
 
 	/* ---- memory --------------------------------------------------- */
 	/* A zeroed tensor of the backend's memory. Returns owned (free). */
@@ -71,13 +76,18 @@ typedef struct ops {
 	 * which the caller keeps alive: the CPU backend uses p in place; a
 	 * device backend mirrors it (upload/download to move the data). */
 	tensor (*from_host)(void *ctx, void *p, ops_dtype dt, int64_t rows, int64_t cols);
+	/* Let a from_host tensor go: nothing on the CPU; a device backend
+	 * frees its mirror (the host memory stays the caller's). */
+	void (*forget)(void *ctx, tensor t);
 	void (*upload)(void *ctx, tensor dst, const void *src);   /* dst = src (host, numel elements) */
 	void (*download)(void *ctx, void *dst, tensor src);       /* dst (host) = src */
 	/* Host bytes of t to read and write until unmap (writes kept when
 	 * dirty): the CPU backend's own memory; a device backend stages it. */
 	void *(*map)(void *ctx, tensor t);
 	void (*unmap)(void *ctx, tensor t, void *host, int dirty);
-	void (*copy)(void *ctx, tensor dst, tensor src);          /* same numel */
+	/* dst = src, same numel: of one dtype, or fp32 to act (rounded to
+	 * nearest even) and back. */
+	void (*copy)(void *ctx, tensor dst, tensor src);
 	void (*zero)(void *ctx, tensor t);
 
 	/* ---- matrix products (fp32) ------------------------------------ */
@@ -148,6 +158,15 @@ typedef struct ops {
 } ops;
 
 /* No tensor (a missing bias). */
-static inline tensor tensor_none(void) { return (tensor){0}; }
+static inline tensor tensor_none(void)
+{
+	tensor t = {0, OPS_F32, 0, 0};
+	return t;
+}
+
+/* The rotary tables cos, sin (T, head_dim/2) fp32 of positions pos (T),
+ * in host memory, computed as transformers does (in fp32): every backend
+ * makes its tables here, so that they agree to the bit. */
+void ops_rope_host(float *cos_, float *sin_, const int *pos, int T, int head_dim, double theta);
 
 #endif

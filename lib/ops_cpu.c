@@ -100,6 +100,10 @@ static tensor cpu_from_host(void *ctx, void *p, ops_dtype dt, int64_t rows, int6
 	return (tensor){p, dt, rows, cols};
 }
 
+static void cpu_forget(void *ctx, tensor t)
+{
+}
+
 static void cpu_upload(void *ctx, tensor dst, const void *src)
 {
 	if (dst.data != src) memcpy(dst.data, src, tensor_numel(dst) * ops_dtype_size(dst.dtype));
@@ -289,10 +293,9 @@ static void cpu_rmsnorm_bwd(void *ctx, tensor tdx, tensor tdw, tensor tdy, tenso
 /* The rotary inverse frequencies, then the tables. transformers computes
  * them and the angles in fp32; so do we, so long positions round the same
  * way. */
-static void cpu_rope_tables(void *ctx, tensor tcos, tensor tsin, const int *pos, int head_dim, double theta)
+void ops_rope_host(float *cs, float *sn, const int *pos, int T, int head_dim, double theta)
 {
-	float *cs = F(tcos), *sn = F(tsin);
-	int T = (int)tcos.rows, half = head_dim / 2;
+	int half = head_dim / 2;
 	float *inv = xmalloc((size_t)half * sizeof *inv);
 	for (int i = 0; i < half; i++) inv[i] = 1.0f / powf((float)theta, (float)(2 * i) / (float)head_dim);
 	for (int t = 0; t < T; t++)
@@ -302,6 +305,11 @@ static void cpu_rope_tables(void *ctx, tensor tcos, tensor tsin, const int *pos,
 			sn[(size_t)t * half + i] = (float)sin((double)a);
 		}
 	free(inv);
+}
+
+static void cpu_rope_tables(void *ctx, tensor tcos, tensor tsin, const int *pos, int head_dim, double theta)
+{
+	ops_rope_host(F(tcos), F(tsin), pos, (int)tcos.rows, head_dim, theta);
 }
 
 /* The transpose of a rotation is the opposite rotation. */
@@ -627,9 +635,11 @@ static void cpu_adamw(void *ctx, tensor p, tensor g, tensor m, tensor v, long t,
 
 const ops ops_cpu = {
 	.name = "cpu",
+	.act = OPS_F32,
 	.alloc = cpu_alloc,
 	.free = cpu_free,
 	.from_host = cpu_from_host,
+	.forget = cpu_forget,
 	.upload = cpu_upload,
 	.download = cpu_download,
 	.map = cpu_map,

@@ -204,6 +204,7 @@ double trainstep_update(trainstep *ts, long step)
 	adamw_hparams a = {trainstep_lr(ts, step), ts->h.beta1, ts->h.beta2, ts->h.eps, ts->h.weight_decay};
 	if (ts->zero) {
 		update_slices(ts, step, &a);
+		forward_weights_changed(ts->f);
 		return a.lr;
 	}
 	for (size_t i = 0; i < m->n_params; i++) {
@@ -213,7 +214,13 @@ double trainstep_update(trainstep *ts, long step)
 		             tensor_view(ts->mom, p->offset, 1, n), tensor_view(ts->var, p->offset, 1, n), step + 1, &a,
 		             p->decay);
 	}
+	forward_weights_changed(ts->f);
 	return a.lr;
+}
+
+void trainstep_weights_to_host(trainstep *ts)
+{
+	forward_weights_to_host(ts->f);
 }
 
 void trainstep_grads_get(trainstep *ts, float *dst)
@@ -343,6 +350,7 @@ int trainstep_load(trainstep *ts, const char *path, long *step, char **err)
 	if (!e) *step = atol(s);
 	safetensors_close(st);
 	for (int k = 0; k < 3; k++) ts->o->unmap(ts->ctx, t[k], host[k], 1);
+	forward_weights_changed(ts->f);
 	if (e) {
 		*err = e;
 		return -1;

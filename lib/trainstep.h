@@ -71,6 +71,10 @@ double trainstep_lr(const trainstep *ts, long step);
  * (0 for the first). Returns the learning rate it used. */
 double trainstep_update(trainstep *ts, long step);
 
+/* The weights into the model's host arrays (qwen2.h's m->w), before
+ * qwen2_save: on a device backend they live on the device. */
+void trainstep_weights_to_host(trainstep *ts);
+
 /* The gradients (N floats, the table's layout) into host memory dst; one
  * process only (with ZeRO each rank holds a slice of them). */
 void trainstep_grads_get(trainstep *ts, float *dst);

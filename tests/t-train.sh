@@ -221,8 +221,16 @@ ok 'a non-empty output_dir is refused without overwrite_output_dir' '
 ok 'LLaMA-Factory keys ds-train has no use for are listed as ignored; a bad value is a usage error' '
 	yaml out "max_steps: 1" "lora_rank: 8" > s.yaml && ds-train s.yaml 2> err &&
 	grep -q "ignored (LLaMA-Factory keys ds-train has no use for): .*lora_rank" err &&
-	grep -q "bf16: computed in fp32 on the CPU .*, saved in bfloat16" err &&
+	grep -q "training on the CPU: fp32 weights, .*; saved in bfloat16" err &&
 	expect_exit 2 ds-train s.yaml learning_rate=abc 2> err && grep -q "learning_rate" err'
+# Without a GPU (or a CUDA build) device: cuda says why and touches
+# nothing; device: auto trains on the CPU. With one, cuda trains there.
+ok 'device: cuda without a GPU is an error saying why; auto and cpu train on the CPU' '
+	yaml out "max_steps: 1" > s.yaml &&
+	if ds-train s.yaml device=cuda 2> err; then grep -q "training on .*: bf16 weights and activations" err
+	else grep -q "device: cuda: " err && test ! -d out; fi &&
+	rm -rf out && ds-train s.yaml --device cpu 2> err && grep -q "training on the CPU: fp32" err &&
+	expect_exit 2 ds-train s.yaml device=tpu 2> err && grep -q "device" err'
 # LLaMA-Factory (HfArgumentParser, allow_extra_keys false) refuses a key it
 # does not know: a typo must not train with the default.
 ok 'an unknown key is a usage error naming the key and the nearest known one' '

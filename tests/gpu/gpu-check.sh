@@ -6,14 +6,24 @@
 #   2. every hand-written kernel on the CPU runtime (build/tests/test_simt)
 #      and on the GPU (build/gpu/test_kernels: the same tests, the same
 #      references, fresh random inputs, outputs poisoned first);
-#   3. (not yet: the CUDA backend of lib/ops.h) a whole step of a tiny
-#      model against the CPU engine, 50 steps' loss curve, the benchmark.
+#   3. the CUDA backend's whole training step (kernels/ops_cuda.cu) against
+#      the CPU engine: on the CPU runtime (build/tests/test_step_cuda), on
+#      the GPU with the SIMT attention and with cuDNN's (build/gpu/
+#      test_step_cuda), and cuDNN's attention alone against the SIMT kernel
+#      (build/gpu/test_cudnn_attn);
+#   4. NCCL's collectives, one rank (build/gpu/nccl_comm);
+#   5. ds-train --device cuda against --device cpu over 50 steps (the loss
+#      curves, tests/gpu/loss-curve.sh);
+#   6. the benchmark against PyTorch (tests/bench/train_gpu.sh: tokens/s,
+#      MFU, peak memory), at 4096 tokens only unless BENCH_SEQS says more.
+# About 5 minutes on an H100 or H200 after the build (the build: about 4
+# on 16 cores, most of it cuDNN's frontend).
 set -u
 cd "$(dirname "$0")/../.." || exit 1
 out=build/gpu-check.txt
 mkdir -p build
 : > "$out"
-row() { printf '%-44s %s\n' "$1" "$2" | tee -a "$out"; }
+row() { printf '%-50s %s\n' "$1" "$2" | tee -a "$out"; }
 fails=0
 check() { # name, command...
 	name=$1; shift
@@ -32,12 +42,24 @@ nccl=$(for h in /usr/include/nccl.h /usr/local/cuda/include/nccl.h; do
 row "NCCL (headers)" "${nccl:-not found}"
 check "build (make CUDA=1)" make -j"$(nproc)" CUDA=1 all build/tests/test_simt
 check "kernels on the CPU runtime (test_simt)" build/tests/test_simt
+check "whole step on the CPU runtime (test_step_cuda)" build/tests/test_step_cuda
 if [ -n "$gpu" ]; then
-	check "build the kernel tests for the GPU" make CUDA=1 build/gpu/test_kernels
+	check "build the GPU tests" make -j"$(nproc)" CUDA=1 build/gpu/test_kernels build/gpu/test_step_cuda \
+		build/gpu/test_cudnn_attn build/gpu/nccl_comm
 	check "kernels on the GPU (test_kernels)" build/gpu/test_kernels
+	check "whole step on the GPU, SIMT attention" env DS_ATTN=simt build/gpu/test_step_cuda
+	check "whole step on the GPU, cuDNN attention" env DS_ATTN=cudnn build/gpu/test_step_cuda
+	check "cuDNN attention against the SIMT kernel" build/gpu/test_cudnn_attn
+	check "NCCL collectives, 1 rank (nccl_comm)" build/gpu/nccl_comm
+	check "ds-train cuda against cpu, 50 steps" sh -c 'tests/gpu/loss-curve.sh > build/gpu-loss.txt && cat build/gpu-loss.txt'
+	[ -s build/gpu-loss.txt ] && row "  loss curves" "$(cat build/gpu-loss.txt)"
+	check "benchmark against PyTorch (train_gpu.sh)" sh -c \
+		'SEQS="${BENCH_SEQS:-4096}" tests/bench/train_gpu.sh > build/gpu-bench.txt 2>&1; rc=$?; cat build/gpu-bench.txt; exit $rc'
+	[ -s build/gpu-bench.txt ] && sed 's/^/    /' build/gpu-bench.txt | tee -a "$out"
 else
-	row "kernels on the GPU" "not run: no GPU"
+	for what in "kernels on the GPU" "whole step on the GPU" "cuDNN attention" "NCCL collectives" \
+		"ds-train cuda against cpu, 50 steps" "benchmark against PyTorch"; do
+		row "$what" "not run: no GPU"
+	done
 fi
-row "whole step against the CPU engine" "not yet: the CUDA backend of lib/ops.h is not written"
-row "benchmark (tokens/s, MFU, memory)" "not yet: needs the backend"
 [ "$fails" = 0 ]

@@ -50,7 +50,7 @@ int main(void)
 	for (size_t i = 0; i < m->n_params; i++)
 		if (strstr(m->table[i].name, "bias"))
 			for (size_t k = 0; k < m->table[i].numel; k++)
-				m->w.base[m->table[i].offset + k] = (float)((k * 29 % 13) - 6) * 0.04f;
+				m->w.base[m->table[i].offset + k] = (float)((int)(k * 29 % 13) - 6) * 0.04f;
 	enum { T = 200, V = 97 };
 	uint32_t ids[T], docs[3] = {130, 1, 69};
 	uint8_t mask[T];
