@@ -32,7 +32,7 @@ $(CUDNN_FE_STAMP):
 	    --python-version 3.11 --implementation cp --abi cp311 --platform manylinux_2_28_x86_64 \
 	    -d $(CUDNN_FE_DIR)/wheel nvidia-cudnn-frontend==$(CUDNN_FE_VERSION) > $(CUDNN_FE_DIR)/pip.log 2>&1; then \
 	  echo "mk/cudnn.mk: cannot download nvidia-cudnn-frontend==$(CUDNN_FE_VERSION) from PyPI (no network?);" \
-	       "the cuDNN attention needs its headers: see $(CUDNN_FE_DIR)/pip.log, or build with CUDA=0" >&2; \
+	       "the cuDNN attention needs its headers: see $(CUDNN_FE_DIR)/pip.log, or build with CUDNN=0 (the hand-written attention) or CUDA=0" >&2; \
 	  exit 1; \
 	fi; \
 	if [ ! -f $$w ]; then \
