@@ -79,6 +79,7 @@ typedef struct backend {
 /* torchrun's rendezvous, when torchrun started this process */
 static bootstrap_info *boot;
 
+#ifdef DS_CUDA
 /* This rank's place among the ranks on its machine, by the launcher's
  * word (0 without one): the GPU it takes. */
 static int local_rank(void)
@@ -94,6 +95,7 @@ static int local_rank(void)
 	}
 	return 0;
 }
+#endif
 
 /* device: cpu, cuda or auto (cuda when this build has it and a GPU is
  * there). Exits with a message when cuda is asked for and cannot be had. */

@@ -397,8 +397,8 @@ void comm_nccl_close(const comm *c)
 
 const comm *comm_nccl_open(const bootstrap_info *b, int device, char *err, size_t errlen)
 {
-	(void)b, (void)device;
-	snprintf(err, errlen, "this build has no NCCL (make CUDA=1)");
+	(void)device;
+	snprintf(err, errlen, "rank %d of %d: this build has no NCCL (make CUDA=1)", b->rank, b->world);
 	return NULL;
 }
 
