@@ -321,6 +321,40 @@ static int encode_conv(struct encoder *e, const chat_conv *c, struct tokens *out
 	return truncated;
 }
 
+/* The preference pair (c: prompt + chosen, r: prompt + rejected) appended
+ * to out as two samples, chosen first, as LLaMA-Factory's
+ * PairwiseDatasetProcessor._encode_data_example: each side is encoded as
+ * encode_oneturn encodes it (chat_encoder.oneturn: for a reasoning template
+ * the earlier turns lose their thoughts unless --preserve-thinking),
+ * the chosen side's prompt serves both; infer_seqlen cuts the prompt and
+ * both replies to one target length, the longer reply's. The prompt is
+ * never trained. *n_chosen: the chosen sample's length; *tc, *tr: each side
+ * truncated; *full: the longer side's untruncated length. */
+static void encode_pair(struct encoder *e, const chat_conv *c, const chat_conv *r, struct tokens *scratch,
+			struct tokens *out, size_t *n_chosen, int *tc, int *tr, size_t *full)
+{
+	e->ce.oneturn = 1;
+	scratch->n = 0;
+	chat_encode(&e->ce, c, e->o->system);
+	size_t P = e->ce.msg_end[c->n - 2], Cn = e->ce.msg_end[c->n - 1] - P;
+	tokens_push(scratch, e->ce.ids.ids, P + Cn, 0); /* prompt, chosen */
+	chat_encode(&e->ce, r, e->o->system);
+	size_t Pr = e->ce.msg_end[r->n - 2], Rn = e->ce.msg_end[r->n - 1] - Pr;
+	tokens_push(scratch, e->ce.ids.ids + Pr, Rn, 0); /* rejected */
+	e->ce.oneturn = 0;
+	long sl, tl;
+	infer_seqlen((long)P, (long)(Cn > Rn ? Cn : Rn), e->cutoff, &sl, &tl);
+	size_t cn = Cn < (size_t)tl ? Cn : (size_t)tl, rn = Rn < (size_t)tl ? Rn : (size_t)tl;
+	*tc = (size_t)sl < P || cn < Cn;
+	*tr = (size_t)sl < P || rn < Rn;
+	*full = P + (Cn > Rn ? Cn : Rn);
+	tokens_push(out, scratch->ids, (size_t)sl, 0);
+	tokens_push(out, scratch->ids + P, cn, 1);
+	*n_chosen = (size_t)sl + cn;
+	tokens_push(out, scratch->ids, (size_t)sl, 0);
+	tokens_push(out, scratch->ids + P + Cn, rn, 1);
+}
+
 /* ---- packing ---------------------------------------------------------- */
 
 /* LLaMA-Factory packs each map() batch of preprocessing_batch_size
@@ -448,6 +482,9 @@ struct item {
 	uint64_t trained;/* shards: tokens trained on */
 	size_t full;     /* shards: its untruncated length */
 	int trunc;       /* shards: truncated to the cutoff */
+	int pair;        /* shards: a preference pair, chosen then rejected */
+	size_t n_chosen; /* pairs: the chosen side's tokens, the first of n */
+	int trunc_r;     /* pairs: the rejected side truncated */
 };
 
 enum { BATCH_FREE, BATCH_QUEUED, BATCH_DONE };
@@ -474,7 +511,8 @@ struct worker {
 	struct pool *p;
 	tokenizer_ids ids;
 	struct encoder e;
-	chat_conv c;
+	chat_conv c, r;     /* r: a pair's rejected side */
+	struct tokens side; /* a pair's prompt and replies while they are cut */
 	char why[256];
 };
 
@@ -495,7 +533,10 @@ struct pool {
 
 /* Where the output goes, and the counts (main thread only). */
 struct sink {
-	shard_writer *w;    /* shards; NULL for encode, decode */
+	shard_writer *w;    /* shards, once the first record says what kind; NULL for encode, decode */
+	FILE *out;          /* shards: where w writes */
+	shard_header h;     /* shards: w's header, SHARD_PAIRWISE added for pairs */
+	int kind;           /* shards: 0 none yet, 1 conversations, 2 pairs */
 	struct packer pk;
 	size_t cap;         /* the packing budget */
 	struct stats *st;
@@ -508,8 +549,22 @@ static const char *shard_record(struct worker *w, jv rec, struct item *it, struc
 {
 	const struct opts *o = w->p->o;
 	size_t at = tk->n;
-	const char *bad = chat_conv_parse(rec, &w->c, CHAT_END_ASSISTANT, w->why, sizeof w->why);
-	if (!bad) {
+	const char *bad;
+	if ((it->pair = chat_is_pair(rec))) {
+		bad = o->pack || o->train_on_prompt
+			      ? "a preference pair: --pack and --train-on-prompt are for conversations (LLaMA-Factory's "
+				"pairwise data are neither packed nor trained on the prompt)"
+			      : chat_pair_parse(rec, &w->c, &w->r, w->why, sizeof w->why);
+		if (!bad) {
+			encode_pair(&w->e, &w->c, &w->r, &w->side, tk, &it->n_chosen, &it->trunc, &it->trunc_r, &it->full);
+			if ((it->trunc || it->trunc_r) && o->no_truncate) {
+				snprintf(w->why, sizeof w->why, "a pair of %zu tokens a side, longer than the cutoff of %ld",
+					 it->full, w->e.cutoff);
+				bad = w->why;
+				tk->n = at;
+			}
+		}
+	} else if (!(bad = chat_conv_parse(rec, &w->c, CHAT_END_ASSISTANT, w->why, sizeof w->why))) {
 		it->trunc = encode_conv(&w->e, &w->c, tk, &it->full);
 		if (it->trunc && o->no_truncate) {
 			snprintf(w->why, sizeof w->why, "%zu tokens, longer than the cutoff of %ld",
@@ -623,6 +678,8 @@ static void pool_free(struct pool *p)
 		tokenizer_ids_free(&w->ids);
 		chat_encoder_free(&w->e.ce);
 		chat_conv_free(&w->c);
+		chat_conv_free(&w->r);
+		tokens_free(&w->side);
 	}
 	free(p->b);
 	free(p->w);
@@ -701,18 +758,47 @@ static int batch_emit(struct pool *p, struct batch *b, const char *name, struct 
 			st->bad++;
 			continue;
 		}
-		st->records++;
 		if (o->mode != MODE_SHARDS) {
+			st->records++;
 			st->tokens += it->tokens;
 			if (fwrite(b->out.p + it->at, 1, it->n, stdout) != it->n)
 				cli_die(EXIT_RUNTIME, "write error: %m");
 			continue;
 		}
+		/* one kind a stream: the first record decides it */
+		int kind = it->pair ? 2 : 1;
+		if (!sk->kind) {
+			sk->kind = kind;
+			if (it->pair) sk->h.flags |= SHARD_PAIRWISE;
+			sk->w = shard_writer_open(sk->out, &sk->h, 3);
+		}
+		if (kind != sk->kind) {
+			const char *why = it->pair ? "a preference pair among conversations: a shard holds one kind"
+						   : "a conversation among preference pairs: a shard holds one kind";
+			if (name) fprintf(stderr, "%s:%s:%ld: %s\n", cli_prog, name, it->line, why);
+			else fprintf(stderr, "%s:%ld: %s\n", cli_prog, it->line, why);
+			if (!o->skip_bad) return EXIT_RUNTIME;
+			st->bad++;
+			continue;
+		}
+		st->records++;
 		st->docs++;
 		st->tokens += it->n;
 		st->truncated += it->trunc;
 		st->trained += it->trained;
 		uint32_t flags = it->trunc ? SHARD_DOC_TRUNCATED : 0;
+		if (it->pair) {
+			uint32_t lc = (uint32_t)it->n_chosen, lr = (uint32_t)(it->n - it->n_chosen);
+			uint32_t fr = SHARD_DOC_REJECTED | (it->trunc_r ? SHARD_DOC_TRUNCATED : 0);
+			shard_sample a = {lc, 1, b->tk.ids + it->at, b->tk.mask + it->at, &lc, &flags};
+			shard_sample z = {lr, 1, b->tk.ids + it->at + lc, b->tk.mask + it->at + lc, &lr, &fr};
+			sk->werr |= shard_writer_add(sk->w, &a) || shard_writer_add(sk->w, &z);
+			st->samples += 2;
+			st->docs++;
+			st->truncated += it->trunc_r;
+			if (sk->werr) return EXIT_RUNTIME;
+			continue;
+		}
 		struct tokens one = {b->tk.ids + it->at, b->tk.mask + it->at, it->n, it->n};
 		if (o->pack) {
 			packer_add(&sk->pk, &one, flags);
@@ -800,13 +886,14 @@ static int run_shards(const struct opts *o, const tokenizer *t, const uint8_t fp
 				   (o->no_thinking ? SHARD_NO_THINKING : 0)};
 	memcpy(h.fingerprint, fp, 32);
 	snprintf(h.template_name, sizeof h.template_name, "%s", o->tpl->name);
-	struct sink sk = {.w = shard_writer_open(out, &h, 3), .st = st,
+	struct sink sk = {.out = out, .h = h, .st = st,
 			  /* LF's packing keeps one position for padding: data_args.cutoff_len -= 1 */
 			  .cap = (size_t)(o->pack ? o->cutoff - 1 : o->cutoff)};
 	struct pool p;
 	pool_init(&p, o, t);
 	int status = pool_run(&p, inputs, n_inputs, &sk);
 	pool_free(&p);
+	if (!sk.w) sk.w = shard_writer_open(out, &sk.h, 3); /* no record: a header alone */
 	if (o->pack && sk.pk.n) sk.werr |= packer_flush(&sk.pk, sk.w, sk.cap);
 	if (o->pack) st->samples = sk.pk.sequences;
 	if (shard_writer_close(sk.w) || sk.werr) {
@@ -824,18 +911,19 @@ struct inspect_stats {
 	uint64_t tokens, trained;
 	long hist[32]; /* samples of length in (2^(i-1), 2^i] */
 	uint32_t cutoff;
-	int packed;
+	int packed, pairwise;
 	char template_name[SHARD_TEMPLATE_MAX + 1]; /* the first input's; "mixed" if they differ */
 };
 
-static void print_text(const tokenizer *t, const shard_sample *s, long n)
+static void print_text(const tokenizer *t, const shard_sample *s, long n, int pairwise)
 {
 	uint32_t trained = 0;
 	for (uint32_t i = 0; i < s->n_tokens; i++) trained += s->mask[i];
 	int truncated = 0;
 	for (uint32_t d = 0; d < s->n_docs; d++) truncated |= s->doc_flags[d] & SHARD_DOC_TRUNCATED;
-	printf("=== sample %ld: %u tokens, %u trained, %u document%s%s\n", n, s->n_tokens, trained,
-	       s->n_docs, s->n_docs == 1 ? "" : "s", truncated ? ", truncated" : "");
+	printf("=== sample %ld: %u tokens, %u trained, %u document%s%s%s\n", n, s->n_tokens, trained,
+	       s->n_docs, s->n_docs == 1 ? "" : "s", truncated ? ", truncated" : "",
+	       !pairwise ? "" : s->doc_flags[0] & SHARD_DOC_REJECTED ? ", rejected" : ", chosen");
 	uint32_t at = 0;
 	char last = '\n';
 	for (uint32_t d = 0; d < s->n_docs; d++) {
@@ -879,7 +967,7 @@ static void print_json(const shard_sample *s)
 	for (uint32_t d = 0; d < s->n_docs; d++)
 		fputs(d ? (s->doc_flags[d] & 1 ? ",true" : ",false") : (s->doc_flags[d] & 1 ? "true" : "false"),
 		      stdout);
-	fputs("]}\n", stdout);
+	fputs(s->doc_flags[0] & SHARD_DOC_REJECTED ? "],\"rejected\":true}\n" : "]}\n", stdout);
 }
 
 static void inspect_count(struct inspect_stats *is, const shard_sample *s)
@@ -909,6 +997,8 @@ static void print_stats(FILE *f, const struct inspect_stats *is)
 		fprintf(f, "packing efficiency %.1f%% of %ld x %u tokens\n",
 			100.0 * (double)is->tokens / ((double)is->samples * is->cutoff), is->samples,
 			is->cutoff);
+	if (is->pairwise)
+		fprintf(f, "preference pairs   %ld (each a chosen and a rejected sample)\n", is->samples / 2);
 	fprintf(f, "cutoff length      %u\n", is->cutoff);
 	fprintf(f, "chat template      %s\n", is->template_name);
 	fprintf(f, "length histogram (tokens a sample)\n");
@@ -962,12 +1052,13 @@ static int run_inspect(const struct opts *o, const tokenizer *t, const uint8_t *
 		if (i == 0) snprintf(is.template_name, sizeof is.template_name, "%s", h->template_name);
 		else if (strcmp(is.template_name, h->template_name)) strcpy(is.template_name, "mixed");
 		is.packed |= (h->flags & SHARD_PACKED) != 0;
+		is.pairwise |= (h->flags & SHARD_PAIRWISE) != 0;
 		shard_sample s;
 		int k;
 		while ((k = shard_reader_next(r, &s)) > 0) {
 			inspect_count(&is, &s);
 			if (o->json) print_json(&s);
-			else if (!o->stats_only) print_text(t, &s, is.samples);
+			else if (!o->stats_only) print_text(t, &s, is.samples, (h->flags & SHARD_PAIRWISE) != 0);
 		}
 		if (k < 0) {
 			cli_warn("%s", shard_reader_error(r));

@@ -187,6 +187,87 @@ const char *chat_conv_parse(jv rec, chat_conv *c, int end, char *why, size_t why
 	return err;
 }
 
+int chat_is_pair(jv rec)
+{
+	if (jv_get_kind(rec) != JV_KIND_OBJECT) return 0;
+	jv c = jv_object_get(jv_copy(rec), jv_string("chosen")), r = jv_object_get(jv_copy(rec), jv_string("rejected"));
+	int yes = jv_is_valid(c) && jv_is_valid(r);
+	jv_free(c);
+	jv_free(r);
+	return yes;
+}
+
+/* One side of a pair as a conversation record: {lk: list, "system": ...}
+ * (consumes list), parsed into c; a message that fails is named by side. */
+static const char *side_parse(jv rec, const char *lk, jv list, chat_conv *c, const char *side, char *why,
+			      size_t why_n)
+{
+	jv one = jv_object_set(jv_object(), jv_string(lk), list);
+	jv sys = jv_object_get(jv_copy(rec), jv_string("system"));
+	if (jv_is_valid(sys)) one = jv_object_set(one, jv_string("system"), sys);
+	else jv_free(sys);
+	char inner[256];
+	const char *err = chat_conv_parse(one, c, CHAT_END_ASSISTANT, inner, sizeof inner);
+	jv_free(one); /* the texts live on in rec: the strings are shared */
+	if (!err) return NULL;
+	snprintf(why, why_n, "%s: %s", side, err);
+	return why;
+}
+
+const char *chat_pair_parse(jv rec, chat_conv *c, chat_conv *r, char *why, size_t why_n)
+{
+	if (!chat_is_pair(rec)) return "no \"chosen\" and \"rejected\"";
+	jv ch = jv_object_get(jv_copy(rec), jv_string("chosen")), rj = jv_object_get(jv_copy(rec), jv_string("rejected"));
+	const char *lk = "conversations", *rk = "from", *ck = "value", *asst = "gpt", *err = NULL;
+	jv prompt = jv_object_get(jv_copy(rec), jv_string(lk));
+	if (jv_get_kind(prompt) != JV_KIND_ARRAY) {
+		jv_free(prompt);
+		lk = "messages", rk = "role", ck = "content", asst = "assistant";
+		prompt = jv_object_get(jv_copy(rec), jv_string(lk));
+	}
+	jv lc, lr;
+	if (jv_get_kind(prompt) == JV_KIND_ARRAY) {
+		/* the prompt, then each reply: a message, or its text alone */
+		jv *side[2] = {&ch, &rj};
+		for (int i = 0; i < 2; i++)
+			if (jv_get_kind(*side[i]) == JV_KIND_STRING)
+				*side[i] = jv_object_set(jv_object_set(jv_object(), jv_string(rk), jv_string(asst)),
+							 jv_string(ck), *side[i]);
+		if (jv_get_kind(ch) != JV_KIND_OBJECT || jv_get_kind(rj) != JV_KIND_OBJECT) {
+			err = "\"chosen\" and \"rejected\" must be messages (or strings) after a prompt list";
+			jv_free(ch), jv_free(rj), jv_free(prompt);
+			return err;
+		}
+		lc = jv_array_append(jv_copy(prompt), ch);
+		lr = jv_array_append(prompt, rj);
+	} else {
+		jv_free(prompt);
+		if (jv_get_kind(ch) != JV_KIND_ARRAY || jv_get_kind(rj) != JV_KIND_ARRAY) {
+			jv_free(ch), jv_free(rj);
+			return "no \"conversations\" or \"messages\" prompt, and \"chosen\" and \"rejected\" are not "
+			       "conversations";
+		}
+		int n = jv_array_length(jv_copy(ch)), m = jv_array_length(jv_copy(rj)), same = n == m && n >= 2;
+		for (int i = 0; same && i < n - 1; i++)
+			same = jv_equal(jv_array_get(jv_copy(ch), i), jv_array_get(jv_copy(rj), i));
+		if (!same) {
+			jv_free(ch), jv_free(rj);
+			return "the chosen and rejected sides share no prompt: they must be the same conversation up to "
+			       "their last message";
+		}
+		jv first = jv_array_get(jv_copy(ch), 0);
+		int sharegpt = jv_get_kind(first) == JV_KIND_OBJECT && jv_object_has(jv_copy(first), jv_string("from"));
+		jv_free(first);
+		lk = sharegpt ? "conversations" : "messages";
+		lc = ch;
+		lr = rj;
+	}
+	err = side_parse(rec, lk, lc, c, "chosen", why, why_n);
+	if (!err) err = side_parse(rec, lk, lr, r, "rejected", why, why_n);
+	else jv_free(lr);
+	return err;
+}
+
 /* ---- encoding --------------------------------------------------------- */
 
 /* LF's thought words, and its empty thought (add_thought()). */
@@ -258,6 +339,8 @@ static size_t add_without_thoughts(chat_encoder *e, size_t at, const char *s, si
  * (*drop), and whether it gets the empty thought (the return value):
  *  - a prompt's turns are all history: their thoughts go unless
  *    preserve_thinking, and none gets the empty thought;
+ *  - oneturn (a preference pair's side): the earlier turns are a prompt's
+ *    history as above; the last is trained, as below;
  *  - training, no_thinking (enable_thinking false) cuts every thought;
  *    mask_history without preserve_thinking (discarding_history_cot) cuts
  *    the earlier turns' and gives only the last the empty thought;
@@ -265,9 +348,9 @@ static size_t add_without_thoughts(chat_encoder *e, size_t at, const char *s, si
  *    has neither "<think>" nor "</think>". */
 static int reasoning_turn(chat_encoder *e, const chat_conv *c, int i, int *drop)
 {
-	int prompt = c->n % 2;
-	int history = prompt || (e->mask_history && !e->preserve_thinking && i != c->n - 1);
-	*drop = prompt ? !e->preserve_thinking : history || e->no_thinking;
+	int prompt = c->n % 2, last = i == c->n - 1;
+	int history = prompt || (!last && (e->oneturn || (e->mask_history && !e->preserve_thinking)));
+	*drop = prompt || (history && e->oneturn) ? !e->preserve_thinking : history || e->no_thinking;
 	if (history) return 0;
 	chat_turn t = c->turns[i];
 	if (*drop) {

@@ -99,6 +99,23 @@ enum { CHAT_END_ASSISTANT, CHAT_END_USER };
  * rec is malformed (static, or in why[0..why_n)). */
 const char *chat_conv_parse(jv rec, chat_conv *c, int end, char *why, size_t why_n);
 
+/* A preference pair (LLaMA-Factory's ranking data) into c, the prompt and
+ * the chosen reply, and r, the prompt and the rejected one. Two layouts:
+ *  - "conversations" or "messages" holding the prompt (ending with a user
+ *    turn), "chosen" and "rejected" each a message of that layout (or a
+ *    string): LLaMA-Factory's sharegpt ranking format, ds-sharegpt -f dpo;
+ *  - no prompt list, "chosen" and "rejected" whole conversations (lists of
+ *    messages) that share every message but their last: the prompt is what
+ *    they share (TRL's implicit prompt). Sides that differ earlier share no
+ *    prompt, and are refused.
+ * Each side must then be a conversation chat_conv_parse accepts, ending
+ * with the assistant's reply. Borrows rec as chat_conv_parse does. Returns
+ * NULL, or why rec is not a pair. */
+const char *chat_pair_parse(jv rec, chat_conv *c, chat_conv *r, char *why, size_t why_n);
+
+/* 1 when rec looks like a preference pair (it has "chosen" and "rejected"). */
+int chat_is_pair(jv rec);
+
 /* Append a turn s[0..n) (borrowed). */
 void chat_conv_add(chat_conv *c, const char *s, size_t n);
 /* Frees the turn array (not the texts); c may be reused after. */
@@ -113,6 +130,10 @@ typedef struct chat_encoder {
 	int mask_history; /* reasoning templates: drop the earlier turns' thoughts */
 	int preserve_thinking; /* LF's preserve_thinking: keep the earlier turns' thoughts */
 	int no_thinking;       /* LF's enable_thinking false: no thought is trained or prompted */
+	int oneturn;           /* LF's encode_oneturn on a conversation that ends with the
+				  assistant (a pair's side): every earlier turn is the prompt's
+				  history, its thoughts cut unless preserve_thinking, no empty
+				  thought given; the last turn is the trained reply */
 	tokenizer_ids ids; /* the result of chat_encode */
 	size_t *msg_end;   /* (turns) where each turn's slot ends in ids */
 	size_t msg_cap;

@@ -30,11 +30,13 @@ enum {
 	SHARD_MASK_HISTORY = 4,    /* --mask-history */
 	SHARD_PRESERVE_THINKING = 8, /* --preserve-thinking */
 	SHARD_NO_THINKING = 16,    /* --no-thinking */
+	SHARD_PAIRWISE = 32,       /* preference pairs: chosen, then rejected */
 };
 
 /* Document flags. */
 enum {
 	SHARD_DOC_TRUNCATED = 1, /* the document was cut to fit the cutoff */
+	SHARD_DOC_REJECTED = 2,  /* the rejected side of the pair before it */
 };
 
 typedef struct shard_header {

@@ -82,8 +82,14 @@ D=$WORK/r1data; mkdir -p "$D"
 "$PY" "$CASES" 300 --seed 4 --reasoning > "$D/r1.jsonl"
 "$PY" "$CASES" 300 --seed 5 --reasoning --layout messages > "$D/r1msg.jsonl"
 "$PY" "$CASES" 1500 --seed 6 --reasoning > "$D/r1many.jsonl"
+# Preference pairs from the same records: each conversation's last reply is
+# chosen, the next record's last reply rejected (histories of 0 to 3 turns).
+jq -s -c 'range(length) as $i | .[$i] as $a | .[($i + 1) % length] as $b
+	| {conversations: $a.conversations[:-1], chosen: $a.conversations[-1], rejected: $b.conversations[-1]}
+	+ if $a.system then {system: $a.system} else {} end' "$D/r1.jsonl" > "$D/r1pairs.jsonl"
 { ds-sharegpt --dataset-info r1 -o r1.jsonl; ds-sharegpt --dataset-info r1many -o r1many.jsonl;
-  ds-sharegpt --dataset-info r1msg -f messages -o r1msg.jsonl; } | jq -s add > "$D/dataset_info.json"
+  ds-sharegpt --dataset-info r1msg -f messages -o r1msg.jsonl;
+  ds-sharegpt --dataset-info r1pairs -f dpo -o r1pairs.jsonl; } | jq -s add > "$D/dataset_info.json"
 
 # r1_same NAME CUTOFF 'LF options' 'ds-tokenize options': LF's rows
 # (lf.jsonl) and ds-tokenize's (ds.jsonl) are the same bytes.
@@ -93,6 +99,16 @@ r1_same() {
 	ds-tokenize -q -t "$R1/tokenizer.json" --template deepseekr1 --cutoff-len "$2" $4 "$D/$1.jsonl" > s.shard &&
 	ds-tokenize inspect -q --json s.shard | jq -c '{input_ids, labels, docs}' > ds.jsonl &&
 	test -s lf.jsonl && cmp lf.jsonl ds.jsonl
+}
+
+# pairs_same TOKDIR TEMPLATE CUTOFF 'options': LF's pairwise rows (stage dpo)
+# and ds-tokenize's pair samples are the same bytes, chosen then rejected.
+pairs_same() {
+	"$PY" "$TOP/tests/oracle/lf_shards.py" "$D" r1pairs "$1" --template "$2" --cutoff "$3" --pairwise $4 \
+		> lf.jsonl 2> lf.err || { tail -20 lf.err; return 1; }
+	ds-tokenize -q -t "$1/tokenizer.json" --template "$2" --cutoff-len "$3" $4 "$D/r1pairs.jsonl" > s.shard &&
+	ds-tokenize inspect -q --json s.shard | jq -c 'del(.truncated)' > ds.jsonl &&
+	test "$(wc -l < ds.jsonl)" = 600 && cmp lf.jsonl ds.jsonl
 }
 
 # How many rows have the empty thought <think>\n\n</think>\n\n trained.
@@ -143,6 +159,14 @@ ok 'deepseekr1 --no-thinking: every thought cut, the empty thought untrained in 
 	r1_same r1 8192 "--no-thinking --preserve-thinking --mask-history" "--no-thinking --preserve-thinking --mask-history" &&
 	r1_same r1many 512 "--no-thinking --neat-packing" "--no-thinking --pack -j 2" &&
 	r1_same r1msg 8192 "--no-thinking --train-on-prompt" "--no-thinking --train-on-prompt"
+'
+ok 'preference pairs (stage dpo): both sides as LLaMA-Factory'"'"'s pairwise processor, qwen and deepseekr1, cut to the cutoff too' '
+	pairs_same "$TOK" qwen 100 "" &&
+	ds-tokenize inspect -s s.shard | grep -Eq "^truncated +[1-9][0-9]* documents" &&
+	pairs_same "$R1LF" deepseekr1 8192 "" &&
+	ds-tokenize inspect -s s.shard | grep -q "^preference pairs   300 " &&
+	pairs_same "$R1LF" deepseekr1 64 --preserve-thinking &&
+	pairs_same "$R1LF" deepseekr1 200 "--no-thinking --preserve-thinking"
 '
 # The comparison must see thought handling: LF with other thought settings
 # gives other rows than ds-tokenize at its defaults.

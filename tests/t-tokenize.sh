@@ -410,3 +410,24 @@ ok 'usage errors exit 2 with a short usage on stderr' '
 	expect_exit 2 ds-tokenize encode -j x -t "$TOK" "$FIX" 2> err &&
 	expect_exit 2 ds-tokenize inspect -j 2 --json /dev/null 2> err && grep -q "^usage:" err
 '
+
+# Preference pairs (LLaMA-Factory's ranking data): both layouts give the
+# same samples; what is not a pair is refused naming the line and the side.
+ok 'preference pairs: sharegpt ranking and implicit-prompt layouts, bad pairs refused with the reason' '
+	printf "%s\n" "{\"conversations\":[{\"from\":\"user\",\"value\":\"q\"}],\"chosen\":{\"from\":\"assistant\",\"value\":\"yes\"},\"rejected\":\"no\"}" > a.jsonl &&
+	printf "%s\n" "{\"chosen\":[{\"role\":\"user\",\"content\":\"q\"},{\"role\":\"assistant\",\"content\":\"yes\"}],\"rejected\":[{\"role\":\"user\",\"content\":\"q\"},{\"role\":\"assistant\",\"content\":\"no\"}]}" > b.jsonl &&
+	ds-tokenize -q -t "$TOK" a.jsonl > a.shard && ds-tokenize -q -t "$TOK" b.jsonl > b.shard &&
+	ds-tokenize inspect -q --json a.shard > a.json && ds-tokenize inspect -q --json b.shard > b.json &&
+	cmp a.json b.json && test "$(jq -c .rejected a.json)" = "null
+true" &&
+	test "$(jq -c "[.input_ids[:-3]]" a.json | sort -u | wc -l)" = 1 &&
+	ds-tokenize inspect -s a.shard | grep -q "^preference pairs   1 " &&
+	printf "%s\n" "{\"conversations\":[{\"from\":\"user\",\"value\":\"q\"}],\"chosen\":{\"from\":\"assistant\",\"value\":\"yes\"},\"rejected\":{\"from\":\"assistant\",\"value\":\"\"}}" > bad1 &&
+	expect_exit 1 ds-tokenize -q -t "$TOK" bad1 > /dev/null 2> err && grep -q "bad1:1: rejected: conversations\[1\]: empty assistant turn" err &&
+	jq -c ".rejected[0].content = \"other\"" b.jsonl > bad2 &&
+	expect_exit 1 ds-tokenize -q -t "$TOK" bad2 > /dev/null 2> err && grep -q "bad2:1: the chosen and rejected sides share no prompt" err &&
+	{ cat a.jsonl; echo "{\"conversations\":[{\"from\":\"user\",\"value\":\"q\"},{\"from\":\"assistant\",\"value\":\"a\"}]}"; } > mixed &&
+	expect_exit 1 ds-tokenize -q -t "$TOK" mixed > /dev/null 2> err && grep -q "mixed:2: a conversation among preference pairs" err &&
+	expect_exit 1 ds-tokenize -q -t "$TOK" --pack a.jsonl > /dev/null 2> err && grep -q "a preference pair: --pack" err &&
+	expect_exit 1 ds-tokenize -q -t "$TOK" --cutoff-len 20 --no-truncate a.jsonl > /dev/null 2> err && grep -q "longer than the cutoff of 20" err
+'

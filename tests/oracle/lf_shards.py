@@ -5,7 +5,7 @@ prints, so the shell tests compare the two with diff.
 
     lf_shards.py DATASET_DIR NAME TOKENIZER_DIR [--template qwen] [--cutoff N]
                  [--train-on-prompt] [--mask-history] [--neat-packing]
-                 [--preserve-thinking] [--no-thinking]
+                 [--preserve-thinking] [--no-thinking] [--pairwise]
 
 --preserve-thinking and --no-thinking set LLaMA-Factory's preserve_thinking
 true and enable_thinking false (reasoning templates such as deepseekr1;
@@ -13,7 +13,10 @@ ds-tokenize does what their defaults do): the tests use them to show that
 the comparison tells thought handling apart.
 
 Each line: {"input_ids", "labels" (-100 where masked), "docs" (tokens per
-document)}. Packed samples lose LLaMA-Factory's right padding (pad tokens,
+document)}. --pairwise reads a ranking dataset as `stage: dpo` does
+(get_dataset(..., stage="rm"), the PairwiseDatasetProcessor) and prints
+each pair as two lines, the chosen side, then the rejected side with
+"rejected": true. Packed samples lose LLaMA-Factory's right padding (pad tokens,
 labels -100), which ds-train adds itself; their documents are its
 packing_params.sequence_boundaries without the padding.
 """
@@ -29,6 +32,7 @@ def main():
     ap.add_argument("--neat-packing", action="store_true")
     ap.add_argument("--preserve-thinking", action="store_true")
     ap.add_argument("--no-thinking", action="store_true")
+    ap.add_argument("--pairwise", action="store_true")
     a = ap.parse_args()
     result = claim_stdout()
     extra = {"train_on_prompt": a.train_on_prompt, "mask_history": a.mask_history}
@@ -38,6 +42,17 @@ def main():
         extra["preserve_thinking"] = True
     if a.no_thinking:
         extra["enable_thinking"] = False
+    if a.pairwise:
+        _, _, tokenized = load(a, stage="dpo", data_stage="rm", **extra)
+        for row in tokenized:
+            for side in ("chosen", "rejected"):
+                ids, labels = row[side + "_input_ids"], row[side + "_labels"]
+                line = {"input_ids": ids, "labels": labels, "docs": [len(ids)]}
+                if side == "rejected":
+                    line["rejected"] = True
+                print(json.dumps(line, separators=(",", ":")), file=result)
+        result.close()
+        return
     _, _, tokenized = load(a, **extra)
     for row in tokenized:
         ids, labels = row["input_ids"], row["labels"]
