@@ -30,6 +30,8 @@
 #include "../lib/json.h"
 #include "../lib/ops_cpu.h"
 #include "../lib/optim.h"
+#include "../lib/pref.h"
+#include "../lib/prefstep.h"
 #include "../lib/progress.h"
 #include "../lib/qwen2.h"
 #include "../lib/rng.h"
@@ -415,6 +417,7 @@ typedef struct dataset {
 	uint32_t *ids;            /* (total tokens) */
 	uint8_t *mask;            /* (total tokens) */
 	uint32_t *doc_len;        /* (total documents) */
+	uint8_t *rejected;        /* (n) 1: the rejected side of the pair before it */
 	size_t cap_tok, cap_doc;
 	long targets;             /* over all samples */
 	uint64_t tokens;
@@ -430,9 +433,28 @@ static qwen2_batch dataset_get(const dataset *d, size_t i)
 
 /* Read every shard, refusing one made with another tokenizer than the
  * model's (when the model directory has a tokenizer.json to compare). */
+/* Pairs: both sides begin with one prompt, untrained, and each has a
+ * trained token to compare. */
+static void pairs_check(const dataset *d)
+{
+	for (size_t i = 0; i + 1 < d->n; i += 2) {
+		qwen2_batch c = dataset_get(d, i), r = dataset_get(d, i + 1);
+		int pc = 0, pr = 0;
+		while (pc < c.n_tokens && !c.mask[pc]) pc++;
+		while (pr < r.n_tokens && !r.mask[pr]) pr++;
+		if (pc != pr || memcmp(c.ids, r.ids, (size_t)pc * sizeof *c.ids))
+			cli_die(EXIT_RUNTIME, "pair %zu: the chosen and rejected sides share no prompt (their untrained "
+			        "beginnings differ)", i / 2 + 1);
+		if (!qwen2_count_targets(&c) || !qwen2_count_targets(&r))
+			cli_die(EXIT_RUNTIME, "pair %zu: the %s side has no trained token (cut away by the cutoff? tokenize "
+			        "with a larger --cutoff-len)", i / 2 + 1, qwen2_count_targets(&c) ? "rejected" : "chosen");
+	}
+}
+
 static void dataset_load(dataset *d, const train_config *tc, const qwen2_model *m, const char *tok_dir)
 {
 	memset(d, 0, sizeof *d);
+	int dpo = !strcmp(tc->stage, "dpo");
 	d->tok_off = xmalloc(sizeof(size_t));
 	d->doc_off = xmalloc(sizeof(size_t));
 	d->tok_off[0] = d->doc_off[0] = 0;
@@ -455,6 +477,10 @@ static void dataset_load(dataset *d, const train_config *tc, const qwen2_model *
 		shard_reader *r = shard_reader_open(path, &err);
 		if (!r) cli_die(EXIT_RUNTIME, "%s", err);
 		const shard_header *h = shard_reader_header(r);
+		if (dpo && !(h->flags & SHARD_PAIRWISE))
+			cli_die(EXIT_RUNTIME, "%s: holds conversations, not preference pairs: stage: dpo trains on pairs "
+			        "(ds-tokenize makes them from records with chosen and rejected, as ds-sharegpt -f dpo writes)",
+			        path);
 		if (have_fp && memcmp(h->fingerprint, fp, 32)) {
 			char a[65], b[65];
 			shard_fingerprint_hex(h->fingerprint, a);
@@ -473,13 +499,23 @@ static void dataset_load(dataset *d, const train_config *tc, const qwen2_model *
 		int rc;
 		long kept = 0;
 		while ((rc = shard_reader_next(r, &s)) == 1) {
-			if (tc->max_samples > 0 && kept >= tc->max_samples) break;
+			/* LF's max_samples counts examples: a pair is one */
+			if (tc->max_samples > 0 && kept >= (dpo ? 2 : 1) * tc->max_samples) break;
 			kept++;
 			if (d->n + 2 > cap_n) {
 				cap_n = 2 * cap_n + 64;
 				d->tok_off = xrealloc(d->tok_off, cap_n * sizeof(size_t));
 				d->doc_off = xrealloc(d->doc_off, cap_n * sizeof(size_t));
+				d->rejected = xrealloc(d->rejected, cap_n);
 			}
+			int rej = (s.doc_flags[0] & SHARD_DOC_REJECTED) != 0;
+			if (!dpo && rej)
+				cli_die(EXIT_RUNTIME, "%s: holds preference pairs (ds-tokenize made them from chosen/rejected "
+				        "records): train them with stage: dpo", path);
+			if (dpo && (rej != (int)(kept % 2 == 0) || s.n_docs != 1))
+				cli_die(EXIT_RUNTIME, "%s: sample %ld is not the %s side of a pair: a stage: dpo dataset is pairs, "
+				        "chosen then rejected, as ds-tokenize writes them", path, kept, kept % 2 ? "chosen" : "rejected");
+			d->rejected[d->n] = (uint8_t)rej;
 			size_t t0 = d->tok_off[d->n], d0 = d->doc_off[d->n];
 			if (t0 + s.n_tokens > d->cap_tok) {
 				d->cap_tok = 2 * (t0 + s.n_tokens);
@@ -507,20 +543,27 @@ static void dataset_load(dataset *d, const train_config *tc, const qwen2_model *
 		}
 		if (rc < 0) cli_die(EXIT_RUNTIME, "%s: %s", path, shard_reader_error(r));
 		shard_reader_close(r);
+		if (dpo && kept % 2)
+			cli_die(EXIT_RUNTIME, "%s: ends with the chosen side of a pair and no rejected side", path);
 	}
+	if (dpo) pairs_check(d);
 	if (d->n == 0) cli_die(EXIT_RUNTIME, "the shards hold no samples");
 	if (d->targets == 0) cli_die(EXIT_RUNTIME, "the shards hold no trained tokens (every loss mask is 0)");
 }
 
 static void dataset_free(dataset *d)
 {
-	free(d->tok_off), free(d->doc_off), free(d->ids), free(d->mask), free(d->doc_len);
+	free(d->tok_off), free(d->doc_off), free(d->ids), free(d->mask), free(d->doc_len), free(d->rejected);
 }
 
 /* The order of epoch e: a Fisher-Yates shuffle seeded by (seed, e), so a
  * resumed run sees the same order without saving it. */
-static void epoch_order(size_t *order, size_t n, long seed, long epoch)
+static void epoch_order(size_t *order, size_t n, long seed, long epoch, int keep)
 {
+	if (keep) { /* disable_shuffling: the data's own order */
+		for (size_t i = 0; i < n; i++) order[i] = i;
+		return;
+	}
 	uint64_t s = (uint64_t)seed * 0x9e3779b97f4a7c15ull ^ (uint64_t)(epoch + 1) * 0xd1b54a32d192ed03ull;
 	for (size_t i = 0; i < n; i++) order[i] = i;
 	for (size_t i = n; i > 1; i--) {
@@ -804,6 +847,91 @@ static void write_plot(run *r)
 	free(path), free(tmp), free(x), free(y);
 }
 
+/* ---- stage: dpo: the reference ------------------------------------------- */
+
+/* The frozen reference: the model ref_model names, else the starting one
+ * (model_name_or_path, or init_random's model from the same seed). */
+static qwen2_model *ref_load(const train_config *tc)
+{
+	if (tc->ref_model) return load_or_die(tc->ref_model);
+	if (!tc->init_random) return load_or_die(tc->model_name_or_path);
+	qwen2_config mc;
+	char *err = NULL;
+	if (qwen2_config_load(tc->init_random, &mc, &err) < 0) cli_die(EXIT_RUNTIME, "%s", err);
+	return qwen2_init_random(&mc, (uint64_t)tc->seed);
+}
+
+static const char *ref_name(const train_config *tc)
+{
+	return tc->ref_model ? tc->ref_model : tc->init_random ? tc->init_random : tc->model_name_or_path;
+}
+
+/* The reference's log-probabilities of every pair's sides under engine f,
+ * pair i on rank i mod world, then summed so every rank has them all. */
+static void ref_precompute(const run *r, const dataset *d, forward *f, double *rc, double *rr)
+{
+	size_t P = d->n / 2;
+	const comm *c = r->c;
+	double *both = xcalloc(2 * P, sizeof *both);
+	for (size_t i = (size_t)c->rank; i < P; i += (size_t)c->world) {
+		qwen2_batch s[2] = {dataset_get(d, 2 * i), dataset_get(d, 2 * i + 1)};
+		prefstep_logps(f, s, 2, both + 2 * i);
+	}
+	if (c->world > 1) c->allreduce_sum_f64(c, both, 2 * P);
+	for (size_t i = 0; i < P; i++) rc[i] = both[2 * i], rr[i] = both[2 * i + 1];
+	free(both);
+}
+
+/* output_dir/ref_logps.json: the precomputed log-probabilities, so a
+ * resumed run reads them instead of loading the reference again. */
+static void ref_write(const run *r, const dataset *d, const double *rc, const double *rr)
+{
+	size_t P = d->n / 2;
+	jv a = jv_array(), b = jv_array();
+	for (size_t i = 0; i < P; i++) a = jv_array_append(a, jv_number(rc[i])), b = jv_array_append(b, jv_number(rr[i]));
+	jv o = jv_object();
+	o = jv_object_set(o, jv_string("reference"), jv_string(ref_name(r->tc)));
+	o = jv_object_set(o, jv_string("pairs"), jv_number((double)P));
+	o = jv_object_set(o, jv_string("tokens"), jv_number((double)d->tokens));
+	o = jv_object_set(o, jv_string("chosen"), a);
+	o = jv_object_set(o, jv_string("rejected"), b);
+	jv text = jv_dump_string(o, 0);
+	char *path = xasprintf("%s/ref_logps.json", r->tc->output_dir);
+	write_text_atomic(path, jv_string_value(text));
+	jv_free(text);
+	free(path);
+}
+
+/* Read them back: 1 when the file is there and made for these pairs by
+ * this reference. */
+static int ref_read(const run *r, const dataset *d, double *rc, double *rr)
+{
+	char *path = xasprintf("%s/ref_logps.json", r->tc->output_dir);
+	int ok = 0;
+	if (access(path, R_OK) == 0) {
+		jv o = read_json_or_die(path);
+		size_t P = d->n / 2;
+		jv ref = jv_object_get(jv_copy(o), jv_string("reference"));
+		jv n = jv_object_get(jv_copy(o), jv_string("pairs")), t = jv_object_get(jv_copy(o), jv_string("tokens"));
+		jv a = jv_object_get(jv_copy(o), jv_string("chosen")), b = jv_object_get(jv_copy(o), jv_string("rejected"));
+		ok = jv_get_kind(ref) == JV_KIND_STRING && !strcmp(jv_string_value(ref), ref_name(r->tc)) &&
+		     json_count(jv_copy(n)) == (long long)P && json_count(jv_copy(t)) == (long long)d->tokens &&
+		     jv_get_kind(a) == JV_KIND_ARRAY && jv_get_kind(b) == JV_KIND_ARRAY &&
+		     jv_array_length(jv_copy(a)) == (int)P && jv_array_length(jv_copy(b)) == (int)P;
+		for (size_t i = 0; ok && i < P; i++) {
+			jv x = jv_array_get(jv_copy(a), (int)i), y = jv_array_get(jv_copy(b), (int)i);
+			ok = jv_get_kind(x) == JV_KIND_NUMBER && jv_get_kind(y) == JV_KIND_NUMBER;
+			if (ok) rc[i] = jv_number_value(x), rr[i] = jv_number_value(y);
+			jv_free(x);
+			jv_free(y);
+		}
+		jv_free(ref), jv_free(n), jv_free(t), jv_free(a), jv_free(b), jv_free(o);
+		if (!ok && r->root) cli_warn("%s: not for these pairs and this reference; computing them again", path);
+	}
+	free(path);
+	return ok;
+}
+
 /* The ranks started on this machine, by the launcher's word (1 without). */
 static int local_ranks(void)
 {
@@ -872,9 +1000,11 @@ static int train(train_config *tc, const comm *c)
 		if (!f || trainconf_write_yaml(tc, f) < 0 || fclose(f) != 0) cli_die(EXIT_RUNTIME, "%s: %s", path, strerror(errno));
 		free(path);
 	}
+	int dpo = !strcmp(tc->stage, "dpo");
+	size_t units = dpo ? data.n / 2 : data.n; /* samples, or pairs */
 	long micro = tc->per_device_train_batch_size;
 	long per_step = micro * tc->gradient_accumulation_steps * c->world; /* the global batch */
-	r.steps_per_epoch = ((long)data.n + per_step - 1) / per_step;
+	r.steps_per_epoch = ((long)units + per_step - 1) / per_step;
 	r.total = tc->max_steps > 0 ? tc->max_steps : (long)ceil(tc->num_train_epochs * (double)r.steps_per_epoch);
 	if (r.total < 1) r.total = 1;
 	r.warmup = trainconf_warmup_steps(tc, r.total);
@@ -888,11 +1018,47 @@ static int train(train_config *tc, const comm *c)
 	if (root && tc->resume_latest && !from) cli_warn("%s: no checkpoint to resume from; starting afresh", tc->output_dir);
 	if (from) resume(&r, from);
 	free(from);
+	/* stage: dpo: the loss, and the reference's log-probabilities: all of
+	 * them before the first step (precompute_ref_log_probs; from the policy
+	 * itself when it is still the starting model), or each step's from a
+	 * reference kept beside the policy */
+	pref_hparams ph = {PREF_SIGMOID, tc->pref_beta, tc->pref_ftx, tc->simpo_gamma, tc->dpo_label_smoothing};
+	double *ref_c = NULL, *ref_r = NULL;
+	qwen2_model *ref_m = NULL;
+	forward *ref_f = NULL;
+	if (dpo && pref_parse(tc->pref_loss, &ph.kind) < 0) cli_die(EXIT_USAGE, "pref_loss: '%s' is unknown", tc->pref_loss);
+	if (dpo && pref_uses_ref(ph.kind)) {
+		if (tc->precompute_ref_log_probs) {
+			ref_c = xmalloc((units ? units : 1) * sizeof *ref_c);
+			ref_r = xmalloc((units ? units : 1) * sizeof *ref_r);
+			if (!(r.step > 0 && ref_read(&r, &data, ref_c, ref_r))) {
+				double t = now_s();
+				if (r.step == 0 && !tc->ref_model) {
+					ref_precompute(&r, &data, trainstep_forward(r.ts), ref_c, ref_r);
+				} else {
+					qwen2_model *m2 = ref_load(tc);
+					forward *f2 = forward_new(m2, be.o, be.ctx);
+					ref_precompute(&r, &data, f2, ref_c, ref_r);
+					forward_free(f2);
+					qwen2_free(m2);
+				}
+				if (root) {
+					ref_write(&r, &data, ref_c, ref_r);
+					cli_warn("reference log-probabilities of %zu pairs (%s) in %.1f s", units, ref_name(tc),
+					         now_s() - t);
+				}
+			}
+		} else {
+			ref_m = ref_load(tc);
+			ref_f = forward_new(ref_m, be.o, be.ctx);
+		}
+	}
 	if (root) {
 		char ranks[64] = "";
 		if (c->world > 1) snprintf(ranks, sizeof ranks, ", %d ranks (ZeRO-1)", c->world);
-		cli_warn("%zu samples (%lu tokens, %ld trained), %ld steps of %ld samples, %d thread%s%s%s%s", data.n,
-		         (unsigned long)data.tokens, data.targets, r.total, per_step, omp_get_max_threads(),
+		cli_warn("%zu %s (%lu tokens, %ld trained), %ld steps of %ld %s, %d thread%s%s%s%s", units,
+		         dpo ? "pairs" : "samples", (unsigned long)data.tokens, data.targets, r.total, per_step,
+		         dpo ? "pairs" : "samples", omp_get_max_threads(),
 		         omp_get_max_threads() == 1 ? "" : "s", c->world > 1 ? " a rank" : "", ranks,
 		         tc->gradient_checkpointing ? ", layers recomputed" : "");
 		if (be.cuda)
@@ -903,7 +1069,13 @@ static int train(train_config *tc, const comm *c)
 			cli_warn("training on the CPU: fp32 weights, activations, gradients and AdamW%s",
 			         tc->bf16 ? "; saved in bfloat16" : tc->fp16 ? "; saved in float16" : "");
 	}
-	size_t *order = xmalloc(data.n * sizeof *order);
+	if (root && dpo)
+		cli_warn("stage: dpo, pref_loss %s, pref_beta %g%s%s", tc->pref_loss, tc->pref_beta,
+		         !pref_uses_ref(ph.kind) ? ", no reference model" : ref_f ? ", the reference model beside the policy"
+		                                                           : ", reference log-probabilities precomputed",
+		         tc->pref_ftx > 1e-6 ? ", with the SFT term" : "");
+	size_t *order = xmalloc((units ? units : 1) * sizeof *order);
+	double window_m[PM_N] = {0};
 	long order_epoch = -1;
 	progress bar;
 	if (root) progress_start(&bar, "steps", r.total);
@@ -914,20 +1086,47 @@ static int train(train_config *tc, const comm *c)
 	while (r.step < r.total) {
 		long epoch = r.step / r.steps_per_epoch, k = r.step % r.steps_per_epoch;
 		if (epoch != order_epoch) {
-			epoch_order(order, data.n, tc->seed, epoch);
+			epoch_order(order, units, tc->seed, epoch, tc->disable_shuffling);
 			order_epoch = epoch;
 		}
-		size_t a = (size_t)k * (size_t)per_step, b = a + (size_t)per_step < data.n ? a + (size_t)per_step : data.n;
-		qwen2_batch *bs = xmalloc((b - a ? b - a : 1) * sizeof *bs);
+		size_t a = (size_t)k * (size_t)per_step, b = a + (size_t)per_step < units ? a + (size_t)per_step : units;
+		size_t nb = b - a ? b - a : 1;
+		qwen2_batch *bs = xmalloc(nb * sizeof *bs), *br = dpo ? xmalloc(nb * sizeof *br) : NULL;
+		double *sc = dpo ? xcalloc(nb, sizeof *sc) : NULL, *sr = dpo ? xcalloc(nb, sizeof *sr) : NULL;
 		int n_mine = 0;
-		for (size_t i = a; i < b; i++)
-			if ((long)((i - a) / (size_t)micro) % c->world == c->rank) bs[n_mine++] = dataset_get(&data, order[i]);
-		trainstep_stats st;
-		trainstep_grad(r.ts, bs, n_mine, &st);
-		free(bs);
-		r.tokens_done += st.tokens;
-		window_tokens += st.tokens;
-		double loss = st.loss;
+		for (size_t i = a; i < b; i++) {
+			if ((long)((i - a) / (size_t)micro) % c->world != c->rank) continue;
+			if (!dpo) {
+				bs[n_mine++] = dataset_get(&data, order[i]);
+				continue;
+			}
+			size_t p = order[i];
+			bs[n_mine] = dataset_get(&data, 2 * p);
+			br[n_mine] = dataset_get(&data, 2 * p + 1);
+			if (ref_c) sc[n_mine] = ref_c[p], sr[n_mine] = ref_r[p];
+			n_mine++;
+		}
+		double loss;
+		uint64_t tokens;
+		if (dpo) {
+			if (ref_f) {
+				prefstep_logps(ref_f, bs, n_mine, sc);
+				prefstep_logps(ref_f, br, n_mine, sr);
+			}
+			prefstep_stats ps;
+			prefstep_grad(r.ts, &ph, bs, br, sc, sr, n_mine, (int)micro, &ps);
+			loss = ps.loss;
+			tokens = ps.tokens;
+			for (int j = 0; j < PM_N; j++) window_m[j] += ps.metrics[j];
+		} else {
+			trainstep_stats st;
+			trainstep_grad(r.ts, bs, n_mine, &st);
+			loss = st.loss;
+			tokens = st.tokens;
+		}
+		free(bs), free(br), free(sc), free(sr);
+		r.tokens_done += tokens;
+		window_tokens += tokens;
 		double norm = trainstep_clip(r.ts);
 		if (!isfinite(loss) || !isfinite(norm))
 			cli_die(EXIT_RUNTIME, "step %ld: the %s is %s; stopping before the update (last good checkpoint: %s)",
@@ -947,7 +1146,15 @@ static int train(train_config *tc, const comm *c)
 			jv e = jv_object();
 			e = jv_object_set(e, jv_string("current_steps"), jv_number((double)r.step));
 			e = jv_object_set(e, jv_string("total_steps"), jv_number((double)r.total));
-			e = jv_object_set(e, jv_string("loss"), jv_number(round(window_loss / window_steps * 1e4) / 1e4));
+			/* SFT's loss rounded as LF's log has it; DPO's whole (transformers 5 logs it so), beside
+			 * the metrics: LF's LogCallback names rewards/accuracies "accuracy" */
+			double wl = window_loss / window_steps;
+			e = jv_object_set(e, jv_string("loss"), jv_number(dpo ? wl : round(wl * 1e4) / 1e4));
+			for (int j = 0; dpo && j < PM_N; j++) {
+				if ((j == PM_SFT || j == PM_ODDS) && ph.kind != PREF_ORPO) continue;
+				e = jv_object_set(e, jv_string(pref_metric_names[j]), jv_number(window_m[j] / window_steps));
+			}
+			if (dpo) e = jv_object_set(e, jv_string("accuracy"), jv_number(window_m[PM_ACC] / window_steps));
 			e = jv_object_set(e, jv_string("lr"), jv_number(lr));
 			e = jv_object_set(e, jv_string("grad_norm"), jv_number(norm));
 			e = jv_object_set(e, jv_string("epoch"), jv_number(round((double)r.step / r.steps_per_epoch * 100) / 100));
@@ -968,11 +1175,16 @@ static int train(train_config *tc, const comm *c)
 			r.log = jv_array_append(r.log, e);
 			write_log(&r);
 			if (!isatty(2) || getenv("DS_NO_PROGRESS")) {
-				fprintf(stderr, "ds-train: step %ld/%ld loss %.4f lr %.3g grad-norm %.3f %.0f tok/s\n", r.step,
-				        r.total, window_loss / window_steps, lr, norm, window_tokens / (t - window_t));
+				char pm[96] = "";
+				if (dpo)
+					snprintf(pm, sizeof pm, " accuracy %.3f margin %.4f", window_m[PM_ACC] / window_steps,
+					         window_m[PM_MARGIN] / window_steps);
+				fprintf(stderr, "ds-train: step %ld/%ld loss %.4f%s lr %.3g grad-norm %.3f %.0f tok/s\n", r.step,
+				        r.total, window_loss / window_steps, pm, lr, norm, window_tokens / (t - window_t));
 			}
 			window_loss = 0;
 			window_steps = 0;
+			memset(window_m, 0, sizeof window_m);
 			window_tokens = 0;
 			window_t = t;
 		}
@@ -988,6 +1200,9 @@ static int train(train_config *tc, const comm *c)
 		if (be.cuda) cli_warn("peak GPU memory: %.0f MiB (tensors and working space, this rank)", backend_peak_mib(&be));
 	}
 	free(order);
+	free(ref_c), free(ref_r);
+	forward_free(ref_f);
+	qwen2_free(ref_m);
 	dataset_free(&data);
 	free(r.last_ckpt);
 	trainstep_free(r.ts);

@@ -531,7 +531,9 @@ double cu_lmhead_ce(void *ctx, tensor dh, tensor dW, tensor h, tensor W, const i
 		    float scale)
 {
 	cuda_ctx *c = CTX(ctx);
-	want(dh, OPS_BF16, "lmhead_ce", "dh"), want(h, OPS_BF16, "lmhead_ce", "h"), want(dW, OPS_F32, "lmhead_ce", "dW");
+	int grad = dh.data && dW.data; /* else the loss alone */
+	want(h, OPS_BF16, "lmhead_ce", "h");
+	if (grad) want(dh, OPS_BF16, "lmhead_ce", "dh"), want(dW, OPS_F32, "lmhead_ce", "dW");
 	if (n <= 0) return 0;
 	int C = (int)h.cols, V = (int)W.rows;
 	tensor W16 = as16(c, W, S_B16);
@@ -549,6 +551,7 @@ double cu_lmhead_ce(void *ctx, tensor dh, tensor dW, tensor h, tensor W, const i
 		kk(kern_gather_rows(hr, B16(h), drow + r0, R, C, c->s), "kern_gather_rows");
 		gemm(c, tl, th, W16, 0, 1, 1.0f, 0.0f, tensor_none());
 		kk(kern_ce(lg, loss + r0, dtgt + r0, R, V, scale, c->s), "kern_ce");
+		if (!grad) continue;
 		kk(kern_to_bf16(l16, lg, (size_t)R * V, c->s), "kern_to_bf16");
 		gemm(c, tg, t16, W16, 0, 0, 1.0f, 0.0f, tensor_none());
 		gemm(c, dW, t16, th, 1, 0, 1.0f, 1.0f, tensor_none());

@@ -390,6 +390,21 @@ long qwen2_count_targets(const qwen2_batch *b)
 	return n;
 }
 
+/* The rows of b that predict a target, and their targets: (T) each, owned. */
+static int target_rows(const qwen2_batch *b, int **row, int **tgt)
+{
+	int T = b->n_tokens, n = 0;
+	*row = xmalloc((size_t)T * sizeof **row);
+	*tgt = xmalloc((size_t)T * sizeof **tgt);
+	for (int k = 0, o = 0; k < b->n_docs; o += (int)b->doc_len[k], k++)
+		for (int t = 0; t + 1 < (int)b->doc_len[k]; t++)
+			if (b->mask[o + t + 1]) {
+				(*row)[n] = o + t;
+				(*tgt)[n++] = (int)b->ids[o + t + 1];
+			}
+	return n;
+}
+
 double forward_train_sample(forward *f, const qwen2_batch *b, float scale, const fwd_params *g)
 {
 	const qwen2_config *c = &f->m->cfg;
@@ -398,19 +413,26 @@ double forward_train_sample(forward *f, const qwen2_batch *b, float scale, const
 	train_forward(f, b, &d);
 	tensor dh = tensor_view(f->a.dh, 0, T, C);
 	f->o->zero(f->ctx, dh);
-	/* The rows that predict a target, and their targets. */
-	int *row = xmalloc((size_t)T * sizeof *row), *tgt = xmalloc((size_t)T * sizeof *tgt), n = 0;
-	for (int k = 0, o = 0; k < b->n_docs; o += (int)b->doc_len[k], k++)
-		for (int t = 0; t + 1 < (int)b->doc_len[k]; t++)
-			if (b->mask[o + t + 1]) {
-				row[n] = o + t;
-				tgt[n++] = (int)b->ids[o + t + 1];
-			}
+	int *row, *tgt, n = target_rows(b, &row, &tgt);
 	double loss = f->o->lmhead_ce(f->ctx, dh, g->lm_head, tensor_view(f->a.hf, 0, T, C), f->w.lm_head, row, tgt, n,
 	                              scale);
 	free(row);
 	free(tgt);
 	train_backward(f, b, &d, g);
+	return loss;
+}
+
+double forward_loss(forward *f, const qwen2_batch *b)
+{
+	const qwen2_config *c = &f->m->cfg;
+	int T = b->n_tokens, C = c->dim;
+	ops_docs d = {T, b->n_docs, b->doc_len};
+	train_forward(f, b, &d);
+	int *row, *tgt, n = target_rows(b, &row, &tgt);
+	double loss = f->o->lmhead_ce(f->ctx, tensor_none(), tensor_none(), tensor_view(f->a.hf, 0, T, C), f->w.lm_head,
+	                              row, tgt, n, 0.0f);
+	free(row);
+	free(tgt);
 	return loss;
 }
 

@@ -74,6 +74,11 @@ void forward_set_recompute(forward *f, int on);
  * cross-entropy (not scaled). Needs an fp32 model. */
 double forward_train_sample(forward *f, const qwen2_batch *b, float scale, const fwd_params *g);
 
+/* The same forward pass without the backward: the summed cross-entropy
+ * over b's targets, the same number forward_train_sample returns (minus
+ * the log-probability of b's trained tokens: a DPO side's, qwen2.h). */
+double forward_loss(forward *f, const qwen2_batch *b);
+
 /* Logits (T, V) for every position of b into out (host, caller's). */
 void forward_logits(forward *f, const qwen2_batch *b, float *out);
 

@@ -142,7 +142,8 @@ typedef struct ops {
 	 * (T, C) with targets tgt (host), a chunk of rows at a time so only a
 	 * (chunk, V) block of logits is ever live: dh (T, C) += and dW (V, C)
 	 * += the gradients of scale * the summed loss, W (V, C). Returns the
-	 * summed loss (not scaled). */
+	 * summed loss (not scaled). dh and dW none (tensor_none()): the loss
+	 * alone, no gradient (a reference model's log-probabilities). */
 	double (*lmhead_ce)(void *ctx, tensor dh, tensor dW, tensor h, tensor W, const int *rows, const int *tgt, int n,
 	                    float scale);
 

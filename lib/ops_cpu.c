@@ -570,9 +570,9 @@ static void cpu_attn_cached(void *ctx, tensor tout, tensor tq, const ops_kvseq *
 static double cpu_lmhead_ce(void *ctx, tensor tdh, tensor tdW, tensor th, tensor tW, const int *row, const int *tgt,
                             int n, float scale)
 {
-	float *dh = F(tdh), *dW = F(tdW);
+	float *dh = tdh.data ? F(tdh) : NULL, *dW = tdW.data ? F(tdW) : NULL;
 	const float *hf = CF(th), *W = CF(tW);
-	int C = (int)th.cols, V = (int)tW.rows;
+	int C = (int)th.cols, V = (int)tW.rows, grad = dh && dW;
 	float *head_h = workspace(ctx, (size_t)HEAD_ROWS * (2 * (size_t)C + V));
 	float *head_g = head_h + (size_t)HEAD_ROWS * C, *logits = head_g + (size_t)HEAD_ROWS * C;
 	double loss = 0;
@@ -592,12 +592,14 @@ static double cpu_lmhead_ce(void *ctx, tensor tdh, tensor tdW, tensor th, tensor
 #pragma omp simd reduction(+ : sum)
 			for (int j = 0; j < V; j++) sum += (z[j] = expf(z[j] - mx));
 			part += mx + logf(sum) - zt;
+			if (!grad) continue;
 			float k = scale / sum;
 #pragma omp simd
 			for (int j = 0; j < V; j++) z[j] *= k;
 			z[tgt[r0 + i]] -= scale;
 		}
 		loss += part;
+		if (!grad) continue;
 		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, R, C, V, 1.0f, logits, V, W, C, 0.0f, head_g, C);
 		cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, V, C, R, 1.0f, logits, V, head_h, C, 1.0f, dW, C);
 		for (int i = 0; i < R; i++) {

@@ -49,7 +49,9 @@ enum kind {
 static const char *const schedulers[] = {
 	"linear", "cosine", "constant", "constant_with_warmup", NULL};
 static const char *const devices[] = {"cpu", "cuda", "auto", NULL};
-static const char *const stages[] = {"sft", NULL};
+static const char *const stages[] = {"sft", "dpo", NULL};
+/* LLaMA-Factory's pref_loss values but kto_pair (TRL 0.24 has none) */
+static const char *const pref_losses[] = {"sigmoid", "hinge", "ipo", "simpo", "orpo", NULL};
 static const char *const finetuning_types[] = {"full", NULL};
 /* transformers OptimizerNames: both are torch.optim.AdamW, fused or not. */
 static const char *const optims[] = {"adamw_torch", "adamw_torch_fused", NULL};
@@ -102,7 +104,17 @@ static const struct key keys[] = {
 	{"seed", K_LONG, F(seed), 0, 0, NULL, 0},
 	{"threads", K_INT, F(threads), 0, 0, NULL, 0},
 	{"device", CH(device, devices)},
-	{"stage", K_REQUIRE, 0, 0, 0, stages, 0},
+	{"stage", CH(stage, stages)},
+	{"pref_beta", K_DOUBLE, F(pref_beta), 0, 0, NULL, 0},
+	{"pref_loss", CH(pref_loss, pref_losses)},
+	{"pref_ftx", K_DOUBLE, F(pref_ftx), 0, 0, NULL, 0},
+	{"simpo_gamma", K_DOUBLE, F(simpo_gamma), 0, 0, NULL, 0},
+	{"dpo_label_smoothing", K_DOUBLE, F(dpo_label_smoothing), 0, 0, NULL, 0},
+	{"pref_bco_weight", K_DOUBLE, F(pref_bco_weight), 0, 0, NULL, 0},
+	{"ld_alpha", K_DOUBLE, F(ld_alpha), 1, 0, NULL, 0},
+	{"ref_model", K_STR, F(ref_model), 1, 0, NULL, 0},
+	{"precompute_ref_log_probs", K_BOOL, F(precompute_ref_log_probs), 0, 0, NULL, 0},
+	{"disable_shuffling", K_BOOL, F(disable_shuffling), 0, 0, NULL, 0},
 	{"finetuning_type", K_REQUIRE, 0, 0, 0, finetuning_types, 0},
 	{"optim", K_REQUIRE, 0, 0, 0, optims, 0},
 };
@@ -128,9 +140,9 @@ static const char *const lf_ignored[] = {
 	"dataloader_pin_memory", "dataloader_prefetch_factor", "dataset_dir",
 	"ddp_backend", "ddp_broadcast_buffers", "ddp_bucket_cap_mb",
 	"ddp_find_unused_parameters", "ddp_static_graph", "ddp_timeout", "debug",
-	"deepspeed", "default_system", "disable_shuffling", "disable_tqdm",
+	"deepspeed", "default_system", "disable_tqdm",
 	"do_eval", "do_predict", "do_sample", "do_train", "double_quantization",
-	"dpo_label_smoothing", "eaft_alpha", "early_stopping_steps",
+	"eaft_alpha", "early_stopping_steps",
 	"enable_jit_checkpoint", "enable_liger_kernel", "enable_thinking",
 	"enable_torch_profiler", "eval_accumulation_steps", "eval_dataset",
 	"eval_delay", "eval_do_concat_batches", "eval_num_beams",
@@ -157,7 +169,7 @@ static const char *const lf_ignored[] = {
 	"kt_expert_checkpoint_path", "kt_lora_expert_intermediate_size",
 	"kt_lora_expert_num", "kt_use_lora_experts", "kt_weight_path",
 	"kto_chosen_weight", "kto_rejected_weight", "label_names",
-	"label_smoothing_factor", "ld_alpha", "length_column_name",
+	"label_smoothing_factor", "length_column_name",
 	"length_penalty", "liger_kernel_config", "load_best_model_at_end",
 	"local_rank", "log_level", "log_level_replica", "log_on_each_node",
 	"logging_dir", "logging_first_step", "logging_nan_inf_filter",
@@ -175,15 +187,15 @@ static const char *const lf_ignored[] = {
 	"per_device_eval_batch_size", "pissa_convert", "pissa_init",
 	"pissa_iter", "ppo_buffer_size", "ppo_epochs", "ppo_score_norm",
 	"ppo_target", "ppo_whiten_rewards", "predict_with_generate",
-	"prediction_loss_only", "pref_bco_weight", "pref_beta", "pref_ftx",
-	"pref_loss", "preprocessing_batch_size", "preprocessing_num_workers",
+	"prediction_loss_only",
+	"preprocessing_batch_size", "preprocessing_num_workers",
 	"preserve_thinking", "print_param_status", "profile_modules",
 	"profiler_active_steps", "profiler_output_dir",
 	"profiler_profile_memory", "profiler_record_shapes", "profiler_repeat",
 	"profiler_wait_steps", "profiler_warmup_steps", "profiler_with_stack",
 	"project", "pure_bf16", "push_to_hub", "quantization_bit",
 	"quantization_device_map", "quantization_method", "quantization_type",
-	"ray_init_kwargs", "ray_num_workers", "ref_model", "ref_model_adapters",
+	"ray_init_kwargs", "ray_num_workers", "ref_model_adapters",
 	"ref_model_quantization_bit", "remove_unused_columns",
 	"repetition_penalty", "report_to", "resize_vocab",
 	"restore_callback_states_from_checkpoint", "reward_model",
@@ -191,7 +203,7 @@ static const char *const lf_ignored[] = {
 	"reward_model_type", "rope_scaling", "run_name", "save_on_each_node",
 	"save_strategy", "sglang_config", "sglang_lora_backend",
 	"sglang_maxlen", "sglang_mem_fraction", "sglang_tp_size", "shift_attn",
-	"simpo_gamma", "skip_memory_metrics", "skip_special_tokens",
+	"skip_memory_metrics", "skip_special_tokens",
 	"sortish_sampler", "split_special_tokens", "streaming",
 	"swanlab_api_key", "swanlab_lark_secret", "swanlab_lark_webhook_url",
 	"swanlab_logdir", "swanlab_mode", "swanlab_project", "swanlab_run_name",
@@ -263,7 +275,13 @@ void trainconf_defaults(train_config *c)
 	c->cutoff_len = 2048;
 	c->max_samples = -1;
 	c->gradient_checkpointing = 1;
+	/* LLaMA-Factory 0.9.5 finetuning_args.py: the preference keys */
+	strcpy(c->stage, "sft");
+	c->pref_beta = 0.1;
+	strcpy(c->pref_loss, "sigmoid");
+	c->simpo_gamma = 0.5;
 	/* ds's own */
+	c->precompute_ref_log_probs = 1;
 	c->threads = 0;
 	strcpy(c->device, "auto");
 }
@@ -273,6 +291,7 @@ void trainconf_free(train_config *c)
 	free(c->model_name_or_path);
 	free(c->init_random);
 	free(c->output_dir);
+	free(c->ref_model);
 	free(c->resume_from_checkpoint);
 	for (int i = 0; i < c->n_shards; i++) free(c->shards[i]);
 	free(c->shards);
@@ -805,6 +824,17 @@ int trainconf_validate(const train_config *c, char **err)
 	if (c->threads < 0) return fail(err, "threads: must be at least 0 (0: one per core) (is %d)", c->threads);
 	for (int i = 0; i < c->n_shards; i++)
 		if (!c->shards[i] || !*c->shards[i]) return fail(err, "dataset: an empty path in the list");
+	if (!(c->pref_beta > 0)) return fail(err, "pref_beta: must be greater than 0 (is %g)", c->pref_beta);
+	if (!(c->pref_ftx >= 0)) return fail(err, "pref_ftx: must be at least 0 (is %g)", c->pref_ftx);
+	if (!(c->dpo_label_smoothing >= 0 && c->dpo_label_smoothing <= 0.5))
+		return fail(err, "dpo_label_smoothing: must be in [0, 0.5] (is %g)", c->dpo_label_smoothing);
+	/* LF's own check (finetuning_args.py) */
+	if (c->dpo_label_smoothing > 1e-6 && strcmp(c->pref_loss, "sigmoid"))
+		return fail(err, "dpo_label_smoothing: only valid with pref_loss: sigmoid");
+	if (c->pref_bco_weight != 0)
+		return fail(err, "pref_bco_weight: BCO is not supported by ds-train (is %g; 0 turns it off)", c->pref_bco_weight);
+	if (c->ld_alpha != 0) return fail(err, "ld_alpha: LD-DPO is not supported by ds-train (is %g; null turns it off)", c->ld_alpha);
+	if (c->ref_model && !*c->ref_model) return fail(err, "ref_model: an empty path");
 	return 0;
 }
 

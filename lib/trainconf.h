@@ -9,7 +9,7 @@
  * argument parser makes it (a typo would otherwise train with a default).
  *
  * Three LLaMA-Factory keys change what training means, so a value other
- * than the one ds-train does is refused rather than ignored: stage (sft),
+ * than the one ds-train does is refused rather than ignored: stage (sft or dpo),
  * finetuning_type (full) and optim (an AdamW).
  *
  * Values are typed as YAML 1.1 and OmegaConf type them: true/false/yes/no/
@@ -63,6 +63,19 @@ typedef struct train_config {
 	int resume_latest;             /* `resume_from_checkpoint: true`: the
 					  newest checkpoint-N in output_dir
 					  (transformers' Trainer.train) */
+
+	/* the stage: sft, or dpo (preference pairs) with LLaMA-Factory's keys */
+	char stage[8];
+	double pref_beta;              /* beta of the preference loss */
+	char pref_loss[16];            /* sigmoid, hinge, ipo, simpo, orpo */
+	double pref_ftx;               /* weight of the added SFT term */
+	double simpo_gamma;            /* SimPO's target margin */
+	double dpo_label_smoothing;    /* cDPO's (sigmoid only) */
+	double pref_bco_weight;        /* BCO: only 0 (off) is supported */
+	double ld_alpha;               /* LD-DPO: only null (off) is supported; NAN */
+	char *ref_model;               /* the frozen reference; NULL: the starting model; owned */
+	int precompute_ref_log_probs;  /* ds/TRL: reference log-probs in a first pass */
+	int disable_shuffling;         /* boolean: samples in their order, every epoch */
 
 	/* the machine */
 	long seed;

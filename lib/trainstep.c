@@ -110,6 +110,11 @@ forward *trainstep_forward(trainstep *ts)
 	return ts->f;
 }
 
+const comm *trainstep_comm(const trainstep *ts)
+{
+	return ts->c;
+}
+
 /* ---- one step --------------------------------------------------------- */
 
 /* ZeRO: the summed gradients of this rank's slices into gs. */
@@ -151,6 +156,21 @@ void trainstep_grad(trainstep *ts, const qwen2_batch *s, int n, trainstep_stats 
 	st->loss = targets ? sum / (double)targets : 0.0;
 	st->targets = targets;
 	st->tokens = (uint64_t)count[1];
+}
+
+void trainstep_zero(trainstep *ts)
+{
+	ts->o->zero(ts->ctx, ts->g);
+}
+
+double trainstep_accumulate(trainstep *ts, const qwen2_batch *b, float scale)
+{
+	return forward_train_sample(ts->f, b, scale, &ts->gp);
+}
+
+void trainstep_reduce(trainstep *ts)
+{
+	if (ts->zero) scatter_grads(ts);
 }
 
 double trainstep_clip(trainstep *ts)

@@ -57,9 +57,22 @@ void trainstep_free(trainstep *ts);
 /* Its engine (borrowed), e.g. for logits between steps or recomputation. */
 forward *trainstep_forward(trainstep *ts);
 
+/* Its communicator (borrowed). */
+const comm *trainstep_comm(const trainstep *ts);
+
 /* The gradient of one step over the n samples s (borrowed) into the
  * step's gradients; stats in *st. */
 void trainstep_grad(trainstep *ts, const qwen2_batch *s, int n, trainstep_stats *st);
+
+/* A step whose loss is not SFT's (DPO: lib/pref.h), in three parts:
+ * trainstep_zero, then trainstep_accumulate per sample: += the gradient of
+ * scale x its summed cross-entropy (the negative log-probability of its
+ * trained tokens), returning that sum; then trainstep_reduce (collective:
+ * the ranks' gradients summed, ZeRO's slices). Then clip and update as
+ * after trainstep_grad. */
+void trainstep_zero(trainstep *ts);
+double trainstep_accumulate(trainstep *ts, const qwen2_batch *b, float scale);
+void trainstep_reduce(trainstep *ts);
 
 /* Clip the gradients to max_grad_norm. Returns their norm before. */
 double trainstep_clip(trainstep *ts);

@@ -17,8 +17,11 @@ for t in build/tests/fuzz_*; do
 	if "$t" "$c"/* > /dev/null; then echo "ok   $n: corpus replays clean"; echo "pass $n" >> "$DS_TEST_RESULTS"
 	else echo "FAIL $n: corpus replay exited $?"; echo "fail $n" >> "$DS_TEST_RESULTS"; fi
 done
+# each suite's wall time, for keeping CI inside its budget
 for t in tests/t-*.sh; do
+	s=$(date +%s)
 	sh "$t" "$@"
+	echo "time $(basename "$t" .sh): $(($(date +%s) - s)) s"
 done
 p=$(grep -c '^pass' "$DS_TEST_RESULTS")
 f=$(grep -c '^fail' "$DS_TEST_RESULTS")

@@ -284,7 +284,9 @@ int main(void)
 	       "an unsupported scheduler: the valid ones named");
 	EXPECT(load_fails_with("finetuning_type: lora\n", "finetuning_type: 'lora' is not supported; ds-train does full"),
 	       "finetuning_type lora is refused, not ignored");
-	EXPECT(load_fails_with("stage: dpo\n", "stage: 'dpo' is not supported"), "stage dpo is refused");
+	EXPECT(load_fails_with("stage: ppo\n", "stage: 'ppo' is not one of sft, dpo"), "stage ppo is refused");
+	EXPECT(load_fails_with("pref_loss: kto_pair\n", "pref_loss: 'kto_pair' is not one of sigmoid, hinge, ipo, simpo, orpo"),
+	       "pref_loss kto_pair is refused");
 	EXPECT(load_fails_with("optim: sgd\n", "optim: 'sgd' is not supported; ds-train does adamw_torch, adamw_torch_fused"),
 	       "optim sgd is refused");
 	EXPECT(load_fails_with("learning_rate: null\n", ":1: learning_rate: null is not allowed"), "null for a number");
