@@ -65,7 +65,11 @@ mkdir -p "$S" && (
 	threads: 1
 	E
 	# the reference: one process, accumulation 12
-	ds-train base.yaml output_dir=one gradient_accumulation_steps=12
+	ds-train base.yaml output_dir=one gradient_accumulation_steps=12 &&
+	seq 1 8 | jq -c '{conversations: [{from: "user", value: "What is \(.) times 3?"}],
+		chosen: {from: "assistant", value: "<think>\nTriple it.\n</think>\n\n\(. * 3)"},
+		rejected: {from: "assistant", value: ("<think>\nAdd" + (" it" * .) + ".\n</think>\n\n\(. + 3)")}}' > pairs.jsonl &&
+	ds-tokenize -q -t tok/tokenizer.json --cutoff-len 256 pairs.jsonl > pairs.shard
 ) > "$WORK/setup.log" 2>&1 || { echo "t-mpi setup failed:"; cat "$WORK/setup.log"; }
 
 # same_run DIR: DIR's log and weights are the reference's, to the bound.
@@ -115,4 +119,18 @@ ok 'a rank killed with -9 mid-run ends the other within seconds; the last checkp
 	mpirun -np 2 ds-train $S/base.yaml output_dir=k gradient_accumulation_steps=6 num_train_epochs=40 \
 		max_steps=$((${last##*-} + 2)) resume_from_checkpoint=$last 2> err2 || { cat err2; fail "resume failed"; }
 	grep -q "resuming from $last" err2 && test -s k/model.safetensors
+'
+
+ok 'stage: dpo, mpirun -np 2 with accumulation 1 is one process with 2: tokens, accuracies; losses, grad norms, margins within 1e-5; weights 2e-5' '
+	set -- stage=dpo dataset=$S/pairs.shard max_steps=4 num_train_epochs=1 adam_epsilon=1e-6 &&
+	ds-train $S/base.yaml output_dir=one "$@" gradient_accumulation_steps=2 2> /dev/null &&
+	mpirun -np 2 ds-train $S/base.yaml output_dir=two "$@" gradient_accumulation_steps=1 2> err &&
+	grep -q "2 ranks (ZeRO-1)" err &&
+	jq -c "[.current_steps, .total_tokens, .\"rewards/accuracies\"]" one/trainer_log.jsonl > want &&
+	jq -c "[.current_steps, .total_tokens, .\"rewards/accuracies\"]" two/trainer_log.jsonl > got &&
+	test "$(wc -l < want)" = 4 && cmp want got &&
+	paste one/trainer_log.jsonl two/trainer_log.jsonl | sed "s/}\t{/}\n{/" | jq -s -e "
+		[range(0; length; 2) as \$i | .[\$i] as \$a | .[\$i + 1] as \$b | \"loss\", \"grad_norm\", \"rewards/margins\"
+		 | (\$a[.] - \$b[.]) / ([\$a[.] | fabs, 1e-3] | max) | fabs] | max < 1e-5" > /dev/null &&
+	$CMP two/model.safetensors one/model.safetensors --rtol 2e-5
 '

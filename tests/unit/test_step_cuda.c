@@ -174,6 +174,16 @@ static void compare(int which, const char *c, const qwen2_batch *s)
 	EXPECT(fworst <= 0.02, what);
 	qwen2_free(m);
 	free(a.grad0), free(a.w), free(b.grad0), free(b.w);
+	/* stage dpo's log-probabilities: the forward pass alone, the LM head
+	 * without its gradient */
+	qwen2_model *m1 = model_of(c), *m2 = model_of(c);
+	forward *f1 = forward_new(m1, &ops_cpu, cpu), *f2 = forward_new(m2, &ops_cuda, gpu);
+	double l1 = forward_loss(f1, &s[2]), l2 = forward_loss(f2, &s[2]);
+	printf("     | model %d: loss-only pass %.6f (cpu %.6f)\n", which, l2, l1);
+	snprintf(what, sizeof what, "model %d: the loss-only pass (DPO's log-probabilities) within 1%% of the CPU's", which);
+	EXPECT(rel(l2, l1) < 0.01 && l1 > 1, what);
+	forward_free(f1), forward_free(f2);
+	qwen2_free(m1), qwen2_free(m2);
 	ops_cuda_free(gpu);
 	ops_cpu_free(cpu);
 }
