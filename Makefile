@@ -4,6 +4,7 @@
 #   make test         run every test; ends with "N passed, N failed"
 #   make test SAN=1   the same, built with ASan + UBSan
 #   make demo         install missing Debian packages, build, run the chain
+#   make demo-dpo     then the RL stage: the student's wrong answers, DPO
 #   make install PREFIX=/usr/local
 #   make CUDA=0       never build the CUDA parts (default: when nvcc is found)
 
@@ -101,7 +102,7 @@ FUZZ_SECONDS ?= 60
 FLAGS_LINE := $(CC) $(ALL_CFLAGS) $(LDFLAGS) $(LDLIBS) CUDA=$(CUDA) CUDNN=$(CUDNN) MPI=$(MPI)
 $(shell mkdir -p build && (printf '%s\n' '$(FLAGS_LINE)' | cmp -s - build/flags || printf '%s\n' '$(FLAGS_LINE)' > build/flags))
 
-.PHONY: all test units check demo install uninstall clean deps fuzz bench gpu-check
+.PHONY: all test units check demo demo-dpo install uninstall clean deps fuzz bench gpu-check
 all: $(BINS) $(if $(CUDA_OBJ),build/libdscuda.a)
 
 build/lib/%.o: lib/%.c build/flags
@@ -226,6 +227,12 @@ demo:
 	@tests/install-deps.sh
 	@$(MAKE) --no-print-directory all
 	@examples/demo.sh
+
+# the RL stage after demo's SFT: the student's wrong answers to DPO pairs
+demo-dpo:
+	@tests/install-deps.sh
+	@$(MAKE) --no-print-directory all
+	@examples/demo-dpo.sh
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(SHAREDIR) \
