@@ -310,7 +310,8 @@ static void header_bytes(const shard_header *h, uint8_t b[HEADER_SIZE])
 	put32(b + 52, h->cutoff_len);
 	put32(b + 56, h->flags);
 	memcpy(b + 60, h->template_name, strnlen(h->template_name, SHARD_TEMPLATE_MAX));
-	/* b[76..80): reserved, zero */
+	/* the header's own CRC-32, over bytes 0..76 (0 before: not checked) */
+	put32(b + 76, crc_update(0, b, 76));
 }
 
 shard_writer *shard_writer_open(FILE *f, const shard_header *h, int level)
@@ -463,6 +464,11 @@ static int read_header(shard_reader *r, shard_header *h)
 	h->cutoff_len = get32(b + 52);
 	h->flags = get32(b + 56);
 	memcpy(h->template_name, b + 60, SHARD_TEMPLATE_MAX);
+	memcpy(b, header_magic, 4);
+	uint32_t crc = get32(b + 76);
+	if (crc && crc != crc_update(0, b, 76)) return fail(r, "corrupt header (checksum mismatch)");
+	if (h->flags & ~(uint32_t)SHARD_FLAGS_KNOWN)
+		return fail(r, "header flags 0x%x: bits this program does not know (a newer ds wrote it?)", h->flags);
 	if (h->vocab_size == 0 || h->cutoff_len == 0 || h->cutoff_len > SHARD_MAX_TOKENS)
 		return fail(r, "corrupt header (vocabulary %u, cutoff %u)", h->vocab_size,
 			    h->cutoff_len);
@@ -570,8 +576,12 @@ int shard_reader_next(shard_reader *r, shard_sample *s)
 	c = crc_update(c, r->mask, T);
 	if (c != crc) return fail(r, "sample %ld: corrupt (checksum mismatch)", n);
 	if (sum != T) return fail(r, "sample %ld: corrupt (documents do not add up)", n);
-	for (uint32_t i = 0; i < D; i++)
+	for (uint32_t i = 0; i < D; i++) {
 		if (r->doc_len[i] == 0) return fail(r, "sample %ld: corrupt (empty document)", n);
+		if (r->doc_flags[i] & ~(uint32_t)SHARD_DOC_FLAGS_KNOWN)
+			return fail(r, "sample %ld: document flags 0x%x: bits this program does not know", n,
+				    r->doc_flags[i]);
+	}
 	for (uint32_t i = 0; i < T; i++) {
 		if (r->ids[i] >= r->h.vocab_size)
 			return fail(r, "sample %ld: token %u is id %u, outside the vocabulary of %u", n,

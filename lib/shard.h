@@ -31,12 +31,14 @@ enum {
 	SHARD_PRESERVE_THINKING = 8, /* --preserve-thinking */
 	SHARD_NO_THINKING = 16,    /* --no-thinking */
 	SHARD_PAIRWISE = 32,       /* preference pairs: chosen, then rejected */
+	SHARD_FLAGS_KNOWN = 63,    /* a reader refuses any other bit */
 };
 
 /* Document flags. */
 enum {
 	SHARD_DOC_TRUNCATED = 1, /* the document was cut to fit the cutoff */
 	SHARD_DOC_REJECTED = 2,  /* the rejected side of the pair before it */
+	SHARD_DOC_FLAGS_KNOWN = 3,
 };
 
 typedef struct shard_header {

@@ -65,7 +65,8 @@ mkdir -p "$S/data" && (
 		        gradient_accumulation_steps: 2, max_steps: 3, lr_scheduler_type: "linear", warmup_steps: 1}}
 		+ if $full == 1 then {hinge: {pref_loss: "hinge"}, ipo: {pref_loss: "ipo"},
 		simpo: {pref_loss: "simpo", pref_beta: 2.0, simpo_gamma: 0.8},
-		refmodel: {ref_model: $other}, ipo_unmended: {pref_loss: "ipo", _unmended: true}} else {} end' > cases.json &&
+		refmodel: {ref_model: $other}, ipo_unmended: {pref_loss: "ipo", _unmended: true},
+		b2: {per_device_train_batch_size: 2, gradient_accumulation_steps: 1}} else {} end' > cases.json &&
 	"$PY" "$O/lf_dpo_train.py" "$S/base" "$S/data" pairs "$S/lf" cases.json
 ) > "$WORK/setup.log" 2>&1 || { echo "t-train-dpo setup failed:"; tail -30 "$WORK/setup.log"; }
 
@@ -96,6 +97,17 @@ ok 'pref_ftx, label smoothing, 2 pairs a micro-batch (LF pads them), linear warm
 # LF 0.9.5 calls TRL's dpo_loss without loss_type: its ipo and hinge train
 # with the sigmoid loss. ds-train computes the loss named; the oracle mends
 # that one call, and unmended it shows the difference.
+# The weights' bound is the reference's own: LF run with 2 pairs a
+# micro-batch and no accumulation, the same sums as 1 pair and 2
+# micro-batches, lands farther from itself than ds-train lands from it.
+worst() { $CMP "$1" "$2" --rtol 1 | awk 'NR == 2 { print $2 }'; }
+[ $full = 1 ] && ok 'LF against itself (2 pairs x 1 micro-batch vs 1 x 2, the same sums) differs more than ds-train from LF' '
+	ds-train "$S/base.yaml" output_dir=ds 2> /dev/null &&
+	ours=$(worst ds/model.safetensors "$S/lf/sigmoid/model.safetensors") &&
+	theirs=$(worst "$S/lf/b2/model.safetensors" "$S/lf/sigmoid/model.safetensors") &&
+	echo "ds-train vs LF $ours, LF vs LF $theirs" &&
+	awk -v a="$ours" -v b="$theirs" "BEGIN { exit !(a < b && b > 1e-5) }"
+'
 [ $full = 1 ] && ok 'LF unmended trains pref_loss ipo with the sigmoid loss (a reference bug ds-train does not copy)' '
 	test "$(jq ".log_history[0].loss" "$S/lf/ipo_unmended/trainer_state.json" | cut -c1-6)" = 0.6931 &&
 	test "$(jq ".log_history[0].loss" "$S/lf/ipo/trainer_state.json")" = 25
