@@ -15,10 +15,12 @@
 #include "../lib/json.h"
 #include "../lib/jsonl.h"
 #include "../lib/progress.h"
+#include "../lib/resume.h"
 #include "../lib/shard.h"
 #include "../lib/tokenizer.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -1222,7 +1224,12 @@ int main(int argc, char **argv)
 			size_t n = strlen(o.output) + 8;
 			tmp = xmalloc(n);
 			snprintf(tmp, n, "%s.tmp", o.output);
-			if (!(out = fopen(tmp, "wb"))) cli_die(EXIT_RUNTIME, "%s: %m", tmp);
+			/* locked before it is emptied: a second run with the same -o
+			 * stops without touching it ("OUT is in use by pid N") */
+			int fd = open(tmp, O_WRONLY | O_CREAT | O_CLOEXEC, 0666);
+			if (fd < 0) cli_die(EXIT_RUNTIME, "%s: %m", tmp);
+			resume_lock(fd, o.output);
+			if (ftruncate(fd, 0) != 0 || !(out = fdopen(fd, "wb"))) cli_die(EXIT_RUNTIME, "%s: %m", tmp);
 		}
 		status = run_shards(&o, t, fp, inputs, n_inputs, out, &st);
 		if (tmp) {

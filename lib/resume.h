@@ -21,9 +21,17 @@ typedef char *(*resume_key_fn)(jv rec);
  * each record it holds to done (borrowed). *n_done gets the number of
  * records found. A complete line that is not a record with a key is an
  * error: the file is left alone and the program exits 1, with a message
- * naming the line. Returns the FILE (owned; close through
- * resume_close). */
+ * naming the line. The file is locked (flock) until resume_close: a second
+ * run given the same file stops at once, exit 1, "PATH is in use by pid
+ * N". A path that is not a regular file (a pipe, a terminal, /dev/stdout)
+ * is written as it is, with nothing read back. Returns the FILE (owned;
+ * close through resume_close). */
 FILE *resume_open(const char *path, idset *done, resume_key_fn key_of, long *n_done);
+
+/* Lock the file open as fd (flock, exclusive, not waiting) for as long as
+ * that open file lives; a lock held by another process ends the program
+ * (exit 1) naming path and the holder's pid. Returns 0. */
+int resume_lock(int fd, const char *path);
 
 /* Flush and close f, exiting 1 with a message naming path on a write
  * error (a full disk is an error). Consumes f. */

@@ -79,3 +79,32 @@ ok 'the re-executed program keeps its pid, name, arguments and environment' '
 	grep -qx OMP_WAIT_POLICY=passive environ && grep -qx "DS_PROBE=a b" environ &&
 	test "$(cat cmdline)" = "ds-train|cfg.yaml|x= y||" && test "$comm" = ds-train
 '
+
+# One writer per output file: a second run given the -o (or -r) file that a
+# first run is writing stops at once, naming the first run's pid, and the
+# first run's output is whole. The first run holds its file while it waits
+# for input that comes 3 s later.
+MAP='{domain: "math", problem: "What is \(.a) plus \(.b)?", answer: "\(.a + .b)", solution: "\\boxed{\(.a + .b)}"}'
+ok 'every program with -o refuses a second run on the same file: "OUT is in use by pid N"; -o/-r to a pipe is written, not resumed' '
+	seq 0 9 | jq -c "{a: ., b: 2}" > rows.jsonl &&
+	ds-fetch -q --map "$MAP" -o problems.jsonl rows.jsonl &&
+	ds-teacher -q --offline -o answers.jsonl problems.jsonl &&
+	ds-judge -q -o judged.jsonl answers.jsonl &&
+	ds-sharegpt -q -o sharegpt.jsonl judged.jsonl &&
+	qwen_tokenizer tok && ds-train --init-random "$DATA/train/tiny-qwen.json" -o m 2> /dev/null && cp tok/* m/ &&
+	# PROGRAM-AND-ARGS, its input, its -o file
+	for c in "ds-fetch -q --map \"\$MAP\" -o OUT -|rows.jsonl" "ds-teacher -q --offline -o OUT -|problems.jsonl" \
+	         "ds-judge -q -o OUT -|answers.jsonl" "ds-judge -q -o o2 -r OUT -|answers.jsonl" \
+	         "ds-sharegpt -q -o OUT -|judged.jsonl" "ds-infer -m m --batch -q --max-tokens 2 -o OUT -|problems.jsonl" \
+	         "ds-tokenize -q -t tok/tokenizer.json -o OUT -|sharegpt.jsonl"; do
+		cmd=${c%|*} in=${c#*|} && rm -f OUT o2 o3 &&
+		{ (sleep 3; cat "$in") | eval "exec $cmd" & } && first=$! &&
+		sleep 1 && rc=0 && eval "$(echo "$cmd" | sed "s/ -o o2 / -o o3 /")" < "$in" 2> err || rc=$? &&
+		test $rc = 1 || fail "$cmd: the second run exited $rc" &&
+		grep -q "OUT is in use by pid $first" err || fail "$cmd: $(cat err)" &&
+		wait $first && { test -s OUT || test -s o2; } || fail "$cmd: the first run failed" || return 1
+	done &&
+	# a pipe is no file to resume from: written, never read back
+	ds-judge -q -r /dev/stdout -o judged2.jsonl answers.jsonl | cat > piped && test -s judged2.jsonl &&
+	ds-judge -q -o /dev/stdout answers.jsonl | cat > piped2 && test "$(wc -l < piped2)" = "$(wc -l < judged2.jsonl)"
+'

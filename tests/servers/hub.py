@@ -369,6 +369,10 @@ class Hub:
         self._rows_cache: dict[str, tuple[tuple, list[dict]]] = {}
         self._rows_lock = threading.Lock()
         self.req_lock = threading.Lock()
+        # requests being answered: the log is read once they are recorded
+        # (a client has the last byte before its request is in the log)
+        self.req_done = threading.Condition(self.req_lock)
+        self.inflight = 0
         self.requests: list[dict] = []
         self.seq = 0
         self.cdn_auth_leaks = 0
@@ -447,8 +451,14 @@ class Hub:
                 self._rows_cache[path] = (key, rows)
         return rows
 
+    def begin(self) -> None:
+        with self.req_lock:
+            self.inflight += 1
+
     def record(self, entry: dict) -> None:
         with self.req_lock:
+            self.inflight -= 1
+            self.req_done.notify_all()
             self.seq += 1
             entry["seq"] = self.seq
             self.requests.append(entry)
@@ -576,6 +586,8 @@ class Handler(DispatchingHandler):
         self.body_rules = [] if control else self.hub.faults.matching(self.path, BODY_KINDS)
         self.rl_headers: dict = {}      # RateLimit headers every reply of this request gets
         self.location = None
+        if not control:
+            self.hub.begin()
         try:
             if control:
                 self._control()
@@ -1228,7 +1240,10 @@ class Handler(DispatchingHandler):
             if out is not None:
                 return self._json(200, out)
         elif p == "/_debug/requests":
-            with self.hub.req_lock:
+            with self.hub.req_done:
+                # what has been answered is in the log; a request held by a
+                # fault is not waited for past half a second
+                self.hub.req_done.wait_for(lambda: self.hub.inflight == 0, timeout=0.5)
                 if m == "DELETE":
                     n = len(self.hub.requests)
                     self.hub.requests.clear()

@@ -559,9 +559,12 @@ def run_urllib_tests(S: ServerProc, fx: dict) -> None:
         with open(out, "rb") as f:
             got = f.read()
         ents = log_entries()["requests"]
+        # (the CDN's 206 may be logged before the 302 that led to it: the
+        # server logs a request once it has answered, and the client is quick)
         check("curl -C - resumes through the redirect with Range -> 206",
-              r.returncode == 0 and got == big and ents[-1]["status"] == 206
-              and ents[-1]["range"] == "bytes=30000-", (r.stderr, ents))
+              r.returncode == 0 and got == big
+              and [(e["status"], e["range"]) for e in ents if e["status"] == 206] == [(206, "bytes=30000-")],
+              (r.stderr, ents))
 
     def t_viewer():
         D = "dataset=acme/chats"
