@@ -115,10 +115,10 @@ static void switch_to_scheduler()
 	thread_ctx &t = me();
 #ifdef SIMT_ASAN
 	__sanitizer_start_switch_fiber(&t.fake_stack, run->sched_bottom, run->sched_size);
-	swapcontext(&t.uc, &run->sched);
-	__sanitizer_finish_switch_fiber(t.fake_stack, &run->sched_bottom, &run->sched_size);
-#else
+#endif
 	if (!_setjmp(t.jb)) _longjmp(run->sched_jb, 1);
+#ifdef SIMT_ASAN
+	__sanitizer_finish_switch_fiber(t.fake_stack, &run->sched_bottom, &run->sched_size);
 #endif
 }
 
@@ -130,13 +130,11 @@ static void fiber_main()
 	run->body(run->arg);
 	thread_ctx &t = me();
 	t.st = DONE;
+	(void)t;
 #ifdef SIMT_ASAN
 	__sanitizer_start_switch_fiber(NULL, run->sched_bottom, run->sched_size);
-	swapcontext(&t.uc, &run->sched); /* never resumed */
-#else
-	(void)t;
-	_longjmp(run->sched_jb, 1);
 #endif
+	_longjmp(run->sched_jb, 1);
 }
 
 static void name_thread(const thread_ctx &t, char *buf, size_t n)
@@ -332,9 +330,9 @@ static const size_t STACK = 512 * 1024; /* ASan's redzones make frames big */
 static const size_t STACK = 128 * 1024;
 #endif
 
-#ifndef SIMT_ASAN
 /* Run t until it yields or ends. A frame of its own for the _setjmp, so
- * that nothing of the caller's lives across the jump. */
+ * that nothing of the caller's lives across the jump. Under ASan each
+ * switch is announced (__sanitizer_*_switch_fiber), whatever does it. */
 static __attribute__((noinline)) void resume(block_run &r, thread_ctx &t)
 {
 	if (_setjmp(r.sched_jb)) return;
@@ -342,23 +340,26 @@ static __attribute__((noinline)) void resume(block_run &r, thread_ctx &t)
 	t.started = true;
 	swapcontext(&r.sched, &t.uc); /* its first entry; it comes back by _longjmp */
 }
-#endif
+
+/* A fiber ready to start fiber_main on its stack. A function of its own:
+ * getcontext returns twice as far as the compiler knows. */
+static __attribute__((noinline)) void fiber_init(thread_ctx &t, unsigned char *stack, size_t bytes)
+{
+	t.st = READY;
+	t.started = false;
+	getcontext(&t.uc);
+	t.uc.uc_stack.ss_sp = stack;
+	t.uc.uc_stack.ss_size = bytes;
+	t.uc.uc_link = NULL;
+	makecontext(&t.uc, fiber_main, 0);
+}
 
 static void run_block(block_run &r)
 {
 	size_t n = r.t.size();
 	r.epoch = 0;
 	for (auto &w : r.warp_epoch) w = 0;
-	for (size_t i = 0; i < n; i++) {
-		thread_ctx &t = r.t[i];
-		t.st = READY;
-		t.started = false;
-		getcontext(&t.uc);
-		t.uc.uc_stack.ss_sp = r.stacks + i * r.stack_bytes;
-		t.uc.uc_stack.ss_size = r.stack_bytes;
-		t.uc.uc_link = NULL;
-		makecontext(&t.uc, fiber_main, 0);
-	}
+	for (size_t i = 0; i < n; i++) fiber_init(r.t[i], r.stacks + i * r.stack_bytes, r.stack_bytes);
 	for (;;) {
 		for (size_t i = 0; i < n; i++) {
 			thread_ctx &t = r.t[i];
@@ -367,10 +368,10 @@ static void run_block(block_run &r)
 #ifdef SIMT_ASAN
 			void *fake = NULL;
 			__sanitizer_start_switch_fiber(&fake, r.stacks + i * r.stack_bytes, r.stack_bytes);
-			swapcontext(&r.sched, &t.uc);
-			__sanitizer_finish_switch_fiber(fake, NULL, NULL);
-#else
+#endif
 			resume(r, t);
+#ifdef SIMT_ASAN
+			__sanitizer_finish_switch_fiber(fake, NULL, NULL);
 #endif
 		}
 		if (resolve_warps()) continue;
