@@ -744,6 +744,13 @@ static void batch_wait(struct pool *p, struct batch *b)
 	pthread_mutex_unlock(&p->mu);
 }
 
+/* A bad line, as jsonl_reader_report words it (name NULL: stdin). */
+static void report_line(const char *name, long line, const char *why)
+{
+	if (name) fprintf(stderr, "%s:%s:%ld: %s\n", cli_prog, name, line, why);
+	else fprintf(stderr, "%s:%ld: %s\n", cli_prog, line, why);
+}
+
 /* Write out the done batch b, in order, and count it. name is the input's
  * (NULL for stdin), for messages. Returns 0, or EXIT_RUNTIME where a bad
  * line stops the run. */
@@ -753,9 +760,8 @@ static int batch_emit(struct pool *p, struct batch *b, const char *name, struct 
 	struct stats *st = sk->st;
 	for (int i = 0; i < b->n; i++) {
 		const struct item *it = &b->items[i];
-		if (it->bad) { /* as jsonl_reader_report words it */
-			if (name) fprintf(stderr, "%s:%s:%ld: %s\n", cli_prog, name, it->line, it->bad);
-			else fprintf(stderr, "%s:%ld: %s\n", cli_prog, it->line, it->bad);
+		if (it->bad) {
+			report_line(name, it->line, it->bad);
 			if (!o->skip_bad || it->fatal) return EXIT_RUNTIME;
 			st->bad++;
 			continue;
@@ -777,8 +783,7 @@ static int batch_emit(struct pool *p, struct batch *b, const char *name, struct 
 		if (kind != sk->kind) {
 			const char *why = it->pair ? "a preference pair among conversations: a shard holds one kind"
 						   : "a conversation among preference pairs: a shard holds one kind";
-			if (name) fprintf(stderr, "%s:%s:%ld: %s\n", cli_prog, name, it->line, why);
-			else fprintf(stderr, "%s:%ld: %s\n", cli_prog, it->line, why);
+			report_line(name, it->line, why);
 			if (!o->skip_bad) return EXIT_RUNTIME;
 			st->bad++;
 			continue;

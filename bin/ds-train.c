@@ -417,7 +417,6 @@ typedef struct dataset {
 	uint32_t *ids;            /* (total tokens) */
 	uint8_t *mask;            /* (total tokens) */
 	uint32_t *doc_len;        /* (total documents) */
-	uint8_t *rejected;        /* (n) 1: the rejected side of the pair before it */
 	size_t cap_tok, cap_doc;
 	long targets;             /* over all samples */
 	uint64_t tokens;
@@ -431,8 +430,6 @@ static qwen2_batch dataset_get(const dataset *d, size_t i)
 	                     d->doc_len + d0};
 }
 
-/* Read every shard, refusing one made with another tokenizer than the
- * model's (when the model directory has a tokenizer.json to compare). */
 /* Pairs: both sides begin with one prompt, untrained, and each has a
  * trained token to compare. */
 static void pairs_check(const dataset *d)
@@ -445,12 +442,15 @@ static void pairs_check(const dataset *d)
 		if (pc != pr || memcmp(c.ids, r.ids, (size_t)pc * sizeof *c.ids))
 			cli_die(EXIT_RUNTIME, "pair %zu: the chosen and rejected sides share no prompt (their untrained "
 			        "beginnings differ)", i / 2 + 1);
-		if (!qwen2_count_targets(&c) || !qwen2_count_targets(&r))
+		long tc = qwen2_count_targets(&c), tr = qwen2_count_targets(&r);
+		if (!tc || !tr)
 			cli_die(EXIT_RUNTIME, "pair %zu: the %s side has no trained token (cut away by the cutoff? tokenize "
-			        "with a larger --cutoff-len)", i / 2 + 1, qwen2_count_targets(&c) ? "rejected" : "chosen");
+			        "with a larger --cutoff-len)", i / 2 + 1, tc ? "rejected" : "chosen");
 	}
 }
 
+/* Read every shard, refusing one made with another tokenizer than the
+ * model's (when the model directory has a tokenizer.json to compare). */
 static void dataset_load(dataset *d, const train_config *tc, const qwen2_model *m, const char *tok_dir)
 {
 	memset(d, 0, sizeof *d);
@@ -506,7 +506,6 @@ static void dataset_load(dataset *d, const train_config *tc, const qwen2_model *
 				cap_n = 2 * cap_n + 64;
 				d->tok_off = xrealloc(d->tok_off, cap_n * sizeof(size_t));
 				d->doc_off = xrealloc(d->doc_off, cap_n * sizeof(size_t));
-				d->rejected = xrealloc(d->rejected, cap_n);
 			}
 			int rej = (s.doc_flags[0] & SHARD_DOC_REJECTED) != 0;
 			if (!dpo && rej)
@@ -515,7 +514,6 @@ static void dataset_load(dataset *d, const train_config *tc, const qwen2_model *
 			if (dpo && (rej != (int)(kept % 2 == 0) || s.n_docs != 1))
 				cli_die(EXIT_RUNTIME, "%s: sample %ld is not the %s side of a pair: a stage: dpo dataset is pairs, "
 				        "chosen then rejected, as ds-tokenize writes them", path, kept, kept % 2 ? "chosen" : "rejected");
-			d->rejected[d->n] = (uint8_t)rej;
 			size_t t0 = d->tok_off[d->n], d0 = d->doc_off[d->n];
 			if (t0 + s.n_tokens > d->cap_tok) {
 				d->cap_tok = 2 * (t0 + s.n_tokens);
@@ -553,7 +551,7 @@ static void dataset_load(dataset *d, const train_config *tc, const qwen2_model *
 
 static void dataset_free(dataset *d)
 {
-	free(d->tok_off), free(d->doc_off), free(d->ids), free(d->mask), free(d->doc_len), free(d->rejected);
+	free(d->tok_off), free(d->doc_off), free(d->ids), free(d->mask), free(d->doc_len);
 }
 
 /* The order of epoch e: a Fisher-Yates shuffle seeded by (seed, e), so a
@@ -849,16 +847,21 @@ static void write_plot(run *r)
 
 /* ---- stage: dpo: the reference ------------------------------------------- */
 
-/* The frozen reference: the model ref_model names, else the starting one
- * (model_name_or_path, or init_random's model from the same seed). */
-static qwen2_model *ref_load(const train_config *tc)
+/* The model a run starts from: model_name_or_path, or init_random's
+ * random weights from the seed (the same each time). */
+static qwen2_model *start_model(const train_config *tc)
 {
-	if (tc->ref_model) return load_or_die(tc->ref_model);
 	if (!tc->init_random) return load_or_die(tc->model_name_or_path);
 	qwen2_config mc;
 	char *err = NULL;
 	if (qwen2_config_load(tc->init_random, &mc, &err) < 0) cli_die(EXIT_RUNTIME, "%s", err);
 	return qwen2_init_random(&mc, (uint64_t)tc->seed);
+}
+
+/* The frozen reference: the model ref_model names, else the starting one. */
+static qwen2_model *ref_load(const train_config *tc)
+{
+	return tc->ref_model ? load_or_die(tc->ref_model) : start_model(tc);
 }
 
 static const char *ref_name(const train_config *tc)
@@ -982,14 +985,8 @@ static int train(train_config *tc, const comm *c)
 	if (root && mkdir(tc->output_dir, 0777) < 0 && errno != EEXIST)
 		cli_die(EXIT_RUNTIME, "%s: %s", tc->output_dir, strerror(errno));
 	run r = {.tc = tc, .c = c, .root = root, .log = jv_array()};
-	if (tc->init_random) {
-		qwen2_config mc;
-		if (qwen2_config_load(tc->init_random, &mc, &err) < 0) cli_die(EXIT_RUNTIME, "%s", err);
-		r.m = qwen2_init_random(&mc, (uint64_t)tc->seed);
-	} else {
-		r.m = load_or_die(tc->model_name_or_path);
-		r.tok_dir = tc->model_name_or_path;
-	}
+	r.m = start_model(tc);
+	if (!tc->init_random) r.tok_dir = tc->model_name_or_path;
 	qwen2_model *m = r.m;
 	dataset data;
 	dataset_load(&data, tc, m, r.tok_dir);

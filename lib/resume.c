@@ -37,10 +37,10 @@ static long lock_holder(int fd)
 	return pid;
 }
 
-int resume_lock(int fd, const char *path)
+void resume_lock(int fd, const char *path)
 {
-	if (flock(fd, LOCK_EX | LOCK_NB) == 0) return 0;
-	if (errno != EWOULDBLOCK) return 0; /* a file system without locks: go on, unlocked */
+	if (flock(fd, LOCK_EX | LOCK_NB) == 0) return;
+	if (errno != EWOULDBLOCK) return; /* a file system without locks: go on, unlocked */
 	long pid = lock_holder(fd);
 	if (pid == (long)getpid())
 		cli_die(EXIT_RUNTIME, "%s: given twice as an output of this run", path);

@@ -30,8 +30,8 @@ FILE *resume_open(const char *path, idset *done, resume_key_fn key_of, long *n_d
 
 /* Lock the file open as fd (flock, exclusive, not waiting) for as long as
  * that open file lives; a lock held by another process ends the program
- * (exit 1) naming path and the holder's pid. Returns 0. */
-int resume_lock(int fd, const char *path);
+ * (exit 1) naming path and the holder's pid. */
+void resume_lock(int fd, const char *path);
 
 /* Flush and close f, exiting 1 with a message naming path on a write
  * error (a full disk is an error). Consumes f. */

@@ -72,7 +72,7 @@ typedef struct train_config {
 	double simpo_gamma;            /* SimPO's target margin */
 	double dpo_label_smoothing;    /* cDPO's (sigmoid only) */
 	double pref_bco_weight;        /* BCO: only 0 (off) is supported */
-	double ld_alpha;               /* LD-DPO: only null (off) is supported; NAN */
+	double ld_alpha;               /* LD-DPO: only null (0, off) is supported */
 	char *ref_model;               /* the frozen reference; NULL: the starting model; owned */
 	int precompute_ref_log_probs;  /* ds/TRL: reference log-probs in a first pass */
 	int disable_shuffling;         /* boolean: samples in their order, every epoch */

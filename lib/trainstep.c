@@ -137,27 +137,6 @@ static void scatter_grads(trainstep *ts)
 	ts->o->unmap(ts->ctx, ts->gs, gs, 1);
 }
 
-void trainstep_grad(trainstep *ts, const qwen2_batch *s, int n, trainstep_stats *st)
-{
-	const comm *c = ts->c;
-	long count[2] = {0, 0}; /* targets, tokens */
-	for (int i = 0; i < n; i++) count[0] += qwen2_count_targets(&s[i]), count[1] += (long)s[i].n_tokens;
-	/* normalised by every rank's targets (average_tokens_across_devices) */
-	if (c->world > 1) c->allreduce_sum_long(c, count, 2);
-	long targets = count[0];
-	ts->o->zero(ts->ctx, ts->g);
-	double sum = 0;
-	for (int i = 0; i < n && targets > 0; i++)
-		sum += forward_train_sample(ts->f, &s[i], 1.0f / (float)targets, &ts->gp);
-	if (ts->zero) {
-		scatter_grads(ts);
-		c->allreduce_sum_f64(c, &sum, 1);
-	}
-	st->loss = targets ? sum / (double)targets : 0.0;
-	st->targets = targets;
-	st->tokens = (uint64_t)count[1];
-}
-
 void trainstep_zero(trainstep *ts)
 {
 	ts->o->zero(ts->ctx, ts->g);
@@ -171,6 +150,24 @@ double trainstep_accumulate(trainstep *ts, const qwen2_batch *b, float scale)
 void trainstep_reduce(trainstep *ts)
 {
 	if (ts->zero) scatter_grads(ts);
+}
+
+void trainstep_grad(trainstep *ts, const qwen2_batch *s, int n, trainstep_stats *st)
+{
+	const comm *c = ts->c;
+	long count[2] = {0, 0}; /* targets, tokens */
+	for (int i = 0; i < n; i++) count[0] += qwen2_count_targets(&s[i]), count[1] += (long)s[i].n_tokens;
+	/* normalised by every rank's targets (average_tokens_across_devices) */
+	if (c->world > 1) c->allreduce_sum_long(c, count, 2);
+	long targets = count[0];
+	trainstep_zero(ts);
+	double sum = 0;
+	for (int i = 0; i < n && targets > 0; i++) sum += trainstep_accumulate(ts, &s[i], 1.0f / (float)targets);
+	trainstep_reduce(ts);
+	if (ts->zero) c->allreduce_sum_f64(c, &sum, 1);
+	st->loss = targets ? sum / (double)targets : 0.0;
+	st->targets = targets;
+	st->tokens = (uint64_t)count[1];
 }
 
 double trainstep_clip(trainstep *ts)
