@@ -9,6 +9,8 @@
 #   make CUDA=0       never build the CUDA parts (default: when nvcc is found)
 
 VERSION  := 0.1.0
+# `make` alone builds `all`, whatever rule comes first below
+.DEFAULT_GOAL := all
 PREFIX   ?= /usr/local
 DESTDIR  ?=
 SHAREDIR  = $(PREFIX)/share/ds

@@ -17,6 +17,7 @@
 #include "../lib/progress.h"
 #include "../lib/resume.h"
 #include "../lib/shard.h"
+#include "../lib/soft.h"
 #include "../lib/tokenizer.h"
 
 #include <errno.h>
@@ -36,7 +37,8 @@ static const char usage[] =
 	"       ds-tokenize [shards] -t TOKENIZER [--template NAME] [--system TEXT]\n"
 	"                   [--cutoff-len N] [--train-on-prompt | --mask-history]\n"
 	"                   [--preserve-thinking] [--no-thinking]\n"
-	"                   [--pack] [--no-truncate] [--skip-bad] [-j N] [-q] [-o OUT]\n"
+	"                   [--pack] [--no-truncate] [--soft-labels] [--skip-bad] [-j N]\n"
+	"                   [-q] [-o OUT]\n"
 	"                   [FILE...]\n"
 	"       ds-tokenize inspect [-t TOKENIZER] [--json | --stats] [FILE...]\n";
 
@@ -63,6 +65,8 @@ static const char help[] =
 	"                         untrained into the prompt (enable_thinking: false)\n"
 	"      --pack             pack conversations into sequences of the cutoff length\n"
 	"      --no-truncate      a conversation longer than the cutoff is bad input\n"
+	"      --soft-labels      write the teacher's soft labels (a reply's \"logprobs\",\n"
+	"                         ds-teacher --logprobs) for distillation (ds-train kd_alpha)\n"
 	"  -o, --output FILE      write the shards to FILE instead of stdout\n"
 	"  -j, --jobs N           tokenize in N threads (default 1); the output is the\n"
 	"                         same bytes whatever N\n"
@@ -92,6 +96,7 @@ struct opts {
 	long cutoff;
 	int train_on_prompt, mask_history, pack, no_truncate;
 	int preserve_thinking, no_thinking; /* reasoning templates: LF's switches */
+	int soft; /* --soft-labels */
 	/* inspect */
 	int json, stats_only;
 };
@@ -101,7 +106,7 @@ struct stats {
 	uint64_t tokens;
 	/* shards */
 	long samples, truncated, docs;
-	uint64_t trained;
+	uint64_t trained, soft; /* soft: trained tokens with soft labels */
 };
 
 /* ---- one record ------------------------------------------------------- */
@@ -237,10 +242,18 @@ out:
 /* ---- samples ---------------------------------------------------------- */
 
 /* Token ids with a mask beside them. */
+/* Token ids and their loss mask, end to end; with --soft-labels, the
+ * teacher's soft labels of some of them: rows of soft_k (id, log-prob)
+ * pairs, soft[j] the row of token j (-1: none). */
 struct tokens {
 	uint32_t *ids;
 	uint8_t *mask;
+	int32_t *soft;      /* (cap) */
 	size_t n, cap;
+	int soft_k;         /* alternatives a row (0: no row yet) */
+	uint32_t *soft_id;  /* (soft_rows * soft_k) */
+	float *soft_lp;
+	size_t soft_rows, soft_cap;
 };
 
 static void tokens_push(struct tokens *t, const uint32_t *ids, size_t n, int trained)
@@ -249,16 +262,88 @@ static void tokens_push(struct tokens *t, const uint32_t *ids, size_t n, int tra
 		while (t->n + n > t->cap) t->cap = t->cap ? 2 * t->cap : 4096;
 		t->ids = xrealloc(t->ids, t->cap * sizeof *t->ids);
 		t->mask = xrealloc(t->mask, t->cap);
+		t->soft = xrealloc(t->soft, t->cap * sizeof *t->soft);
 	}
 	memcpy(t->ids + t->n, ids, n * sizeof *ids);
 	memset(t->mask + t->n, trained, n);
+	memset(t->soft + t->n, 0xff, n * sizeof *t->soft);
 	t->n += n;
+}
+
+/* Token j's soft labels: k alternatives id[0..k), lp[0..k). */
+static void tokens_soft(struct tokens *t, size_t j, int k, const uint32_t *id, const float *lp)
+{
+	if (t->soft_rows == t->soft_cap) {
+		t->soft_cap = t->soft_cap ? 2 * t->soft_cap : 1024;
+		t->soft_id = xrealloc(t->soft_id, t->soft_cap * (size_t)k * sizeof *t->soft_id);
+		t->soft_lp = xrealloc(t->soft_lp, t->soft_cap * (size_t)k * sizeof *t->soft_lp);
+	}
+	t->soft_k = k;
+	memcpy(t->soft_id + t->soft_rows * (size_t)k, id, (size_t)k * sizeof *id);
+	memcpy(t->soft_lp + t->soft_rows * (size_t)k, lp, (size_t)k * sizeof *lp);
+	t->soft[j] = (int32_t)t->soft_rows++;
+}
+
+/* src's tokens from..from+n appended to dst, mask and soft labels too. */
+static void tokens_append(struct tokens *dst, const struct tokens *src, size_t from, size_t n)
+{
+	size_t at = dst->n;
+	tokens_push(dst, src->ids + from, n, 0);
+	memcpy(dst->mask + at, src->mask + from, n);
+	for (size_t j = 0; j < n; j++) {
+		int32_t r = src->soft[from + j];
+		if (r >= 0)
+			tokens_soft(dst, at + j, src->soft_k, src->soft_id + (size_t)r * (size_t)src->soft_k,
+				    src->soft_lp + (size_t)r * (size_t)src->soft_k);
+	}
+}
+
+static void tokens_clear(struct tokens *t)
+{
+	t->n = 0;
+	t->soft_rows = 0;
 }
 
 static void tokens_free(struct tokens *t)
 {
 	free(t->ids);
 	free(t->mask);
+	free(t->soft);
+	free(t->soft_id);
+	free(t->soft_lp);
+}
+
+/* The soft labels of t's tokens at..at+n as a sample's (positions from
+ * at), into s, in scratch sc (a tokens of its own, reused). */
+static void tokens_sample_soft(const struct tokens *t, size_t at, size_t n, struct tokens *sc, shard_sample *s)
+{
+	size_t k = (size_t)t->soft_k, m = 0;
+	tokens_clear(sc);
+	for (size_t j = 0; j < n; j++) m += t->soft[at + j] >= 0;
+	s->soft_n = 0;
+	if (!m) return;
+	if (m > sc->cap) {
+		sc->cap = m;
+		sc->ids = xrealloc(sc->ids, m * sizeof *sc->ids);
+	}
+	if (m > sc->soft_cap) {
+		sc->soft_cap = m;
+		sc->soft_id = xrealloc(sc->soft_id, m * k * sizeof *sc->soft_id);
+		sc->soft_lp = xrealloc(sc->soft_lp, m * k * sizeof *sc->soft_lp);
+	}
+	for (size_t j = 0, i = 0; j < n; j++) {
+		int32_t r = t->soft[at + j];
+		if (r < 0) continue;
+		sc->ids[i] = (uint32_t)j;
+		memcpy(sc->soft_id + i * k, t->soft_id + (size_t)r * k, k * sizeof *sc->soft_id);
+		memcpy(sc->soft_lp + i * k, t->soft_lp + (size_t)r * k, k * sizeof *sc->soft_lp);
+		i++;
+	}
+	s->soft_k = (uint32_t)k;
+	s->soft_n = (uint32_t)m;
+	s->soft_pos = sc->ids;
+	s->soft_id = sc->soft_id;
+	s->soft_lp = sc->soft_lp;
 }
 
 /* LLaMA-Factory's infer_seqlen (data/processor/processor_utils.py): how
@@ -282,13 +367,35 @@ struct encoder {
 	chat_encoder ce;   /* the conversation's ids, turn by turn */
 	const struct opts *o;
 	long cutoff; /* the truncation budget */
+	char why[512];
 };
 
-/* The conversation c appended to out, as LLaMA-Factory's
- * SupervisedDatasetProcessor._encode_data_example. Returns 1 when it was
- * truncated to fit the cutoff, 0 when whole; *full is its untruncated length. */
-static int encode_conv(struct encoder *e, const chat_conv *c, struct tokens *out, size_t *full)
+/* The soft labels sq of a reply onto its slot's tokens in out, from
+ * out->n - n (the n of its slot's ids[from..from+slot_n) that were kept);
+ * never on doc, the first token of the document (nothing predicts it).
+ * Returns NULL, or why they do not fit. */
+static const char *soft_reply(struct encoder *e, const soft_seq *sq, const uint32_t *ids, size_t from, size_t slot_n,
+			      struct tokens *out, size_t n, size_t doc)
 {
+	long o = soft_align(sq, e->ce.tok, ids + from, slot_n, e->why, sizeof e->why);
+	if (o < 0) return e->why;
+	size_t base = out->n - n, k = (size_t)sq->k;
+	for (size_t j = 0; j < sq->n && (size_t)o + j < n; j++)
+		if (out->mask[base + (size_t)o + j] && base + (size_t)o + j > doc)
+			tokens_soft(out, base + (size_t)o + j, sq->k, sq->top_id + j * k, sq->top_lp + j * k);
+	return NULL;
+}
+
+/* The conversation c appended to out, as LLaMA-Factory's
+ * SupervisedDatasetProcessor._encode_data_example, with soft[p] the soft
+ * labels of reply p (soft NULL, or an entry NULL: none). Returns 1 when it
+ * was truncated to fit the cutoff, 0 when whole, -1 when soft labels do not
+ * fit their reply (why in e->why; out as it was); *full is its
+ * untruncated length. */
+static int encode_conv(struct encoder *e, const chat_conv *c, const soft_seq *const *soft, struct tokens *out,
+		       size_t *full)
+{
+	size_t at0 = out->n, rows0 = out->soft_rows;
 	const struct opts *o = e->o;
 	chat_encode(&e->ce, c, o->system);
 	const uint32_t *ids = e->ce.ids.ids;
@@ -299,7 +406,7 @@ static int encode_conv(struct encoder *e, const chat_conv *c, struct tokens *out
 	 * priority for last turns"); then laid out in conversation order. */
 	int pairs = c->n / 2, truncated = 0;
 	long total = 0;
-	struct span { size_t src, src_n, tgt, tgt_n; int train_tgt; } *sp = xmalloc((size_t)pairs * sizeof *sp);
+	struct span { size_t src, src_n, tgt, tgt_n; int train_tgt, pair; } *sp = xmalloc((size_t)pairs * sizeof *sp);
 	int kept = 0;
 	for (int k = 0; k < pairs; k++) {
 		int p = o->mask_history ? pairs - 1 - k : k;
@@ -312,12 +419,20 @@ static int encode_conv(struct encoder *e, const chat_conv *c, struct tokens *out
 		infer_seqlen((long)(s1 - s0), (long)(t1 - s1), e->cutoff - total, &sl, &tl);
 		if ((size_t)sl != s1 - s0 || (size_t)tl != t1 - s1) truncated = 1;
 		total += sl + tl;
-		sp[kept++] = (struct span){s0, (size_t)sl, s1, (size_t)tl, !o->mask_history || k == 0};
+		sp[kept++] = (struct span){s0, (size_t)sl, s1, (size_t)tl, !o->mask_history || k == 0, p};
 	}
 	for (int k = 0; k < kept; k++) {
 		const struct span *x = &sp[o->mask_history ? kept - 1 - k : k];
 		tokens_push(out, ids + x->src, x->src_n, o->train_on_prompt);
 		tokens_push(out, ids + x->tgt, x->tgt_n, x->train_tgt);
+		const soft_seq *sq = soft ? soft[x->pair] : NULL;
+		if (sq && x->train_tgt &&
+		    soft_reply(e, sq, ids, x->tgt, msg_end[2 * x->pair + 1] - x->tgt, out, x->tgt_n, at0)) {
+			out->n = at0;
+			out->soft_rows = rows0;
+			truncated = -1;
+			break;
+		}
 	}
 	free(sp);
 	return truncated;
@@ -372,7 +487,8 @@ struct packer {
 	uint64_t tokens;
 };
 
-static void packer_add(struct packer *p, const struct tokens *t, uint32_t flags)
+/* t's tokens at..at+n, one document. */
+static void packer_add(struct packer *p, const struct tokens *t, size_t at, size_t n, uint32_t flags)
 {
 	if (p->n % PACK_BATCH == 0) {
 		p->start = xrealloc(p->start, (size_t)(p->n + PACK_BATCH) * sizeof *p->start);
@@ -380,12 +496,10 @@ static void packer_add(struct packer *p, const struct tokens *t, uint32_t flags)
 		p->flags = xrealloc(p->flags, (size_t)(p->n + PACK_BATCH) * sizeof *p->flags);
 	}
 	p->start[p->n] = p->all.n;
-	p->len[p->n] = t->n;
+	p->len[p->n] = n;
 	p->flags[p->n] = flags;
 	p->n++;
-	size_t at = p->all.n;
-	tokens_push(&p->all, t->ids, t->n, 0);
-	memcpy(p->all.mask + at, t->mask, t->n);
+	tokens_append(&p->all, t, at, n);
 }
 
 static int size_cmp(const void *a, const void *b)
@@ -406,7 +520,7 @@ static int packer_flush(struct packer *p, shard_writer *w, size_t cap)
 	uint32_t *doc_len = xmalloc((size_t)n * sizeof *doc_len + 4);
 	uint32_t *doc_flags = xmalloc((size_t)n * sizeof *doc_flags + 4);
 	size_t *pick = xmalloc((size_t)n * sizeof *pick + 1);
-	struct tokens seq = {0};
+	struct tokens seq = {0}, sc = {0};
 	memcpy(sorted, p->len, (size_t)n * sizeof *sorted);
 	qsort(sorted, (size_t)n, sizeof *sorted, size_cmp);
 	int left = n;
@@ -429,26 +543,27 @@ static int packer_flush(struct packer *p, shard_writer *w, size_t cap)
 			pick[np++] = l;
 		}
 		if (np == 0) break; /* cannot happen: every document fits the cutoff */
-		seq.n = 0;
+		tokens_clear(&seq);
 		for (int i = 0; i < np; i++) {
 			int d = n - 1;
 			while (used[d] || p->len[d] != pick[i]) d--;
 			used[d] = 1;
-			size_t at = seq.n;
-			tokens_push(&seq, p->all.ids + p->start[d], p->len[d], 0);
-			memcpy(seq.mask + at, p->all.mask + p->start[d], p->len[d]);
+			tokens_append(&seq, &p->all, p->start[d], p->len[d]);
 			doc_len[i] = (uint32_t)p->len[d];
 			doc_flags[i] = p->flags[d];
 		}
-		shard_sample s = {(uint32_t)seq.n, (uint32_t)np, seq.ids, seq.mask, doc_len, doc_flags};
+		shard_sample s = {.n_tokens = (uint32_t)seq.n, .n_docs = (uint32_t)np, .ids = seq.ids, .mask = seq.mask,
+				  .doc_len = doc_len, .doc_flags = doc_flags};
+		tokens_sample_soft(&seq, 0, seq.n, &sc, &s);
 		rc = shard_writer_add(w, &s);
 		p->sequences++;
 		p->tokens += seq.n;
 	}
 	tokens_free(&seq);
+	tokens_free(&sc);
 	free(sorted), free(used), free(doc_len), free(doc_flags), free(pick);
 	p->n = 0;
-	p->all.n = 0;
+	tokens_clear(&p->all);
 	return rc;
 }
 
@@ -485,6 +600,7 @@ struct item {
 	size_t full;     /* shards: its untruncated length */
 	int trunc;       /* shards: truncated to the cutoff */
 	int pair;        /* shards: a preference pair, chosen then rejected */
+	int soft_k;      /* shards: its soft labels' alternatives a token (0: none) */
 	size_t n_chosen; /* pairs: the chosen side's tokens, the first of n */
 	int trunc_r;     /* pairs: the rejected side truncated */
 };
@@ -515,6 +631,9 @@ struct worker {
 	struct encoder e;
 	chat_conv c, r;     /* r: a pair's rejected side */
 	struct tokens side; /* a pair's prompt and replies while they are cut */
+	soft_seq *soft;     /* (soft_cap) --soft-labels: each reply's, as read */
+	const soft_seq **soft_of; /* (soft_cap) reply p's, or NULL */
+	int soft_cap;
 	char why[256];
 };
 
@@ -541,9 +660,54 @@ struct sink {
 	int kind;           /* shards: 0 none yet, 1 conversations, 2 pairs */
 	struct packer pk;
 	size_t cap;         /* the packing budget */
+	int soft_k;         /* --soft-labels: the stream's alternatives a token, once a record has some */
+	struct tokens sc;   /* scratch: a sample's soft labels */
 	struct stats *st;
 	int werr;
 };
+
+/* --soft-labels: the "logprobs" of rec's replies (the messages c was read
+ * from: a leading system message is not a turn) into w->soft_of, one per
+ * reply of c, NULL where a reply has none; *k their alternatives (0: no
+ * reply has any). Returns NULL or why they are bad. */
+static const char *record_soft(struct worker *w, jv rec, const chat_conv *c, int *k)
+{
+	int pairs = c->n / 2;
+	if (pairs > w->soft_cap) {
+		w->soft = xrealloc(w->soft, (size_t)pairs * sizeof *w->soft);
+		memset(w->soft + w->soft_cap, 0, (size_t)(pairs - w->soft_cap) * sizeof *w->soft);
+		w->soft_of = xrealloc(w->soft_of, (size_t)pairs * sizeof *w->soft_of);
+		w->soft_cap = pairs;
+	}
+	jv msgs = jv_object_get(jv_copy(rec), jv_string("conversations"));
+	if (jv_get_kind(msgs) != JV_KIND_ARRAY) {
+		jv_free(msgs);
+		msgs = jv_object_get(jv_copy(rec), jv_string("messages"));
+	}
+	int n = jv_array_length(jv_copy(msgs)), first = 0;
+	jv m0 = jv_array_get(jv_copy(msgs), 0);
+	const char *r0 = jsonl_get_string(m0, "from");
+	if (!r0) r0 = jsonl_get_string(m0, "role");
+	first = r0 && !strcmp(r0, "system");
+	jv_free(m0);
+	const char *bad = NULL;
+	*k = 0;
+	for (int p = 0; p < pairs; p++) {
+		w->soft_of[p] = NULL;
+		int i = first + 2 * p + 1;
+		jv lp = i < n ? jv_object_get(jv_array_get(jv_copy(msgs), i), jv_string("logprobs")) : jv_invalid();
+		int kind = jv_get_kind(lp);
+		if (!bad && kind != JV_KIND_INVALID && kind != JV_KIND_NULL) {
+			bad = soft_parse(lp, w->p->t, &w->soft[p], w->why, sizeof w->why);
+			if (!bad && *k && w->soft[p].k != *k)
+				bad = "logprobs: the replies of one conversation differ in their number of alternatives";
+			if (!bad) *k = w->soft[p].k, w->soft_of[p] = &w->soft[p];
+		}
+		jv_free(lp);
+	}
+	jv_free(msgs);
+	return bad;
+}
 
 /* The conversation rec (consumed) onto b->tk. Returns NULL or why it is
  * bad (in w->why or static). */
@@ -566,9 +730,13 @@ static const char *shard_record(struct worker *w, jv rec, struct item *it, struc
 				tk->n = at;
 			}
 		}
-	} else if (!(bad = chat_conv_parse(rec, &w->c, CHAT_END_ASSISTANT, w->why, sizeof w->why))) {
-		it->trunc = encode_conv(&w->e, &w->c, tk, &it->full);
-		if (it->trunc && o->no_truncate) {
+	} else if (!(bad = chat_conv_parse(rec, &w->c, CHAT_END_ASSISTANT, w->why, sizeof w->why)) &&
+		   !(bad = o->soft ? record_soft(w, rec, &w->c, &it->soft_k) : NULL)) {
+		it->trunc = encode_conv(&w->e, &w->c, o->soft ? w->soft_of : NULL, tk, &it->full);
+		if (it->trunc < 0) {
+			bad = w->e.why;
+			it->trunc = 0;
+		} else if (it->trunc && o->no_truncate) {
 			snprintf(w->why, sizeof w->why, "%zu tokens, longer than the cutoff of %ld",
 				 it->full, w->e.cutoff);
 			bad = w->why;
@@ -586,7 +754,7 @@ static void batch_work(struct worker *w, struct batch *b)
 {
 	const struct opts *o = w->p->o;
 	b->out.n = 0;
-	b->tk.n = 0;
+	tokens_clear(&b->tk);
 	for (int i = 0; i < b->n; i++) {
 		struct item *it = &b->items[i];
 		if (it->bad) continue;
@@ -682,6 +850,9 @@ static void pool_free(struct pool *p)
 		chat_conv_free(&w->c);
 		chat_conv_free(&w->r);
 		tokens_free(&w->side);
+		for (int k = 0; k < w->soft_cap; k++) soft_seq_free(&w->soft[k]);
+		free(w->soft);
+		free(w->soft_of);
 	}
 	free(p->b);
 	free(p->w);
@@ -788,17 +959,30 @@ static int batch_emit(struct pool *p, struct batch *b, const char *name, struct 
 			st->bad++;
 			continue;
 		}
+		if (it->soft_k && sk->soft_k && it->soft_k != sk->soft_k) {
+			char why[160];
+			snprintf(why, sizeof why, "logprobs with %d alternatives a token, where the records before had %d: "
+				 "a shard holds one number", it->soft_k, sk->soft_k);
+			report_line(name, it->line, why);
+			if (!o->skip_bad) return EXIT_RUNTIME;
+			st->bad++;
+			continue;
+		}
+		if (it->soft_k) sk->soft_k = it->soft_k;
 		st->records++;
 		st->docs++;
 		st->tokens += it->n;
+		for (size_t j = it->at; j < it->at + it->n; j++) st->soft += b->tk.soft[j] >= 0;
 		st->truncated += it->trunc;
 		st->trained += it->trained;
 		uint32_t flags = it->trunc ? SHARD_DOC_TRUNCATED : 0;
 		if (it->pair) {
 			uint32_t lc = (uint32_t)it->n_chosen, lr = (uint32_t)(it->n - it->n_chosen);
 			uint32_t fr = SHARD_DOC_REJECTED | (it->trunc_r ? SHARD_DOC_TRUNCATED : 0);
-			shard_sample a = {lc, 1, b->tk.ids + it->at, b->tk.mask + it->at, &lc, &flags};
-			shard_sample z = {lr, 1, b->tk.ids + it->at + lc, b->tk.mask + it->at + lc, &lr, &fr};
+			shard_sample a = {.n_tokens = lc, .n_docs = 1, .ids = b->tk.ids + it->at, .mask = b->tk.mask + it->at,
+					  .doc_len = &lc, .doc_flags = &flags};
+			shard_sample z = {.n_tokens = lr, .n_docs = 1, .ids = b->tk.ids + it->at + lc,
+					  .mask = b->tk.mask + it->at + lc, .doc_len = &lr, .doc_flags = &fr};
 			sk->werr |= shard_writer_add(sk->w, &a) || shard_writer_add(sk->w, &z);
 			st->samples += 2;
 			st->docs++;
@@ -806,13 +990,14 @@ static int batch_emit(struct pool *p, struct batch *b, const char *name, struct 
 			if (sk->werr) return EXIT_RUNTIME;
 			continue;
 		}
-		struct tokens one = {b->tk.ids + it->at, b->tk.mask + it->at, it->n, it->n};
 		if (o->pack) {
-			packer_add(&sk->pk, &one, flags);
+			packer_add(&sk->pk, &b->tk, it->at, it->n, flags);
 			if (sk->pk.n == PACK_BATCH) sk->werr |= packer_flush(&sk->pk, sk->w, sk->cap);
 		} else {
-			uint32_t len = (uint32_t)one.n;
-			shard_sample s = {len, 1, one.ids, one.mask, &len, &flags};
+			uint32_t len = (uint32_t)it->n;
+			shard_sample s = {.n_tokens = len, .n_docs = 1, .ids = b->tk.ids + it->at, .mask = b->tk.mask + it->at,
+					  .doc_len = &len, .doc_flags = &flags};
+			tokens_sample_soft(&b->tk, it->at, it->n, &sk->sc, &s);
 			sk->werr |= shard_writer_add(sk->w, &s);
 			st->samples++;
 		}
@@ -890,7 +1075,7 @@ static int run_shards(const struct opts *o, const tokenizer *t, const uint8_t fp
 				   (o->train_on_prompt ? SHARD_TRAIN_ON_PROMPT : 0) |
 				   (o->mask_history ? SHARD_MASK_HISTORY : 0) |
 				   (o->preserve_thinking ? SHARD_PRESERVE_THINKING : 0) |
-				   (o->no_thinking ? SHARD_NO_THINKING : 0)};
+				   (o->no_thinking ? SHARD_NO_THINKING : 0) | (o->soft ? SHARD_SOFT : 0)};
 	memcpy(h.fingerprint, fp, 32);
 	snprintf(h.template_name, sizeof h.template_name, "%s", o->tpl->name);
 	struct sink sk = {.out = out, .h = h, .st = st,
@@ -908,6 +1093,7 @@ static int run_shards(const struct opts *o, const tokenizer *t, const uint8_t fp
 		status = EXIT_RUNTIME;
 	}
 	packer_free(&sk.pk);
+	tokens_free(&sk.sc);
 	return status;
 }
 
@@ -974,7 +1160,19 @@ static void print_json(const shard_sample *s)
 	for (uint32_t d = 0; d < s->n_docs; d++)
 		fputs(d ? (s->doc_flags[d] & 1 ? ",true" : ",false") : (s->doc_flags[d] & 1 ? "true" : "false"),
 		      stdout);
-	fputs(s->doc_flags[0] & SHARD_DOC_REJECTED ? "],\"rejected\":true}\n" : "]}\n", stdout);
+	fputs(s->doc_flags[0] & SHARD_DOC_REJECTED ? "],\"rejected\":true" : "]", stdout);
+	if (s->soft_n) { /* "soft": [[position, [id, logprob, id, logprob, ...]], ...] */
+		fputs(",\"soft\":[", stdout);
+		for (uint32_t i = 0; i < s->soft_n; i++) {
+			printf(i ? ",[%u,[" : "[%u,[", s->soft_pos[i]);
+			for (uint32_t a = 0; a < s->soft_k; a++)
+				printf(a ? ",%u,%.9g" : "%u,%.9g", s->soft_id[(size_t)i * s->soft_k + a],
+				       (double)s->soft_lp[(size_t)i * s->soft_k + a]);
+			fputs("]]", stdout);
+		}
+		putchar(']');
+	}
+	fputs("}\n", stdout);
 }
 
 static void inspect_count(struct inspect_stats *is, const shard_sample *s)
@@ -1100,7 +1298,7 @@ int main(int argc, char **argv)
 	cli_init("ds-tokenize");
 	struct opts o = {.mode = MODE_SHARDS, .cutoff = 8192, .jobs = 1};
 	enum { O_TEMPLATE = 256, O_SYSTEM, O_CUTOFF, O_TOP, O_MASKH, O_PACK, O_NOTRUNC, O_JSON, O_PRESERVE,
-	       O_NOTHINK };
+	       O_NOTHINK, O_SOFT };
 	static const struct option longopts[] = {
 		{"tokenizer", 1, 0, 't'}, {"skip-bad", 0, 0, 'B'}, {"replace", 0, 0, 'R'},
 		{"skip-special", 0, 0, 'S'}, {"quiet", 0, 0, 'q'}, {"output", 1, 0, 'o'},
@@ -1109,7 +1307,7 @@ int main(int argc, char **argv)
 		{"mask-history", 0, 0, O_MASKH}, {"pack", 0, 0, O_PACK},
 		{"preserve-thinking", 0, 0, O_PRESERVE}, {"no-thinking", 0, 0, O_NOTHINK},
 		{"no-truncate", 0, 0, O_NOTRUNC}, {"json", 0, 0, O_JSON}, {"stats", 0, 0, 's'},
-		{"jobs", 1, 0, 'j'},
+		{"jobs", 1, 0, 'j'}, {"soft-labels", 0, 0, O_SOFT},
 		CLI_LONGOPTS_COMMON, {0, 0, 0, 0}};
 
 	const char *sub = argc > 1 ? argv[1] : "";
@@ -1148,6 +1346,7 @@ int main(int argc, char **argv)
 		case O_NOTHINK: o.no_thinking = 1, sharding = 1; break;
 		case O_PACK: o.pack = 1, sharding = 1; break;
 		case O_NOTRUNC: o.no_truncate = 1, sharding = 1; break;
+		case O_SOFT: o.soft = 1, sharding = 1; break;
 		case O_JSON: o.json = 1, inspecting = 1; break;
 		case 's': o.stats_only = 1, inspecting = 1; break;
 		case 'h': fputs(usage, stdout); fputs(help, stdout); cli_close_stdout(); return 0;
@@ -1262,6 +1461,9 @@ int main(int argc, char **argv)
 				"%ld bad line%s skipped\n",
 			cli_prog, st.records, st.samples, (unsigned long long)st.tokens,
 			(unsigned long long)st.trained, st.truncated, st.bad, st.bad == 1 ? "" : "s");
+		if (o.soft)
+			fprintf(stderr, "%s: %llu trained tokens with the teacher's soft labels (%.1f%%)\n", cli_prog,
+				(unsigned long long)st.soft, st.trained ? 100.0 * (double)st.soft / (double)st.trained : 0.0);
 		if (o.pack && st.samples)
 			fprintf(stderr, "%s: packed into %ld sequences of %ld tokens: %.1f%% efficiency\n",
 				cli_prog, st.samples, o.cutoff,

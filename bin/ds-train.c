@@ -188,11 +188,16 @@ static void save_or_die(st_writer *w, const char *out)
 	safetensors_writer_free(w);
 }
 
-/* A sample of BATCH.json: {"ids": [...], "mask": [...], "doc_len": [...]}. */
+/* A sample of BATCH.json: {"ids": [...], "mask": [...], "doc_len": [...]},
+ * and soft labels as ds-tokenize inspect --json prints them:
+ * "soft": [[position, [id, logprob, id, logprob, ...]], ...]. */
 typedef struct jsample {
 	qwen2_batch b;
 	uint32_t *ids, *doc_len;
 	uint8_t *mask;
+	qwen2_soft soft;
+	uint32_t *spos, *sid;
+	float *slp;
 } jsample;
 
 static uint32_t *u32_array(jv a, const char *what, int *n, uint32_t limit)
@@ -218,7 +223,6 @@ static void jsample_read(jsample *s, jv o, uint32_t vocab)
 	s->ids = u32_array(jv_object_get(jv_copy(o), jv_string("ids")), "ids", &n, vocab);
 	uint32_t *m = u32_array(jv_object_get(jv_copy(o), jv_string("mask")), "mask", &nm, 2);
 	s->doc_len = u32_array(jv_object_get(jv_copy(o), jv_string("doc_len")), "doc_len", &nd, UINT32_MAX);
-	jv_free(o);
 	long sum = 0;
 	for (int i = 0; i < nd; i++) sum += s->doc_len[i];
 	if (n < 1 || nm != n || nd < 1 || sum != n)
@@ -226,7 +230,36 @@ static void jsample_read(jsample *s, jv o, uint32_t vocab)
 	s->mask = xmalloc((size_t)n);
 	for (int i = 0; i < n; i++) s->mask[i] = (uint8_t)m[i];
 	free(m);
-	s->b = (qwen2_batch){n, nd, s->ids, s->mask, s->doc_len};
+	s->b = (qwen2_batch){n, nd, s->ids, s->mask, s->doc_len, NULL};
+	jv soft = jv_object_get(jv_copy(o), jv_string("soft"));
+	int ns = jv_get_kind(soft) == JV_KIND_ARRAY ? jv_array_length(jv_copy(soft)) : 0, k = 0;
+	s->spos = xmalloc((size_t)(ns ? ns : 1) * sizeof *s->spos);
+	for (int i = 0; i < ns; i++) {
+		jv e = jv_array_get(jv_copy(soft), i);
+		jv pos = jv_array_get(jv_copy(e), 0), alt = jv_array_get(jv_copy(e), 1);
+		int na = jv_get_kind(alt) == JV_KIND_ARRAY ? jv_array_length(jv_copy(alt)) : 0;
+		if (jv_get_kind(pos) != JV_KIND_NUMBER || na < 2 || na % 2 || (k && na / 2 != k))
+			cli_die(EXIT_RUNTIME, "batch: soft[%d] is not [position, [id, logprob, ...]] of one width", i);
+		if (!k) {
+			k = na / 2;
+			s->sid = xmalloc((size_t)ns * k * sizeof *s->sid);
+			s->slp = xmalloc((size_t)ns * k * sizeof *s->slp);
+		}
+		s->spos[i] = (uint32_t)jv_number_value(pos);
+		for (int a = 0; a < k; a++) {
+			jv x = jv_array_get(jv_copy(alt), 2 * a), y = jv_array_get(jv_copy(alt), 2 * a + 1);
+			s->sid[(size_t)i * k + a] = (uint32_t)jv_number_value(x);
+			s->slp[(size_t)i * k + a] = (float)jv_number_value(y);
+			jv_free(x), jv_free(y);
+		}
+		jv_free(pos), jv_free(alt), jv_free(e);
+	}
+	jv_free(soft);
+	jv_free(o);
+	if (ns) {
+		s->soft = (qwen2_soft){k, ns, s->spos, s->sid, s->slp};
+		s->b.soft = &s->soft;
+	}
 }
 
 static uint32_t *parse_ids(const char *list, int *n)
@@ -264,7 +297,7 @@ static int cmd_logits(int argc, char **argv)
 		if (ids[i] >= (uint32_t)m->cfg.vocab) cli_die(EXIT_USAGE, "--ids: %u is not below the vocabulary size %d", ids[i], m->cfg.vocab);
 	uint8_t *mask = xcalloc((size_t)n, 1);
 	uint32_t doc = (uint32_t)n;
-	qwen2_batch b = {n, 1, ids, mask, &doc};
+	qwen2_batch b = {n, 1, ids, mask, &doc, NULL};
 	float *logits = xmalloc((size_t)n * m->cfg.vocab * sizeof(float));
 	qwen2_logits(m, &b, logits);
 	st_writer *w = safetensors_writer_new();
@@ -296,10 +329,13 @@ static int cmd_check_step(int argc, char **argv)
 	const char *model = NULL, *batch = NULL, *out = NULL, *sched = "cosine", *device = "cpu";
 	double lr = 1e-3, wd = 0.1, max_norm = 1.0, warmup_ratio = 0.1, eps = 1e-8;
 	long total = 0;
+	kd_config kc = {0, 1, KD_FORWARD_KL, 0.5};
 	static const struct option lo[] = {
 		{"model", 1, 0, 'm'}, {"batch", 1, 0, 'b'}, {"output", 1, 0, 'o'}, {"lr", 1, 0, 'l'},
 		{"weight-decay", 1, 0, 'w'}, {"max-grad-norm", 1, 0, 'g'}, {"scheduler", 1, 0, 's'},
-		{"warmup-ratio", 1, 0, 'r'}, {"total-steps", 1, 0, 't'}, {"adam-eps", 1, 0, 'e'}, {"device", 1, 0, 'd'}, {0}};
+		{"warmup-ratio", 1, 0, 'r'}, {"total-steps", 1, 0, 't'}, {"adam-eps", 1, 0, 'e'}, {"device", 1, 0, 'd'},
+		{"kd-alpha", 1, 0, 'A'}, {"kd-temperature", 1, 0, 'T'}, {"kd-loss", 1, 0, 'L'}, {"kd-jsd-beta", 1, 0, 'B'},
+		{0}};
 	for (int c; (c = getopt_long(argc, argv, "m:o:", lo, NULL)) != -1;) {
 		switch (c) {
 		case 'm': model = optarg; break;
@@ -313,6 +349,13 @@ static int cmd_check_step(int argc, char **argv)
 		case 't': total = (long)num_arg("total-steps", optarg); break;
 		case 'e': eps = num_arg("adam-eps", optarg); break;
 		case 'd': device = optarg; break;
+		case 'A': kc.alpha = num_arg("kd-alpha", optarg); break;
+		case 'T': kc.tau = num_arg("kd-temperature", optarg); break;
+		case 'B': kc.beta = num_arg("kd-jsd-beta", optarg); break;
+		case 'L':
+			if ((kc.loss = kd_loss_parse(optarg)) < 0)
+				cli_usage_error(usage, "--kd-loss: '%s' is not forward_kl, reverse_kl or jsd", optarg);
+			break;
 		default: cli_usage_error(usage, "check-step: unknown option");
 		}
 	}
@@ -332,9 +375,11 @@ static int cmd_check_step(int argc, char **argv)
 	backend be = backend_open(device);
 	trainstep_hparams th = {lr, 0.9, 0.999, eps, wd, max_norm, kind, total, warmup};
 	trainstep *ts = trainstep_new(m, be.o, be.ctx, comm_single(), &th);
+	forward_set_kd(trainstep_forward(ts), &kc);
 	size_t N = m->w.n;
 	float *loss = xmalloc(S * sizeof(float)), *lrs = xmalloc(S * sizeof(float));
 	float *norms = xmalloc(S * sizeof(float)), *ntok = xmalloc(S * sizeof(float));
+	float *ce = xmalloc(S * sizeof(float)), *kdv = xmalloc(S * sizeof(float));
 	float *grad0 = xmalloc(N * sizeof(float)), *logits0 = NULL;
 	int64_t logits_shape[2] = {0, m->cfg.vocab};
 	for (int k = 0; k < S; k++) {
@@ -356,6 +401,8 @@ static int cmd_check_step(int argc, char **argv)
 		trainstep_stats st;
 		trainstep_grad(ts, bs, ns, &st);
 		loss[k] = (float)st.loss;
+		ce[k] = (float)st.ce;
+		kdv[k] = (float)st.kd;
 		ntok[k] = (float)st.targets;
 		if (k == 0) trainstep_grads_get(ts, grad0);
 		norms[k] = (float)trainstep_clip(ts);
@@ -364,6 +411,7 @@ static int cmd_check_step(int argc, char **argv)
 			free(smp[i].ids);
 			free(smp[i].mask);
 			free(smp[i].doc_len);
+			free(smp[i].spos), free(smp[i].sid), free(smp[i].slp);
 		}
 		free(smp);
 		free(bs);
@@ -376,6 +424,10 @@ static int cmd_check_step(int argc, char **argv)
 	safetensors_writer_add(w, "lr", ST_F32, 1, sshape, lrs);
 	safetensors_writer_add(w, "grad_norm", ST_F32, 1, sshape, norms);
 	safetensors_writer_add(w, "ntok", ST_F32, 1, sshape, ntok);
+	if (kc.alpha > 0) {
+		safetensors_writer_add(w, "ce", ST_F32, 1, sshape, ce);
+		safetensors_writer_add(w, "kd", ST_F32, 1, sshape, kdv);
+	}
 	if (logits0) safetensors_writer_add(w, "logits.0", ST_F32, 2, logits_shape, logits0);
 	char **names = xmalloc(2 * m->n_params * sizeof *names);
 	for (size_t i = 0; i < m->n_params; i++) {
@@ -388,7 +440,7 @@ static int cmd_check_step(int argc, char **argv)
 	save_or_die(w, out);
 	for (size_t i = 0; i < 2 * m->n_params; i++) free(names[i]);
 	free(names);
-	free(loss), free(lrs), free(norms), free(ntok), free(grad0), free(logits0);
+	free(loss), free(lrs), free(norms), free(ntok), free(grad0), free(logits0), free(ce), free(kdv);
 	trainstep_free(ts);
 	backend_close(&be);
 	qwen2_free(m);
@@ -421,13 +473,20 @@ typedef struct dataset {
 	long targets;             /* over all samples */
 	uint64_t tokens;
 	int max_len;
+	/* the teacher's soft labels (ds-tokenize --soft-labels), soft_k a position */
+	int soft_k;
+	size_t *soft_off;         /* (n + 1) offsets into soft_pos, or NULL: none in the shards */
+	uint32_t *soft_pos, *soft_id; /* (total), (total * soft_k) */
+	float *soft_lp;           /* (total * soft_k) */
+	size_t cap_soft;
+	qwen2_soft *softv;        /* (n) each sample's, once loaded */
 } dataset;
 
 static qwen2_batch dataset_get(const dataset *d, size_t i)
 {
 	size_t t0 = d->tok_off[i], d0 = d->doc_off[i];
 	return (qwen2_batch){(int)(d->tok_off[i + 1] - t0), (int)(d->doc_off[i + 1] - d0), d->ids + t0, d->mask + t0,
-	                     d->doc_len + d0};
+	                     d->doc_len + d0, d->softv && d->softv[i].n ? &d->softv[i] : NULL};
 }
 
 /* Pairs: both sides begin with one prompt, untrained, and each has a
@@ -451,13 +510,36 @@ static void pairs_check(const dataset *d)
 
 /* Read every shard, refusing one made with another tokenizer than the
  * model's (when the model directory has a tokenizer.json to compare). */
+/* Sample s's soft labels after the samples before it (the next sample's
+ * offset set either way). */
+static void dataset_add_soft(dataset *d, const shard_sample *s, const char *path)
+{
+	size_t o = d->soft_off[d->n], k = s->soft_k;
+	d->soft_off[d->n + 1] = o + s->soft_n;
+	if (!s->soft_n) return;
+	if (d->soft_k && (size_t)d->soft_k != k)
+		cli_die(EXIT_RUNTIME, "%s: sample %zu has soft labels of %zu alternatives, the samples before %d: one "
+		        "training set has one number (ds-teacher --logprobs K)", path, d->n + 1, k, d->soft_k);
+	d->soft_k = (int)k;
+	if (o + s->soft_n > d->cap_soft) {
+		d->cap_soft = 2 * (o + s->soft_n);
+		d->soft_pos = xrealloc(d->soft_pos, d->cap_soft * sizeof *d->soft_pos);
+		d->soft_id = xrealloc(d->soft_id, d->cap_soft * k * sizeof *d->soft_id);
+		d->soft_lp = xrealloc(d->soft_lp, d->cap_soft * k * sizeof *d->soft_lp);
+	}
+	memcpy(d->soft_pos + o, s->soft_pos, s->soft_n * sizeof *s->soft_pos);
+	memcpy(d->soft_id + o * k, s->soft_id, s->soft_n * k * sizeof *s->soft_id);
+	memcpy(d->soft_lp + o * k, s->soft_lp, s->soft_n * k * sizeof *s->soft_lp);
+}
+
 static void dataset_load(dataset *d, const train_config *tc, const qwen2_model *m, const char *tok_dir)
 {
 	memset(d, 0, sizeof *d);
 	int dpo = !strcmp(tc->stage, "dpo");
 	d->tok_off = xmalloc(sizeof(size_t));
 	d->doc_off = xmalloc(sizeof(size_t));
-	d->tok_off[0] = d->doc_off[0] = 0;
+	d->soft_off = xmalloc(sizeof(size_t));
+	d->tok_off[0] = d->doc_off[0] = d->soft_off[0] = 0;
 	uint8_t fp[32];
 	int have_fp = 0;
 	char *tok = tok_dir ? xasprintf("%s/tokenizer.json", tok_dir) : NULL;
@@ -506,7 +588,9 @@ static void dataset_load(dataset *d, const train_config *tc, const qwen2_model *
 				cap_n = 2 * cap_n + 64;
 				d->tok_off = xrealloc(d->tok_off, cap_n * sizeof(size_t));
 				d->doc_off = xrealloc(d->doc_off, cap_n * sizeof(size_t));
+				d->soft_off = xrealloc(d->soft_off, cap_n * sizeof(size_t));
 			}
+			dataset_add_soft(d, &s, path);
 			int rej = (s.doc_flags[0] & SHARD_DOC_REJECTED) != 0;
 			if (!dpo && rej)
 				cli_die(EXIT_RUNTIME, "%s: holds preference pairs (ds-tokenize made them from chosen/rejected "
@@ -546,12 +630,21 @@ static void dataset_load(dataset *d, const train_config *tc, const qwen2_model *
 	}
 	if (dpo) pairs_check(d);
 	if (d->n == 0) cli_die(EXIT_RUNTIME, "the shards hold no samples");
+	if (d->soft_k) {
+		d->softv = xcalloc(d->n, sizeof *d->softv);
+		for (size_t i = 0; i < d->n; i++) {
+			size_t o = d->soft_off[i];
+			d->softv[i] = (qwen2_soft){d->soft_k, (int)(d->soft_off[i + 1] - o), d->soft_pos + o,
+						   d->soft_id + o * (size_t)d->soft_k, d->soft_lp + o * (size_t)d->soft_k};
+		}
+	}
 	if (d->targets == 0) cli_die(EXIT_RUNTIME, "the shards hold no trained tokens (every loss mask is 0)");
 }
 
 static void dataset_free(dataset *d)
 {
 	free(d->tok_off), free(d->doc_off), free(d->ids), free(d->mask), free(d->doc_len);
+	free(d->soft_off), free(d->soft_pos), free(d->soft_id), free(d->soft_lp), free(d->softv);
 }
 
 /* The order of epoch e: a Fisher-Yates shuffle seeded by (seed, e), so a
@@ -1012,6 +1105,19 @@ static int train(train_config *tc, const comm *c)
 	r.ts = trainstep_new(m, be.o, be.ctx, c, &th);
 	/* LLaMA-Factory's default: on, unless disable_gradient_checkpointing */
 	forward_set_recompute(trainstep_forward(r.ts), tc->gradient_checkpointing);
+	int kd = tc->kd_alpha > 0;
+	if (kd) {
+		if (!data.soft_k)
+			cli_die(EXIT_RUNTIME, "kd_alpha %g: the shards hold no soft labels (tokenize the teacher's records, "
+			        "ds-teacher --logprobs K, with ds-tokenize --soft-labels)", tc->kd_alpha);
+		if (strcmp(be.o->name, "cpu"))
+			cli_die(EXIT_USAGE, "kd_alpha: distillation from soft labels runs on the CPU backend only so far "
+			        "(device: cpu)");
+		kd_config kc = {tc->kd_alpha, tc->kd_temperature, kd_loss_parse(tc->kd_loss), tc->kd_jsd_beta};
+		forward_set_kd(trainstep_forward(r.ts), &kc);
+	} else if (root && data.soft_k) {
+		cli_warn("the shards carry the teacher's soft labels; kd_alpha is 0, so they are not used (plain SFT)");
+	}
 	if (root && tc->resume_latest && !from) cli_warn("%s: no checkpoint to resume from; starting afresh", tc->output_dir);
 	if (from) resume(&r, from);
 	free(from);
@@ -1076,7 +1182,7 @@ static int train(train_config *tc, const comm *c)
 	long order_epoch = -1;
 	progress bar;
 	if (root) progress_start(&bar, "steps", r.total);
-	double t0 = now_s(), window_loss = 0, window_t = now_s();
+	double t0 = now_s(), window_loss = 0, window_t = now_s(), window_ce = 0, window_kd = 0;
 	long window_steps = 0;
 	uint64_t window_tokens = 0;
 	long first_step = r.step;
@@ -1120,6 +1226,8 @@ static int train(train_config *tc, const comm *c)
 			trainstep_grad(r.ts, bs, n_mine, &st);
 			loss = st.loss;
 			tokens = st.tokens;
+			window_ce += st.ce;
+			window_kd += st.kd;
 		}
 		free(bs), free(br), free(sc), free(sr);
 		r.tokens_done += tokens;
@@ -1152,6 +1260,10 @@ static int train(train_config *tc, const comm *c)
 				e = jv_object_set(e, jv_string(pref_metric_names[j]), jv_number(window_m[j] / window_steps));
 			}
 			if (dpo) e = jv_object_set(e, jv_string("accuracy"), jv_number(window_m[PM_ACC] / window_steps));
+			if (kd) {
+				e = jv_object_set(e, jv_string("ce_loss"), jv_number(round(window_ce / window_steps * 1e4) / 1e4));
+				e = jv_object_set(e, jv_string("kd_loss"), jv_number(round(window_kd / window_steps * 1e4) / 1e4));
+			}
 			e = jv_object_set(e, jv_string("lr"), jv_number(lr));
 			e = jv_object_set(e, jv_string("grad_norm"), jv_number(norm));
 			e = jv_object_set(e, jv_string("epoch"), jv_number(round((double)r.step / r.steps_per_epoch * 100) / 100));
@@ -1176,10 +1288,14 @@ static int train(train_config *tc, const comm *c)
 				if (dpo)
 					snprintf(pm, sizeof pm, " accuracy %.3f margin %.4f", window_m[PM_ACC] / window_steps,
 					         window_m[PM_MARGIN] / window_steps);
+				if (kd)
+					snprintf(pm, sizeof pm, " (ce %.4f kd %.4f)", window_ce / window_steps,
+					         window_kd / window_steps);
 				fprintf(stderr, "ds-train: step %ld/%ld loss %.4f%s lr %.3g grad-norm %.3f %.0f tok/s\n", r.step,
 				        r.total, window_loss / window_steps, pm, lr, norm, window_tokens / (t - window_t));
 			}
 			window_loss = 0;
+			window_ce = window_kd = 0;
 			window_steps = 0;
 			memset(window_m, 0, sizeof window_m);
 			window_tokens = 0;

@@ -528,9 +528,11 @@ void cu_attn_bwd(void *ctx, tensor dq, tensor dk, tensor dv, tensor q, tensor k,
 }
 
 double cu_lmhead_ce(void *ctx, tensor dh, tensor dW, tensor h, tensor W, const int *rows, const int *tgt, int n,
-		    float scale)
+		    float scale, ops_soft *soft)
 {
 	cuda_ctx *c = CTX(ctx);
+	/* ds-train refuses kd_alpha on this backend before it gets here */
+	if (soft) die("lmhead_ce", "soft labels (distillation) are not on the CUDA backend yet");
 	int grad = dh.data && dW.data; /* else the loss alone */
 	want(h, OPS_BF16, "lmhead_ce", "h");
 	if (grad) want(dh, OPS_BF16, "lmhead_ce", "dh"), want(dW, OPS_F32, "lmhead_ce", "dW");

@@ -69,6 +69,8 @@ struct forward {
 	fwd_params mx;    /* generation's: the matrices as stored, vectors fp32 (made on first use) */
 	int mx_ready;
 	int recompute;
+	kd_config kd;     /* kd.alpha 0: SFT's cross-entropy alone */
+	double last_ce, last_kd; /* the loss's parts of the last forward_train_sample */
 	fwd_acts a;
 	fwd_gen g;
 };
@@ -213,6 +215,17 @@ void forward_weights_to_host(forward *f)
 void forward_set_recompute(forward *f, int on)
 {
 	f->recompute = on != 0;
+}
+
+void forward_set_kd(forward *f, const kd_config *kd)
+{
+	f->kd = *kd;
+}
+
+void forward_last_parts(const forward *f, double *ce, double *kd)
+{
+	*ce = f->last_ce;
+	*kd = f->last_kd;
 }
 
 /* ---- activations ------------------------------------------------------ */
@@ -390,6 +403,19 @@ long qwen2_count_targets(const qwen2_batch *b)
 	return n;
 }
 
+/* The soft row of each of the n target rows row[] of b: its index in
+ * b->soft, or -1. (n) owned. */
+static int32_t *soft_rows(const qwen2_batch *b, const int *row, int n)
+{
+	int32_t *sr = xmalloc((size_t)(n ? n : 1) * sizeof *sr);
+	for (int i = 0, j = 0; i < n; i++) {
+		uint32_t pos = (uint32_t)row[i] + 1; /* the target row[i] predicts */
+		while (j < b->soft->n && b->soft->pos[j] < pos) j++;
+		sr[i] = j < b->soft->n && b->soft->pos[j] == pos ? j : -1;
+	}
+	return sr;
+}
+
 /* The rows of b that predict a target, and their targets: (T) each, owned. */
 static int target_rows(const qwen2_batch *b, int **row, int **tgt)
 {
@@ -414,8 +440,15 @@ double forward_train_sample(forward *f, const qwen2_batch *b, float scale, const
 	tensor dh = tensor_view(f->a.dh, 0, T, C);
 	f->o->zero(f->ctx, dh);
 	int *row, *tgt, n = target_rows(b, &row, &tgt);
+	int kd = f->kd.alpha > 0 && b->soft && b->soft->n > 0;
+	ops_soft soft = {0};
+	if (kd) soft = (ops_soft){.kd = &f->kd, .k = b->soft->k, .row = soft_rows(b, row, n), .id = b->soft->id,
+				  .lp = b->soft->lp};
 	double loss = f->o->lmhead_ce(f->ctx, dh, g->lm_head, tensor_view(f->a.hf, 0, T, C), f->w.lm_head, row, tgt, n,
-	                              scale);
+	                              scale, kd ? &soft : NULL);
+	f->last_ce = kd ? soft.ce : loss;
+	f->last_kd = soft.kd_sum;
+	free((void *)soft.row);
 	free(row);
 	free(tgt);
 	train_backward(f, b, &d, g);
@@ -430,7 +463,7 @@ double forward_loss(forward *f, const qwen2_batch *b)
 	train_forward(f, b, &d);
 	int *row, *tgt, n = target_rows(b, &row, &tgt);
 	double loss = f->o->lmhead_ce(f->ctx, tensor_none(), tensor_none(), tensor_view(f->a.hf, 0, T, C), f->w.lm_head,
-	                              row, tgt, n, 0.0f);
+	                              row, tgt, n, 0.0f, NULL);
 	free(row);
 	free(tgt);
 	return loss;

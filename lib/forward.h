@@ -17,6 +17,7 @@
 #ifndef DS_FORWARD_H
 #define DS_FORWARD_H
 
+#include "kd.h"
 #include "ops.h"
 #include "qwen2.h"
 
@@ -69,9 +70,20 @@ void forward_weights_to_host(forward *f);
 /* 1: recompute each layer in the backward pass (keep only its input). */
 void forward_set_recompute(forward *f, int on);
 
+/* Distillation (kd.h): with kd->alpha > 0, forward_train_sample's loss at
+ * the targets that have soft labels (qwen2_batch.soft) is kd.h's; 0 (as
+ * at the start): the cross-entropy alone. kd is copied. */
+void forward_set_kd(forward *f, const kd_config *kd);
+
+/* The last forward_train_sample's loss in its parts: the summed
+ * cross-entropy over every target, and the summed KD term (before alpha
+ * tau^2) over those with soft labels. */
+void forward_last_parts(const forward *f, double *ce, double *kd);
+
 /* Forward and backward over b: adds d(scale * loss)/d(param) into g, where
- * loss is the summed cross-entropy over b's targets. Returns the summed
- * cross-entropy (not scaled). Needs an fp32 model. */
+ * loss is the summed cross-entropy over b's targets (or, with
+ * forward_set_kd, the distillation loss). Returns the summed loss (not
+ * scaled). Needs an fp32 model. */
 double forward_train_sample(forward *f, const qwen2_batch *b, float scale, const fwd_params *g);
 
 /* The same forward pass without the backward: the summed cross-entropy

@@ -60,6 +60,19 @@ typedef struct ops_kvseq {
 	int start;    /* their first row in q and out */
 } ops_kvseq;
 
+/* Soft labels for lmhead_ce (distillation, kd.h), host arrays borrowed
+ * for the call: row[i] is target row i's row of the k-wide id/lp tables,
+ * or -1 when it has none. The call adds the loss's two parts into ce and kd
+ * (over all rows; over rows with soft labels). */
+typedef struct ops_soft {
+	const struct kd_config *kd;
+	int k;
+	const int32_t *row;  /* (n) */
+	const uint32_t *id;  /* (rows, k) */
+	const float *lp;     /* (rows, k) */
+	double ce, kd_sum;
+} ops_soft;
+
 typedef struct ops {
 	const char *name;
 	/* The dtype the backend computes in: the weights' compute copy and
@@ -143,9 +156,11 @@ typedef struct ops {
 	 * (chunk, V) block of logits is ever live: dh (T, C) += and dW (V, C)
 	 * += the gradients of scale * the summed loss, W (V, C). Returns the
 	 * summed loss (not scaled). dh and dW none (tensor_none()): the loss
-	 * alone, no gradient (a reference model's log-probabilities). */
+	 * alone, no gradient (a reference model's log-probabilities). With
+	 * soft (not NULL) the rows that have soft labels take kd.h's loss
+	 * instead of the cross-entropy, and the return is that mixed sum. */
 	double (*lmhead_ce)(void *ctx, tensor dh, tensor dW, tensor h, tensor W, const int *rows, const int *tgt, int n,
-	                    float scale);
+	                    float scale, ops_soft *soft);
 
 	/* ---- the update ------------------------------------------------ */
 	/* The L2 norm of g (all of it, one reduction). */

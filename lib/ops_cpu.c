@@ -7,6 +7,7 @@
  * packed samples cost O(T) memory per layer beyond the activations.
  */
 #include "ops_cpu.h"
+#include "kd.h"
 #include "check.h"
 #include "optim.h"
 #include "wmat.h"
@@ -568,7 +569,7 @@ static void cpu_attn_cached(void *ctx, tensor tout, tensor tq, const ops_kvseq *
 /* HEAD_ROWS rows at a time: the logits of a chunk become their own
  * gradient in place. */
 static double cpu_lmhead_ce(void *ctx, tensor tdh, tensor tdW, tensor th, tensor tW, const int *row, const int *tgt,
-                            int n, float scale)
+                            int n, float scale, ops_soft *soft)
 {
 	float *dh = tdh.data ? F(tdh) : NULL, *dW = tdW.data ? F(tdW) : NULL;
 	const float *hf = CF(th), *W = CF(tW);
@@ -581,10 +582,19 @@ static double cpu_lmhead_ce(void *ctx, tensor tdh, tensor tdW, tensor th, tensor
 		for (int i = 0; i < R; i++)
 			memcpy(head_h + (size_t)i * C, hf + (size_t)row[r0 + i] * C, (size_t)C * sizeof(float));
 		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, R, V, C, 1.0f, head_h, C, W, C, 0.0f, logits, V);
-		double part = 0;
-#pragma omp parallel for reduction(+ : part)
+		double part = 0, ce = 0, kd = 0;
+#pragma omp parallel for reduction(+ : part, ce, kd)
 		for (int i = 0; i < R; i++) {
 			float *z = logits + (size_t)i * V;
+			int32_t sr = soft ? soft->row[r0 + i] : -1;
+			if (sr >= 0) {
+				double c1, k1;
+				part += kd_row(soft->kd, z, V, tgt[r0 + i], soft->k, soft->id + (size_t)sr * soft->k,
+					       soft->lp + (size_t)sr * soft->k, scale, grad, &c1, &k1);
+				ce += c1;
+				kd += k1;
+				continue;
+			}
 			float mx = -INFINITY, zt = z[tgt[r0 + i]];
 #pragma omp simd reduction(max : mx)
 			for (int j = 0; j < V; j++) mx = z[j] > mx ? z[j] : mx;
@@ -592,6 +602,7 @@ static double cpu_lmhead_ce(void *ctx, tensor tdh, tensor tdW, tensor th, tensor
 #pragma omp simd reduction(+ : sum)
 			for (int j = 0; j < V; j++) sum += (z[j] = expf(z[j] - mx));
 			part += mx + logf(sum) - zt;
+			ce += mx + logf(sum) - zt;
 			if (!grad) continue;
 			float k = scale / sum;
 #pragma omp simd
@@ -599,6 +610,7 @@ static double cpu_lmhead_ce(void *ctx, tensor tdh, tensor tdW, tensor th, tensor
 			z[tgt[r0 + i]] -= scale;
 		}
 		loss += part;
+		if (soft) soft->ce += ce, soft->kd_sum += kd;
 		if (!grad) continue;
 		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, R, C, V, 1.0f, logits, V, W, C, 0.0f, head_g, C);
 		cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, V, C, R, 1.0f, logits, V, head_h, C, 1.0f, dW, C);

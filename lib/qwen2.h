@@ -156,12 +156,21 @@ int qwen2_save(const qwen2_model *m, const char *dir, const char *dtype, char **
 void qwen2_free(qwen2_model *m);
 
 /* A packed sample (the shape of shard_sample, borrowed). */
+/* A teacher's soft labels of a sample's targets (ds-shard(5), kd.h). */
+typedef struct qwen2_soft {
+	int k, n;
+	const uint32_t *pos;     /* (n) positions of targets, increasing */
+	const uint32_t *id;      /* (n, k) the teacher's top k there */
+	const float *lp;         /* (n, k) their log-probabilities */
+} qwen2_soft;
+
 typedef struct qwen2_batch {
 	int n_tokens;            /* T */
 	int n_docs;
 	const uint32_t *ids;     /* (T) */
 	const uint8_t *mask;     /* (T) 1 = a target */
 	const uint32_t *doc_len; /* (n_docs) summing to T */
+	const qwen2_soft *soft;  /* or NULL: none */
 } qwen2_batch;
 
 /* Targets in b: positions t whose next token, in the same document, has

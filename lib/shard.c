@@ -15,10 +15,12 @@
 
 static const uint8_t header_magic[8] = {'D', 'S', 'S', 'H', 'A', 'R', 'D', 0x1a};
 static const uint8_t sample_tag[4] = {'D', 'S', 'S', 'M'};
+static const uint8_t soft_tag[4] = {'D', 'S', 'S', 'L'}; /* soft labels of the sample after it */
 #define HEADER_SIZE 80  /* magic 8, version 4, size 4, fingerprint 32, vocab 4,
 			   cutoff 4, flags 4, template 16, reserved 4 */
 #define HEADER_MAX 4096 /* a later version may grow the header up to this */
 #define SAMPLE_FIXED 16 /* tag 4, n_tokens 4, n_docs 4, crc 4 */
+#define SOFT_FIXED 16   /* tag 4, k 4, positions 4, crc 4 */
 
 static void put32(uint8_t *p, uint32_t v)
 {
@@ -342,13 +344,68 @@ static int sample_valid(const shard_header *h, const shard_sample *s)
 	return 1;
 }
 
+/* Why the soft labels of a sample are not valid for it (a static), or NULL.
+ * ids (T) and mask (T) are the sample's, doc_len (D) its documents. */
+static const char *soft_invalid(const shard_header *h, uint32_t T, uint32_t D, const uint32_t *ids,
+				const uint8_t *mask, const uint32_t *doc_len, uint32_t K, uint32_t P,
+				const uint32_t *pos, const uint32_t *id, const float *lp)
+{
+	(void)ids;
+	if (!(h->flags & SHARD_SOFT)) return "soft labels in a stream whose header has no soft-label flag";
+	if (K == 0 || K > SHARD_SOFT_MAX_K) return "soft labels with a count of alternatives out of range";
+	if (P == 0 || P > T) return "soft labels with a count of positions out of range";
+	uint32_t d = 0, doc_start = 0;
+	for (uint32_t i = 0; i < P; i++) {
+		if (i && pos[i] <= pos[i - 1]) return "soft-label positions not increasing";
+		if (pos[i] >= T) return "a soft-label position outside the sample";
+		while (d < D && pos[i] >= doc_start + doc_len[d]) doc_start += doc_len[d++];
+		if (pos[i] == doc_start) return "a soft-label position first of its document (nothing predicts it)";
+		if (!mask[pos[i]]) return "a soft-label position on a token that is not trained";
+		const uint32_t *x = id + (size_t)i * K;
+		const float *l = lp + (size_t)i * K;
+		for (uint32_t a = 0; a < K; a++) {
+			if (x[a] >= h->vocab_size) return "a soft-label id outside the vocabulary";
+			if (!(l[a] <= 0.0f) || l[a] < -1e30f) return "a soft-label log-probability that is not a finite number <= 0";
+			for (uint32_t b = 0; b < a; b++)
+				if (x[a] == x[b]) return "a soft-label id twice at one position";
+		}
+	}
+	return NULL;
+}
+
+static int write_soft(shard_writer *w, const shard_sample *s)
+{
+	uint32_t K = s->soft_k, P = s->soft_n;
+	size_t nk = (size_t)P * K;
+	uint8_t *b = xmalloc(4 * ((size_t)P + 2 * nk));
+	for (uint32_t i = 0; i < P; i++) put32(b + 4 * i, s->soft_pos[i]);
+	for (size_t i = 0; i < nk; i++) {
+		uint32_t bits;
+		memcpy(&bits, &s->soft_lp[i], 4);
+		put32(b + 4 * (P + i), s->soft_id[i]);
+		put32(b + 4 * (P + nk + i), bits);
+	}
+	size_t n = 4 * ((size_t)P + 2 * nk);
+	uint8_t fixed[SOFT_FIXED];
+	memcpy(fixed, soft_tag, 4);
+	put32(fixed + 4, K);
+	put32(fixed + 8, P);
+	put32(fixed + 12, crc_update(0, b, n));
+	int rc = zwriter_write(w->z, fixed, sizeof fixed) || zwriter_write(w->z, b, n) ? -1 : 0;
+	free(b);
+	return rc;
+}
+
 int shard_writer_add(shard_writer *w, const shard_sample *s)
 {
 	if (w->failed) return -1;
-	if (!sample_valid(&w->h, s)) {
+	if (!sample_valid(&w->h, s) ||
+	    (s->soft_n && soft_invalid(&w->h, s->n_tokens, s->n_docs, s->ids, s->mask, s->doc_len, s->soft_k,
+				       s->soft_n, s->soft_pos, s->soft_id, s->soft_lp))) {
 		errno = EINVAL;
 		return -1;
 	}
+	if (s->soft_n && write_soft(w, s)) return -1;
 	uint32_t T = s->n_tokens, D = s->n_docs;
 	uint8_t *docs = xmalloc((size_t)D * 8);
 	for (uint32_t i = 0; i < D; i++) {
@@ -395,6 +452,10 @@ struct shard_reader {
 	uint32_t *ids, *doc_len, *doc_flags; /* (cap_t), (cap_d), (cap_d) */
 	uint8_t *mask, *raw;                  /* (cap_t), (8 cap_d or 4 cap_t) */
 	size_t cap_t, cap_d, cap_raw;
+	uint32_t soft_k, soft_n;              /* the soft labels read for the next sample */
+	uint32_t *soft_pos, *soft_id;         /* (cap_sp), (cap_sk) */
+	float *soft_lp;                       /* (cap_sk) */
+	size_t cap_sp, cap_sk;
 	char err[512];
 };
 
@@ -514,15 +575,55 @@ static void grow(void **p, size_t *cap, size_t need, size_t elem)
 	*cap = c;
 }
 
+/* The soft-label record whose tag was just read: kept for the sample
+ * after it, which soft_invalid checks it against. */
+static int read_soft(shard_reader *r)
+{
+	long n = r->n_samples + 1;
+	uint8_t fixed[SOFT_FIXED];
+	ssize_t k = read_exact(r, fixed + 4, SOFT_FIXED - 4);
+	if (k != SOFT_FIXED - 4) return truncated(r, k, "soft labels");
+	uint32_t K = get32(fixed + 4), P = get32(fixed + 8), crc = get32(fixed + 12);
+	if (!(r->h.flags & SHARD_SOFT))
+		return fail(r, "sample %ld: soft labels in a stream whose header has no soft-label flag", n);
+	if (K == 0 || K > SHARD_SOFT_MAX_K || P == 0 || P > r->cur_cutoff)
+		return fail(r, "sample %ld: corrupt soft labels (%u alternatives, %u positions)", n, K, P);
+	size_t nk = (size_t)P * K, bytes = 4 * ((size_t)P + 2 * nk);
+	grow((void **)&r->raw, &r->cap_raw, bytes, 1);
+	k = read_exact(r, r->raw, bytes);
+	if (k != (ssize_t)bytes) return truncated(r, k, "soft labels");
+	if (crc_update(0, r->raw, bytes) != crc) return fail(r, "sample %ld: corrupt soft labels (checksum mismatch)", n);
+	grow((void **)&r->soft_pos, &r->cap_sp, P, sizeof *r->soft_pos);
+	if (r->cap_sk < nk) {
+		grow((void **)&r->soft_id, &r->cap_sk, nk, sizeof *r->soft_id);
+		r->soft_lp = xrealloc(r->soft_lp, r->cap_sk * sizeof *r->soft_lp);
+	}
+	for (uint32_t i = 0; i < P; i++) r->soft_pos[i] = get32(r->raw + 4 * i);
+	for (size_t i = 0; i < nk; i++) {
+		uint32_t bits = get32(r->raw + 4 * (P + nk + i));
+		r->soft_id[i] = get32(r->raw + 4 * (P + i));
+		memcpy(&r->soft_lp[i], &bits, 4);
+	}
+	r->soft_k = K;
+	r->soft_n = P;
+	return 0;
+}
+
 int shard_reader_next(shard_reader *r, shard_sample *s)
 {
 	uint8_t fixed[SAMPLE_FIXED];
+	r->soft_n = 0;
 	for (;;) {
 		ssize_t k = read_exact(r, fixed, 4);
+		if (k == 0 && r->soft_n) return fail(r, "truncated stream: soft labels and no sample after them");
 		if (k == 0) return 0;
 		if (k != 4) return truncated(r, k, "a record");
 		if (memcmp(fixed, sample_tag, 4) == 0) break;
-		if (memcmp(fixed, header_magic, 4) != 0)
+		if (memcmp(fixed, soft_tag, 4) == 0 && !r->soft_n) {
+			if (read_soft(r)) return -1;
+			continue;
+		}
+		if (memcmp(fixed, header_magic, 4) != 0 || r->soft_n)
 			return fail(r, "corrupt stream: no record starts at byte %llu (after sample %ld)",
 				    (unsigned long long)r->offset - 4, r->n_samples);
 		shard_header h;
@@ -588,7 +689,16 @@ int shard_reader_next(shard_reader *r, shard_sample *s)
 				    i, r->ids[i], r->h.vocab_size);
 		if (r->mask[i] > 1) return fail(r, "sample %ld: corrupt loss mask", n);
 	}
+	const char *bad = r->soft_n ? soft_invalid(&r->h, T, D, r->ids, r->mask, r->doc_len, r->soft_k, r->soft_n,
+						   r->soft_pos, r->soft_id, r->soft_lp)
+				    : NULL;
+	if (bad) return fail(r, "sample %ld: %s", n, bad);
 	r->n_samples = n;
+	s->soft_k = r->soft_n ? r->soft_k : 0;
+	s->soft_n = r->soft_n;
+	s->soft_pos = r->soft_pos;
+	s->soft_id = r->soft_id;
+	s->soft_lp = r->soft_lp;
 	s->n_tokens = T;
 	s->n_docs = D;
 	s->ids = r->ids;
@@ -608,5 +718,8 @@ void shard_reader_close(shard_reader *r)
 	free(r->doc_len);
 	free(r->doc_flags);
 	free(r->raw);
+	free(r->soft_pos);
+	free(r->soft_id);
+	free(r->soft_lp);
 	free(r);
 }

@@ -22,6 +22,7 @@
 #define SHARD_VERSION 1
 #define SHARD_TEMPLATE_MAX 16    /* bytes of the template name, NUL-padded */
 #define SHARD_MAX_TOKENS (1u << 24) /* a sample (and a cutoff) at most this long */
+#define SHARD_SOFT_MAX_K 64         /* soft labels: alternatives a position at most */
 
 /* Header flags: how the samples were made (informational). */
 enum {
@@ -31,7 +32,8 @@ enum {
 	SHARD_PRESERVE_THINKING = 8, /* --preserve-thinking */
 	SHARD_NO_THINKING = 16,    /* --no-thinking */
 	SHARD_PAIRWISE = 32,       /* preference pairs: chosen, then rejected */
-	SHARD_FLAGS_KNOWN = 63,    /* a reader refuses any other bit */
+	SHARD_SOFT = 64,           /* samples may carry the teacher's soft labels */
+	SHARD_FLAGS_KNOWN = 127,   /* a reader refuses any other bit */
 };
 
 /* Document flags. */
@@ -57,6 +59,15 @@ typedef struct shard_sample {
 	uint8_t *mask;      /* (T) 1 = the token is a training target, 0 = not */
 	uint32_t *doc_len;  /* (D) tokens per document, in order; they sum to T */
 	uint32_t *doc_flags; /* (D) SHARD_DOC_* */
+	/* The teacher's soft labels (streams with SHARD_SOFT; soft_n 0: none):
+	 * for each of soft_n positions soft_pos[i] (increasing, each a trained
+	 * token that is not the first of its document: the token the teacher
+	 * predicted), its soft_k most probable tokens soft_id[i*k..] and their
+	 * log-probabilities soft_lp[i*k..] (natural log, <= 0, distinct ids). */
+	uint32_t soft_k, soft_n;
+	uint32_t *soft_pos;  /* (soft_n) */
+	uint32_t *soft_id;   /* (soft_n * soft_k) */
+	float *soft_lp;      /* (soft_n * soft_k) */
 } shard_sample;
 
 typedef struct shard_writer shard_writer;

@@ -58,6 +58,8 @@ struct tokenizer {
 	uint8_t added_first[2][256]; /* [normalized][first byte]: some token starts so */
 	int nfc;
 	size_t heap_min;
+	uint32_t *by_bytes;      /* bytes -> id (vocab_map's slots), added tokens over model ones */
+	uint64_t by_bytes_mask;
 };
 
 struct tokenizer_scratch {
@@ -706,6 +708,13 @@ static char *load_json(tokenizer *t, jv root)
 	if (err) goto out;
 	/* sorted longest first, so the first that matches is the longest */
 	qsort(t->added, t->n_added, sizeof *t->added, added_cmp);
+	/* the bytes map kept for tokenizer_token_id, with the added tokens in
+	 * it: a model's output names them by their text */
+	for (uint32_t id = 0; id < t->n_ids; id++)
+		if (t->id_kind[id] >= 2) *vocab_slot(&vm, t->dec_ptr[id], t->dec_len[id]) = id;
+	t->by_bytes = vm.slot;
+	t->by_bytes_mask = vm.mask;
+	vm.slot = NULL;
 out:
 	free(vm.slot);
 	jv_free(model);
@@ -766,6 +775,7 @@ void tokenizer_free(tokenizer *t)
 		free(t->added[i].dec);
 	}
 	free(t->added);
+	free(t->by_bytes);
 	free(t->merges);
 	free(t->dec_ptr);
 	free(t->dec_len);
@@ -775,6 +785,12 @@ void tokenizer_free(tokenizer *t)
 }
 
 uint32_t tokenizer_vocab_size(const tokenizer *t) { return t->n_ids; }
+
+uint32_t tokenizer_token_id(const tokenizer *t, const char *s, size_t n)
+{
+	struct vocab_map m = {t->by_bytes, t->by_bytes_mask, t};
+	return *vocab_slot(&m, s, n);
+}
 
 void tokenizer_set_heap_threshold(tokenizer *t, size_t bytes) { t->heap_min = bytes; }
 

@@ -39,6 +39,10 @@ void tokenizer_free(tokenizer *t);
 /* One more than the largest id (model vocabulary and added tokens). */
 uint32_t tokenizer_vocab_size(const tokenizer *t);
 
+/* The id of the token whose bytes are s[0..n) (an added token's: its
+ * text), or UINT32_MAX when no token is. */
+uint32_t tokenizer_token_id(const tokenizer *t, const char *s, size_t n);
+
 /* Encode text[0..n) (UTF-8; NUL bytes are ordinary characters) and append
  * the ids to out. Borrows t and text. Returns 0, or -1 when text is not
  * valid UTF-8 (out->n is then unchanged and *bad_at, if not NULL, is the

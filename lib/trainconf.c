@@ -52,6 +52,8 @@ static const char *const devices[] = {"cpu", "cuda", "auto", NULL};
 static const char *const stages[] = {"sft", "dpo", NULL};
 /* LLaMA-Factory's pref_loss values but kto_pair (TRL 0.24 has none) */
 static const char *const pref_losses[] = {"sigmoid", "hinge", "ipo", "simpo", "orpo", NULL};
+/* kd.h's losses, as kd_loss_name spells them */
+static const char *const kd_losses[] = {"forward_kl", "reverse_kl", "jsd", NULL};
 static const char *const finetuning_types[] = {"full", NULL};
 /* transformers OptimizerNames: both are torch.optim.AdamW, fused or not. */
 static const char *const optims[] = {"adamw_torch", "adamw_torch_fused", NULL};
@@ -115,6 +117,10 @@ static const struct key keys[] = {
 	{"ref_model", K_STR, F(ref_model), 1, 0, NULL, 0},
 	{"precompute_ref_log_probs", K_BOOL, F(precompute_ref_log_probs), 0, 0, NULL, 0},
 	{"disable_shuffling", K_BOOL, F(disable_shuffling), 0, 0, NULL, 0},
+	{"kd_alpha", K_DOUBLE, F(kd_alpha), 0, 0, NULL, 0},
+	{"kd_temperature", K_DOUBLE, F(kd_temperature), 0, 0, NULL, 0},
+	{"kd_loss", CH(kd_loss, kd_losses)},
+	{"kd_jsd_beta", K_DOUBLE, F(kd_jsd_beta), 0, 0, NULL, 0},
 	{"finetuning_type", K_REQUIRE, 0, 0, 0, finetuning_types, 0},
 	{"optim", K_REQUIRE, 0, 0, 0, optims, 0},
 };
@@ -281,6 +287,9 @@ void trainconf_defaults(train_config *c)
 	strcpy(c->pref_loss, "sigmoid");
 	c->simpo_gamma = 0.5;
 	/* ds's own */
+	c->kd_temperature = 1;
+	strcpy(c->kd_loss, "forward_kl");
+	c->kd_jsd_beta = 0.5; /* TRL's GKD default */
 	c->precompute_ref_log_probs = 1;
 	c->threads = 0;
 	strcpy(c->device, "auto");
@@ -835,6 +844,13 @@ int trainconf_validate(const train_config *c, char **err)
 		return fail(err, "pref_bco_weight: BCO is not supported by ds-train (is %g; 0 turns it off)", c->pref_bco_weight);
 	if (c->ld_alpha != 0) return fail(err, "ld_alpha: LD-DPO is not supported by ds-train (is %g; null turns it off)", c->ld_alpha);
 	if (c->ref_model && !*c->ref_model) return fail(err, "ref_model: an empty path");
+	if (!(c->kd_alpha >= 0 && c->kd_alpha <= 1)) return fail(err, "kd_alpha: must be in [0, 1] (is %g)", c->kd_alpha);
+	if (!(c->kd_temperature > 0 && c->kd_temperature <= 100))
+		return fail(err, "kd_temperature: must be in (0, 100] (is %g)", c->kd_temperature);
+	if (!(c->kd_jsd_beta >= 0 && c->kd_jsd_beta <= 1))
+		return fail(err, "kd_jsd_beta: must be in [0, 1] (is %g)", c->kd_jsd_beta);
+	if (c->kd_alpha > 0 && strcmp(c->stage, "sft"))
+		return fail(err, "kd_alpha: distillation is a stage: sft loss (stage is %s)", c->stage);
 	return 0;
 }
 

@@ -77,6 +77,12 @@ typedef struct train_config {
 	int precompute_ref_log_probs;  /* ds/TRL: reference log-probs in a first pass */
 	int disable_shuffling;         /* boolean: samples in their order, every epoch */
 
+	/* ds: distillation from the teacher's soft labels (kd.h) */
+	double kd_alpha;               /* weight of the KD term; 0: plain SFT */
+	double kd_temperature;         /* tau */
+	char kd_loss[16];              /* forward_kl, reverse_kl, jsd */
+	double kd_jsd_beta;            /* jsd's beta */
+
 	/* the machine */
 	long seed;
 	int threads;                   /* ds: 0 = one per core */

@@ -161,11 +161,21 @@ void trainstep_grad(trainstep *ts, const qwen2_batch *s, int n, trainstep_stats 
 	if (c->world > 1) c->allreduce_sum_long(c, count, 2);
 	long targets = count[0];
 	trainstep_zero(ts);
-	double sum = 0;
-	for (int i = 0; i < n && targets > 0; i++) sum += trainstep_accumulate(ts, &s[i], 1.0f / (float)targets);
+	double sum[4] = {0, 0, 0, 0}; /* loss, its cross-entropy, its KD, positions with soft labels */
+	for (int i = 0; i < n && targets > 0; i++) {
+		double ce, kd;
+		sum[0] += trainstep_accumulate(ts, &s[i], 1.0f / (float)targets);
+		forward_last_parts(ts->f, &ce, &kd);
+		sum[1] += ce;
+		sum[2] += kd;
+		sum[3] += s[i].soft ? s[i].soft->n : 0;
+	}
 	trainstep_reduce(ts);
-	if (ts->zero) c->allreduce_sum_f64(c, &sum, 1);
-	st->loss = targets ? sum / (double)targets : 0.0;
+	if (ts->zero) c->allreduce_sum_f64(c, sum, 4);
+	st->loss = targets ? sum[0] / (double)targets : 0.0;
+	st->ce = targets ? sum[1] / (double)targets : 0.0;
+	st->kd = sum[3] > 0 ? sum[2] / sum[3] : 0.0;
+	st->soft = (long)sum[3];
 	st->targets = targets;
 	st->tokens = (uint64_t)count[1];
 }

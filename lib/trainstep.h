@@ -41,7 +41,11 @@ typedef struct trainstep_hparams {
 
 /* What trainstep_grad did. */
 typedef struct trainstep_stats {
-	double loss;             /* the mean cross-entropy over the targets (0 without any) */
+	double loss;             /* the mean loss over the targets (0 without any): the cross-entropy,
+				    or with distillation (forward_set_kd) kd.h's mix */
+	double ce;               /* the mean cross-entropy over the targets */
+	double kd;               /* the mean KD term (before alpha tau^2) over the targets with soft labels */
+	long soft;               /* targets with soft labels */
 	long targets;            /* over every rank's samples */
 	uint64_t tokens;         /* every rank's samples' tokens */
 } trainstep_stats;

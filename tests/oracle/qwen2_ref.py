@@ -248,7 +248,8 @@ def make_scheduler(opt, name, warmup_ratio, total_steps):
 
 
 def train(model, steps, lr=1e-3, weight_decay=0.1, max_grad_norm=1.0,
-          scheduler="cosine", warmup_ratio=0.1, total_steps=None, hook=None, eps=1e-8):
+          scheduler="cosine", warmup_ratio=0.1, total_steps=None, hook=None, eps=1e-8,
+          loss_fn=None):
     """Run the steps; returns the dict of output tensors.
 
     Per step: zero_grad; loss = (sum of CE over counted positions of all
@@ -258,7 +259,10 @@ def train(model, steps, lr=1e-3, weight_decay=0.1, max_grad_norm=1.0,
     (the norm before clipping; max_grad_norm <= 0: no clipping, norm still
     recorded); lr = scheduler.get_last_lr()[0]; optimizer.step();
     scheduler.step(). hook(step, model, opt) runs after each step (selftest).
+    loss_fn replaces step_loss (kd_ref.py: the distillation loss); when it
+    returns a 4th value, a dict of per-step numbers, they are recorded too.
     """
+    loss_fn = loss_fn or step_loss
     cfg = model.config
     assert float(cfg.attention_dropout) == 0.0, "attention_dropout must be 0"
     model.train()
@@ -271,7 +275,10 @@ def train(model, steps, lr=1e-3, weight_decay=0.1, max_grad_norm=1.0,
     res = {}
     for si, samples in enumerate(steps):
         opt.zero_grad(set_to_none=True)
-        total, ntok, logits0 = step_loss(model, samples, cfg.vocab_size, keep_logits=si == 0)
+        got = loss_fn(model, samples, cfg.vocab_size, keep_logits=si == 0)
+        total, ntok, logits0 = got[:3]
+        for k, v in (got[3] if len(got) > 3 else {}).items():
+            out.setdefault(k, []).append(v)
         if ntok:
             loss = total / ntok
             loss.backward()

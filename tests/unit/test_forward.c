@@ -55,7 +55,7 @@ int main(void)
 	uint32_t ids[T], docs[3] = {130, 1, 69};
 	uint8_t mask[T];
 	for (int i = 0; i < T; i++) ids[i] = (uint32_t)(i * 41 + 3) % V, mask[i] = i % 5 != 0;
-	qwen2_batch b = {T, 3, ids, mask, docs};
+	qwen2_batch b = {T, 3, ids, mask, docs, NULL};
 	size_t N = m->w.n;
 	float *g0 = xmalloc(N * sizeof *g0), *g1 = xmalloc(N * sizeof *g1);
 	double l0 = grads_of(m, &b, 0, g0), l1 = grads_of(m, &b, 1, g1);

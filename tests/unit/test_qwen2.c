@@ -47,7 +47,7 @@ int main(void)
 	uint8_t mask[N] = {0};
 	uint32_t doc = N;
 	float *full = xmalloc((size_t)N * V * sizeof(float)), *full2 = xmalloc((size_t)N * V * sizeof(float));
-	qwen2_batch b = {N, 1, ids, mask, &doc}, b2 = {N, 1, ids2, mask, &doc};
+	qwen2_batch b = {N, 1, ids, mask, &doc, NULL}, b2 = {N, 1, ids2, mask, &doc, NULL};
 	qwen2_logits(m, &b, full);
 	qwen2_logits(m, &b2, full2);
 

@@ -209,7 +209,7 @@ int main(void)
 		int T = 0;
 		for (int d = 0; d < nd[k]; d++) T += (int)docs[k][d];
 		for (int t = 0; t < T; t++) ids[k][t] = (uint32_t)(t * 37 + k * 11 + 5) % 97, mask[k][t] = (t + k) % 4 != 0;
-		s[k] = (qwen2_batch){T, nd[k], ids[k], mask[k], docs[k]};
+		s[k] = (qwen2_batch){T, nd[k], ids[k], mask[k], docs[k], NULL};
 	}
 	for (int i = 0; i < models; i++) compare(i, cfgs[i], s);
 	TEST_END();

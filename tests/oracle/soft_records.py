@@ -1,0 +1,110 @@
+#!/usr/bin/env python3
+"""Give ShareGPT records' assistant replies a teacher's "logprobs" object
+(ds-teacher(1)'s compact form), made with Hugging Face `tokenizers` from the
+reply's own text, so that ds-tokenize --soft-labels can be checked against
+an independent tokenization.
+
+    soft_records.py --tokenizer tokenizer.json --k K [--seed S]
+                    [--break unknown|text|split|none] [--prefix N] < in.jsonl > out.jsonl
+
+Each assistant message gets {"k", "tokens", "logprob", "top"}: its value
+encoded by `tokenizers` (the tokens from --prefix N characters on: the
+teacher generated only that part, as a server's generation prompt may
+start the reply), each token written as its bytes (a JSON string when they
+are valid UTF-8, else a list of byte values), the token itself first among
+its K alternatives. A side file (--expect PATH) receives, per record, the
+alternatives' ids per reply token, for the test to compare with the shard.
+--break spoils every record on purpose: `unknown` puts a token the
+vocabulary lacks, `text` changes one token's bytes so the tokens spell
+another text, `split` splits the first token of 2+ bytes into two tokens the
+vocabulary has (a valid text, but not how the student encodes it).
+"""
+import argparse
+import json
+import random
+import sys
+
+
+def bytes_to_unicode():
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + \
+        list(range(ord("®"), ord("ÿ") + 1))
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return {chr(c): b for b, c in zip(bs, cs)}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--tokenizer", required=True)
+    ap.add_argument("--k", type=int, required=True)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--break", dest="brk", default="none", choices=["none", "unknown", "text", "split"])
+    ap.add_argument("--prefix", type=int, default=0)
+    ap.add_argument("--expect")
+    a = ap.parse_args()
+    from tokenizers import Tokenizer
+    tok = Tokenizer.from_file(a.tokenizer)
+    dec = bytes_to_unicode()
+    vocab = tok.get_vocab()
+    added = {t.content for t in tok.get_added_tokens_decoder().values()}
+
+    def tbytes(i):
+        s = tok.id_to_token(i)
+        return s.encode() if s in added else bytes(dec[c] for c in s)
+
+    def jtok(b):
+        try:
+            return b.decode("utf-8")
+        except UnicodeDecodeError:
+            return list(b)
+
+    rnd = random.Random(a.seed)
+    ids_all = sorted(vocab.values())
+    by_bytes = {tbytes(i): i for i in ids_all}
+    expect = open(a.expect, "w") if a.expect else None
+    for line in sys.stdin:
+        rec = json.loads(line)
+        msgs = rec.get("conversations") or rec.get("messages")
+        exp = []
+        for m in msgs:
+            if m.get("from", m.get("role")) not in ("gpt", "assistant"):
+                continue
+            text = m.get("value", m.get("content"))[a.prefix:]
+            ids = tok.encode(text, add_special_tokens=False).ids
+            toks = [tbytes(i) for i in ids]
+            if a.brk == "unknown":
+                toks[len(toks) // 2] = b"\x01\x02\x03 no such token"
+            elif a.brk == "text":
+                toks[len(toks) // 2] = tbytes(ids[len(ids) // 2] + 1 if ids[len(ids) // 2] < 1000 else 100)
+            elif a.brk == "split":
+                j = next(j for j, b in enumerate(toks) if len(b) >= 2 and b[1:] in by_bytes)
+                b = toks[j]
+                toks[j:j + 1] = [b[:1], b[1:]]
+                ids[j:j + 1] = [by_bytes[b[:1]], by_bytes[b[1:]]]
+            top, lp, want = [], [], []
+            for i, b in zip(ids, toks):
+                alts = [i] + rnd.sample([x for x in ids_all if x != i and x < 5000], a.k - 1)
+                lps = sorted([-rnd.uniform(0.01, 6.0) for _ in range(a.k)], reverse=True)
+                lps[0] = -rnd.uniform(0.001, 0.5)
+                if sum(2.718281828459045 ** x for x in lps) > 0.999:
+                    lps = [x - 1.0 for x in lps]
+                row = []
+                for x, y in zip(alts, lps):
+                    row += [jtok(tbytes(x)), float(f"{y:.6g}")]
+                top.append(row)
+                lp.append(row[1])
+                want.append([alts, [float(f"{y:.6g}") for y in lps]])
+            m["logprobs"] = {"k": a.k, "tokens": [jtok(b) for b in toks], "logprob": lp, "top": top}
+            exp.append(want)
+        if expect:
+            expect.write(json.dumps(exp) + "\n")
+        sys.stdout.write(json.dumps(rec, ensure_ascii=False) + "\n")
+
+
+if __name__ == "__main__":
+    main()
