@@ -752,7 +752,10 @@ static jv lp_compact(jv logprobs, int k, struct bytes *raw, enum lp_fault *fault
 		}
 		jv flat = jv_array_sized(2 * k);
 		for (int a = 0; a < k; a++) {
-			if (lp_entry(jv_array_get(jv_copy(top), a), &tok, &lp, NULL, &scratch, what, sizeof what)) {
+			jv alt = jv_array_get(jv_copy(top), a);
+			int bad = lp_entry(alt, &tok, &lp, NULL, &scratch, what, sizeof what);
+			jv_free(alt);
+			if (bad) {
 				snprintf(why, wl, "logprobs token %d, alternative %d: %s", i, a, what);
 				jv_free(flat);
 				jv_free(top);
