@@ -295,6 +295,14 @@ static struct verdict convert(jv rec, const struct opts *o, jv *out)
 	if (strcmp(x.verdict, "correct") != 0) return (struct verdict){0, R_VERDICT};
 	if (v.rejected) return v;
 	if (x.guided && !o->include_guided) return (struct verdict){0, R_GUIDED};
+	/* ds-teacher --logprobs: the soft labels go with the assistant turn,
+	 * unchanged (LLaMA-Factory reads only a message's role and content). */
+	jv lp = jv_object_get(jv_object_get(jv_copy(rec), jv_string("teacher")), jv_string("logprobs"));
+	if (jv_get_kind(lp) == JV_KIND_NULL) jv_free(lp), lp = jv_invalid();
+	if (jv_is_valid(lp) && jv_get_kind(lp) != JV_KIND_OBJECT) {
+		jv_free(lp);
+		return (struct verdict){"teacher.logprobs is not an object", 0};
+	}
 
 	jv answer = think_answer(x.reasoning, x.content);
 	jv p = jv_string_sized(x.problem.p, (int)x.problem.n);
@@ -305,7 +313,9 @@ static struct verdict convert(jv rec, const struct opts *o, jv *out)
 	case FMT_SHAREGPT: {
 		jv conv = jv_array();
 		conv = jv_array_append(conv, turn("user", jv_copy(p)));
-		conv = jv_array_append(conv, turn("assistant", answer));
+		jv a = turn("assistant", answer);
+		if (jv_is_valid(lp)) a = jv_object_set(a, jv_string("logprobs"), jv_copy(lp));
+		conv = jv_array_append(conv, a);
 		o_rec = jv_object_set(o_rec, jv_string("system"), sys);
 		o_rec = jv_object_set(o_rec, jv_string("conversations"), conv);
 		break;
@@ -318,8 +328,10 @@ static struct verdict convert(jv rec, const struct opts *o, jv *out)
 		jv_free(sys);
 		msgs = jv_array_append(msgs, jv_object_set(jv_object_set(jv_object(), jv_string("role"), jv_string("user")),
 							   jv_string("content"), jv_copy(p)));
-		msgs = jv_array_append(msgs, jv_object_set(jv_object_set(jv_object(), jv_string("role"), jv_string("assistant")),
-							   jv_string("content"), answer));
+		jv a = jv_object_set(jv_object_set(jv_object(), jv_string("role"), jv_string("assistant")),
+				     jv_string("content"), answer);
+		if (jv_is_valid(lp)) a = jv_object_set(a, jv_string("logprobs"), jv_copy(lp));
+		msgs = jv_array_append(msgs, a);
 		o_rec = jv_object_set(o_rec, jv_string("messages"), msgs);
 		break;
 	}
@@ -328,6 +340,8 @@ static struct verdict convert(jv rec, const struct opts *o, jv *out)
 		o_rec = jv_object_set(o_rec, jv_string("instruction"), jv_copy(p));
 		o_rec = jv_object_set(o_rec, jv_string("input"), jv_string(""));
 		o_rec = jv_object_set(o_rec, jv_string("output"), answer);
+		if (jv_is_valid(lp)) /* no message here: beside the output it labels */
+			o_rec = jv_object_set(o_rec, jv_string("logprobs"), jv_copy(lp));
 		break;
 	case FMT_DPO: /* not here: see the pairing below */
 		jv_free(sys);
@@ -336,6 +350,7 @@ static struct verdict convert(jv rec, const struct opts *o, jv *out)
 	}
 	*out = o_rec;
 	jv_free(p);
+	jv_free(lp);
 	return v;
 }
 

@@ -24,6 +24,7 @@
 #include "../lib/mathans.h"
 #include "../lib/progress.h"
 #include "../lib/resume.h"
+#include "../lib/utf8.h"
 
 #include <curl/curl.h>
 #include <getopt.h>
@@ -43,7 +44,7 @@ static const char usage[] =
 	"                  [-c N] [-n K] [--max-tokens N] [--temperature T] [--template FILE]\n"
 	"                  [--stream] [--timeout S] [--retries N] [--rpm N] [--tpm N] [--deadline S]\n"
 	"                  [--price FILE] [--shard I/N] [--ordered] [--guided [--max-attempts K]]\n"
-	"                  [--offline]\n"
+	"                  [--offline] [--logprobs K]\n"
 	"                  [-o OUT] [--failed FILE] [--stats FILE] [FILE...]\n";
 
 static const char help[] =
@@ -60,6 +61,8 @@ static const char help[] =
 	"      --max-tokens N    cap on generated tokens (default: the server's)\n"
 	"      --temperature T   sampling temperature (default 0.6, as R1 recommends)\n"
 	"      --stream          ask for server-sent events (the answer as it is made)\n"
+	"      --logprobs K      keep each token's log-probability and its K most\n"
+	"                        probable alternatives (1..20) as teacher.logprobs\n"
 	"      --template FILE   prompt template for every domain (default:\n"
 	"                        share/prompts/DOMAIN.txt, else default.txt; with\n"
 	"                        --guided, share/prompts/guided.txt)\n"
@@ -90,6 +93,7 @@ struct server {
 	int inflight, fails_in_row;
 	double benched_until;
 	long requests, ok, errors;
+	long lp_ok;         /* replies that carried the logprobs asked for */
 };
 
 struct opts {
@@ -98,6 +102,7 @@ struct opts {
 	const char *model, *template_file, *output, *failed, *stats;
 	int concurrency, samples, retries, ordered, skip_bad, quiet, stream;
 	int guided, max_attempts, offline;
+	int logprobs;       /* --logprobs K; 0: not asked */
 	long max_tokens;
 	double temperature, timeout_s, rpm, tpm, deadline_s;
 	const char *price_file;
@@ -407,6 +412,10 @@ static void start(struct run *r, struct job *j)
 		req = jv_object_set(req, jv_string("temperature"), jv_number(o->temperature));
 		if (o->max_tokens > 0) req = jv_object_set(req, jv_string("max_tokens"), jv_number((double)o->max_tokens));
 		req = jv_object_set(req, jv_string("stream"), jv_bool(o->stream));
+		if (o->logprobs) {
+			req = jv_object_set(req, jv_string("logprobs"), jv_true());
+			req = jv_object_set(req, jv_string("top_logprobs"), jv_number(o->logprobs));
+		}
 		if (o->stream)
 			req = jv_object_set(req, jv_string("stream_options"),
 					    jv_object_set(jv_object(), jv_string("include_usage"), jv_true()));
@@ -554,12 +563,14 @@ static void add_cost(struct run *r, const char *model, double pt, double ct, dou
 
 /* The body of a streamed reply (SSE: "data: {chunk}" lines, ": keep-alive"
  * comments, "data: [DONE]" at the end) put back together as one
- * non-streamed reply. Returns owned; invalid when the stream was cut. */
+ * non-streamed reply, the chunks' logprobs.content entries concatenated in
+ * stream order (null when no chunk had any). Returns owned; invalid when
+ * the stream was cut. */
 static jv unstream(const char *text, size_t n)
 {
 	jv reasoning = jv_string(""), content = jv_string(""), model = jv_null(), finish = jv_null();
-	jv use = jv_null();
-	int done = 0;
+	jv use = jv_null(), lps = jv_array();
+	int done = 0, any_lp = 0;
 	for (const char *p = text, *end = text + n; p < end;) {
 		const char *nl = memchr(p, '\n', (size_t)(end - p));
 		const char *le = nl ? nl : end;
@@ -589,6 +600,13 @@ static jv unstream(const char *text, size_t n)
 					if (cd) content = jv_string_append_str(content, cd);
 					const char *fr = jv_get_kind(c0) == JV_KIND_OBJECT ? jsonl_get_string(c0, "finish_reason") : NULL;
 					if (fr) jv_free(finish), finish = jv_string(fr);
+					jv lp = jv_get_kind(c0) == JV_KIND_OBJECT ? jv_object_get(jv_copy(c0), jv_string("logprobs")) : jv_invalid();
+					jv lc = jv_get_kind(lp) == JV_KIND_OBJECT ? jv_object_get(jv_copy(lp), jv_string("content")) : jv_invalid();
+					if (jv_get_kind(lc) == JV_KIND_ARRAY) {
+						any_lp = 1;
+						jv_array_foreach(lc, i, e) lps = jv_array_append(lps, e);
+					}
+					jv_free(lc), jv_free(lp);
 					jv_free(delta), jv_free(c0), jv_free(ch);
 				}
 				jv_free(c);
@@ -597,16 +615,274 @@ static jv unstream(const char *text, size_t n)
 		p = nl ? nl + 1 : end;
 	}
 	if (!done) {
-		jv_free(reasoning), jv_free(content), jv_free(model), jv_free(finish), jv_free(use);
+		jv_free(reasoning), jv_free(content), jv_free(model), jv_free(finish), jv_free(use), jv_free(lps);
 		return jv_invalid();
 	}
 	jv msg = jv_object_set(jv_object(), jv_string("role"), jv_string("assistant"));
 	msg = jv_object_set(msg, jv_string("reasoning_content"), reasoning);
 	msg = jv_object_set(msg, jv_string("content"), content);
 	jv c0 = jv_object_set(jv_object_set(jv_object(), jv_string("message"), msg), jv_string("finish_reason"), finish);
+	if (any_lp) c0 = jv_object_set(c0, jv_string("logprobs"), jv_object_set(jv_object(), jv_string("content"), lps));
+	else jv_free(lps);
 	jv out = jv_object_set(jv_object(), jv_string("choices"), jv_array_append(jv_array(), c0));
 	out = jv_object_set(out, jv_string("model"), model);
 	return jv_object_set(out, jv_string("usage"), use);
+}
+
+/* ---- log-probabilities (--logprobs K) ------------------------------------ */
+
+/* A growing byte buffer. */
+struct bytes {
+	char *p;
+	size_t n, cap;
+};
+
+static void bytes_put(struct bytes *b, const char *s, size_t n)
+{
+	if (b->n + n + 1 > b->cap) b->p = xrealloc(b->p, b->cap = (b->n + n + 1) * 2 + 64);
+	memcpy(b->p + b->n, s, n);
+	b->n += n;
+	b->p[b->n] = '\0';
+}
+
+/* One entry of logprobs.content (or of its top_logprobs), made compact:
+ * *tok the token as the contract writes it (its bytes as a string when
+ * they are UTF-8, else an array of the byte values) and *lp its
+ * log-probability rounded to 6 significant digits; its bytes are appended
+ * to *raw when raw is not NULL. The bytes are the entry's "bytes" when not
+ * null, else the UTF-8 of "token" (OpenAI: "Can be null if there is no
+ * bytes representation"). Borrows e; *tok and *lp are owned. Returns 0, or
+ * -1 with why filled when the entry is not one. */
+static int lp_entry(jv e, jv *tok, jv *lp, struct bytes *raw, struct bytes *scratch, char *why, size_t wl)
+{
+	if (jv_get_kind(e) != JV_KIND_OBJECT) {
+		snprintf(why, wl, "an entry is not an object");
+		return -1;
+	}
+	jv l = jv_object_get(jv_copy(e), jv_string("logprob"));
+	jv by = jv_object_get(jv_copy(e), jv_string("bytes"));
+	int rc = -1;
+	scratch->n = 0;
+	if (jv_get_kind(l) != JV_KIND_NUMBER) {
+		snprintf(why, wl, "an entry has no \"logprob\" number");
+		goto out;
+	}
+	if (jv_get_kind(by) == JV_KIND_ARRAY) {
+		int bad = 0;
+		jv_array_foreach(by, i, x) {
+			double d = jv_get_kind(x) == JV_KIND_NUMBER ? jv_number_value(x) : -1;
+			if (!(d >= 0 && d <= 255 && d == floor(d))) bad = 1;
+			char c = (char)(unsigned char)(bad ? 0 : d);
+			bytes_put(scratch, &c, 1);
+			jv_free(x);
+		}
+		if (bad) {
+			snprintf(why, wl, "an entry's \"bytes\" are not all integers 0..255");
+			goto out;
+		}
+	} else {
+		const char *t = jv_get_kind(by) == JV_KIND_NULL || jv_get_kind(by) == JV_KIND_INVALID
+					? jsonl_get_string(e, "token") : NULL;
+		if (!t) {
+			snprintf(why, wl, "an entry has neither \"bytes\" nor a \"token\" string");
+			goto out;
+		}
+		jv ts = jv_object_get(jv_copy(e), jv_string("token"));
+		bytes_put(scratch, t, (size_t)jv_string_length_bytes(ts));
+	}
+	if (utf8_check(scratch->p ? scratch->p : "", scratch->n) == scratch->n) {
+		*tok = jv_string_sized(scratch->p ? scratch->p : "", (int)scratch->n);
+	} else {
+		*tok = jv_array_sized((int)scratch->n);
+		for (size_t i = 0; i < scratch->n; i++)
+			*tok = jv_array_append(*tok, jv_number((unsigned char)scratch->p[i]));
+	}
+	/* vLLM sends max(logprob, -9999) for -inf; so does the contract. */
+	double d = jv_number_value(l);
+	if (!(d > -9999)) d = -9999;
+	char num[32];
+	snprintf(num, sizeof num, "%.6g", d);
+	*lp = jv_number(strtod(num, NULL));
+	if (raw) bytes_put(raw, scratch->p ? scratch->p : "", scratch->n);
+	rc = 0;
+out:
+	jv_free(l);
+	jv_free(by);
+	return rc;
+}
+
+enum lp_fault { LP_OK, LP_NONE, LP_SHORT, LP_BAD };
+
+/* teacher.logprobs in the contract's compact form from a choice's
+ * logprobs ({"content": [entries]}; borrowed): the K first top_logprobs of
+ * each token. *raw gets the tokens' bytes joined. Returns owned, or
+ * invalid with why filled and *fault saying what was wrong. */
+static jv lp_compact(jv logprobs, int k, struct bytes *raw, enum lp_fault *fault, char *why, size_t wl)
+{
+	jv content = jv_get_kind(logprobs) == JV_KIND_OBJECT ? jv_object_get(jv_copy(logprobs), jv_string("content"))
+							  : jv_invalid();
+	jv toks = jv_array(), lps = jv_array(), tops = jv_array(), out = jv_invalid();
+	struct bytes scratch = {0};
+	char what[200];
+	*fault = LP_NONE;
+	if (jv_get_kind(content) != JV_KIND_ARRAY) {
+		snprintf(why, wl, "no logprobs");
+		goto out;
+	}
+	*fault = LP_BAD;
+	int n = jv_array_length(jv_copy(content));
+	for (int i = 0; i < n; i++) {
+		jv e = jv_array_get(jv_copy(content), i);
+		jv tok, lp;
+		if (lp_entry(e, &tok, &lp, raw, &scratch, what, sizeof what)) {
+			snprintf(why, wl, "logprobs token %d: %s", i, what);
+			jv_free(e);
+			goto out;
+		}
+		toks = jv_array_append(toks, tok);
+		lps = jv_array_append(lps, lp);
+		jv top = jv_get_kind(e) == JV_KIND_OBJECT ? jv_object_get(jv_copy(e), jv_string("top_logprobs")) : jv_invalid();
+		int m = jv_get_kind(top) == JV_KIND_ARRAY ? jv_array_length(jv_copy(top)) : 0;
+		if (m < k) {
+			snprintf(why, wl, "%d top_logprobs (at token %d) where %d were asked", m, i, k);
+			*fault = LP_SHORT;
+			jv_free(top);
+			jv_free(e);
+			goto out;
+		}
+		jv flat = jv_array_sized(2 * k);
+		for (int a = 0; a < k; a++) {
+			jv alt = jv_array_get(jv_copy(top), a);
+			int bad = lp_entry(alt, &tok, &lp, NULL, &scratch, what, sizeof what);
+			jv_free(alt);
+			if (bad) {
+				snprintf(why, wl, "logprobs token %d, alternative %d: %s", i, a, what);
+				jv_free(flat);
+				jv_free(top);
+				jv_free(e);
+				goto out;
+			}
+			flat = jv_array_append(jv_array_append(flat, tok), lp);
+		}
+		tops = jv_array_append(tops, flat);
+		jv_free(top);
+		jv_free(e);
+	}
+	out = jv_object_set(jv_object(), jv_string("k"), jv_number(k));
+	out = jv_object_set(out, jv_string("tokens"), toks);
+	out = jv_object_set(out, jv_string("logprob"), lps);
+	out = jv_object_set(out, jv_string("top"), tops);
+	toks = lps = tops = jv_invalid();
+	*fault = LP_OK;
+out:
+	jv_free(toks), jv_free(lps), jv_free(tops), jv_free(content);
+	free(scratch.p);
+	return out;
+}
+
+static const char *skip_ws(const char *p, const char *end)
+{
+	while (p < end && strchr(" \t\r\n", *p) && *p) p++;
+	return p;
+}
+
+static int starts(const char *p, const char *end, const char *s, size_t n)
+{
+	return (size_t)(end - p) >= n && !memcmp(p, s, n);
+}
+
+/* How many bytes p[..end) and s[0..n) have in common at the start. */
+static size_t common(const char *p, const char *end, const char *s, size_t n)
+{
+	size_t i = 0;
+	while (i < n && p + i < end && p[i] == s[i]) i++;
+	return i;
+}
+
+/* Do the tokens' bytes t[0..n) spell the reply? Inline think (reasoning ""):
+ * they are the content exactly, the raw text. A server that split the
+ * reasoning off (reasoning_content) took the think tags and the white
+ * space around them out of the text, so there they must be the reasoning
+ * then the content, with at most an opening <think>, a </think> and white
+ * space around and between them besides. Returns the offset in t where
+ * they part, or -1 when they match. Borrows all. */
+static long lp_mismatch(const char *t, size_t n, const char *reasoning, const char *content)
+{
+	const char *p = t, *end = t + n;
+	size_t cl = strlen(content);
+	if (!*reasoning) { /* inline: the content is the raw text */
+		size_t k = common(t, t + n, content, cl);
+		return k == n && k == cl ? -1 : (long)k;
+	}
+	const char *re = reasoning + strlen(reasoning), *ce = content + cl;
+	const char *r = skip_ws(reasoning, re), *c = skip_ws(content, ce);
+	while (re > r && strchr(" \t\r\n", re[-1])) re--;
+	while (ce > c && strchr(" \t\r\n", ce[-1])) ce--;
+	p = skip_ws(p, end);
+	if (starts(p, end, "<think>", 7)) p = skip_ws(p + 7, end);
+	size_t k = common(p, end, r, (size_t)(re - r));
+	if (k < (size_t)(re - r)) return p + k - t;
+	p = skip_ws(p + k, end);
+	if (starts(p, end, "</think>", 8)) p = skip_ws(p + 8, end);
+	k = common(p, end, c, (size_t)(ce - c));
+	if (k < (size_t)(ce - c)) return p + k - t;
+	p += ce - c;
+	if (skip_ws(p, end) != end) return p - t;
+	return -1;
+}
+
+/* --logprobs: put teacher.logprobs into *t from the reply's choice c0 and
+ * message msg (borrowed), checked against the text. A reply without them,
+ * or with fewer alternatives than asked, fails its record for good (a
+ * retry would pay for the same answer again), and stops the run when the
+ * server has sent none that were right yet: it ignores or caps them, and
+ * every further request would be paid for in vain. Returns judge_reply's
+ * verdict. */
+static int take_logprobs(struct run *r, struct job *j, jv c0, jv msg, const char *model, jv *t, char *why,
+			 size_t wl)
+{
+	const char *id = jsonl_get_string(j->rec, "id");
+	jv lp = jv_object_get(jv_copy(c0), jv_string("logprobs"));
+	struct bytes raw = {0};
+	enum lp_fault fault;
+	char what[300];
+	int verdict = 0;
+	jv o = lp_compact(lp, r->o->logprobs, &raw, &fault, what, sizeof what);
+	jv_free(lp);
+	if (fault == LP_NONE) {
+		snprintf(why, wl, "%s sent no logprobs for %s (sample %d) though asked (logprobs true, top_logprobs %d)%s",
+			 model, id, j->sample, r->o->logprobs, j->srv->lp_ok ? "" : ": the server ignores them");
+	} else if (fault == LP_SHORT) {
+		snprintf(why, wl, "%s sent %s, for %s (sample %d)%s", model, what, id, j->sample,
+			 j->srv->lp_ok ? "" : ": the server caps top_logprobs (ask for fewer with --logprobs)");
+	} else if (fault == LP_BAD) {
+		snprintf(why, wl, "%s sent bad logprobs for %s (sample %d): %s", model, id, j->sample, what);
+	} else {
+		const char *rc = jsonl_get_string(msg, "reasoning_content");
+		if (!rc) rc = jsonl_get_string(msg, "reasoning");
+		const char *c = jsonl_get_string(msg, "content");
+		long at = lp_mismatch(raw.p ? raw.p : "", raw.n, rc ? rc : "", c ? c : "");
+		if (at >= 0) {
+			/* vLLM writes a token's bytes as the UTF-8 of its string:
+			 * a cut character's become those of U+FFFD */
+			int fffd = raw.n >= 3 && memmem(raw.p, raw.n, "\xef\xbf\xbd", 3) &&
+				   !strstr(rc ? rc : "", "\xef\xbf\xbd") && !strstr(c ? c : "", "\xef\xbf\xbd");
+			snprintf(why, wl, "%s sent logprobs for %s (sample %d) whose tokens do not spell the reply's text "
+				 "(they part at byte %ld of the tokens)%s", model, id, j->sample, at,
+				 fffd ? "; the tokens hold U+FFFD where the text has none: the server writes the bytes "
+					"of a cut character as those of its token string" : "");
+			fault = LP_BAD;
+		}
+	}
+	if (fault == LP_OK) {
+		*t = jv_object_set(*t, jv_string("logprobs"), o);
+		j->srv->lp_ok++;
+	} else {
+		jv_free(o);
+		verdict = (fault == LP_NONE || fault == LP_SHORT) && !j->srv->lp_ok ? 3 : 2;
+	}
+	free(raw.p);
+	return verdict;
 }
 
 static int judge_reply(struct run *r, struct job *j, CURLcode cc, long status, jv *teacher, char *why, size_t wl,
@@ -695,8 +971,10 @@ static int judge_reply(struct run *r, struct job *j, CURLcode cc, long status, j
 			if (r->st.n_lat == r->st.cap_lat)
 				r->st.lat = xrealloc(r->st.lat, sizeof *r->st.lat * (size_t)(r->st.cap_lat = r->st.cap_lat * 2 + 64));
 			r->st.lat[r->st.n_lat++] = ms;
-			*teacher = t;
 			verdict = 0;
+			if (r->o->logprobs) verdict = take_logprobs(r, j, c0, msg, model ? model : r->o->model, &t, why, wl);
+			if (verdict == 0) *teacher = t;
+			else jv_free(t);
 		}
 		jv_free(msg);
 		jv_free(c0);
@@ -940,7 +1218,7 @@ int main(int argc, char **argv)
 		{"stats", 1, 0, 's'},    {"skip-bad", 0, 0, 'B'},  {"quiet", 0, 0, 'q'},
 		{"stream", 0, 0, 'S'},   {"tpm", 1, 0, 'P'},       {"deadline", 1, 0, 'D'},
 		{"price", 1, 0, 'C'},    {"guided", 0, 0, 'G'},    {"max-attempts", 1, 0, 'K'},
-		{"offline", 0, 0, 'F'},
+		{"offline", 0, 0, 'F'},  {"logprobs", 1, 0, 'L'},
 		CLI_LONGOPTS_COMMON,     {0, 0, 0, 0}};
 	int c;
 	o.servers = xcalloc((size_t)argc + 1, sizeof *o.servers);
@@ -979,6 +1257,12 @@ int main(int argc, char **argv)
 		case 'C': o.price_file = optarg; break;
 		case 'G': o.guided = 1; break;
 		case 'F': o.offline = 1; break;
+		case 'L':
+			/* 20: the most top_logprobs OpenAI (and the contract) allow */
+			o.logprobs = (int)strtol(optarg, &end, 10);
+			if (*end || !*optarg || o.logprobs < 1 || o.logprobs > 20)
+				cli_usage_error(usage, "--logprobs wants a count from 1 to 20, not '%s'", optarg);
+			break;
 		case 'K':
 			o.max_attempts = (int)strtol(optarg, &end, 10);
 			if (*end || o.max_attempts < 1 || o.max_attempts > 1000)
@@ -998,6 +1282,8 @@ int main(int argc, char **argv)
 	if (max_attempts_set && !o.guided) cli_usage_error(usage, "--max-attempts goes with --guided");
 	if (o.offline && (o.guided || o.samples != 1))
 		cli_usage_error(usage, "--offline has one answer a problem: not with --guided or -n");
+	if (o.offline && o.logprobs)
+		cli_usage_error(usage, "--offline has no teacher model to give --logprobs");
 	if (o.guided && o.samples > GUIDED_BASE)
 		cli_usage_error(usage, "-n is at most %d with --guided (the samples of one attempt)", GUIDED_BASE);
 	if (o.n_servers == 0) o.servers[o.n_servers++].url = xstrdup("https://api.deepseek.com/chat/completions");

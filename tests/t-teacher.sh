@@ -198,6 +198,125 @@ ok '--rpm 600 spaces the requests 0.1 s apart (the server'"'"'s clock says so)' 
 	test "$(jq "[.requests[].t] | (max - min) >= 1.8" log.json)" = true
 '
 
+# ---- --logprobs K: soft labels (issue #21) ---------------------------------------
+# The prompt is the problem itself (--template {problem}), so that
+# tests/oracle/lp_reference.py can ask the server the same question and build
+# teacher.logprobs from its entries as the contract says, apart from ds-teacher.
+printf "{problem}" > "$WORK/tpl"
+printf "%s\n" "{\"id\":\"u/1\",\"problem\":\"What is 6 \\u221a 2? U-1-END\"}" \
+	"{\"id\":\"u/2\",\"problem\":\"caf\\u00e9 au lait: 5 U-2-END\"}" \
+	"{\"id\":\"u/3\",\"problem\":\"Plain 7 U-3-END\"}" > "$WORK/u.jsonl"
+U=$WORK/u.jsonl
+LPREF=$TOP/tests/oracle/lp_reference.py
+
+ok '--logprobs 1, 5, 20: teacher.logprobs as the contract builds it, streaming or not' '
+	for k in 1 5 20; do
+		ds-teacher -q --template "$WORK/tpl" --logprobs $k --base-url "$A1" "$U" > plain$k &&
+		python3 "$LPREF" "$A1" $k plain$k &&
+		ds-teacher -q --stream --template "$WORK/tpl" --logprobs $k --base-url "$A1" "$U" > streamed$k &&
+		python3 "$LPREF" "$A1" $k streamed$k &&
+		jq -c "{id, r: .teacher.reasoning, c: .teacher.content, l: .teacher.logprobs}" plain$k | sort > a &&
+		jq -c "{id, r: .teacher.reasoning, c: .teacher.content, l: .teacher.logprobs}" streamed$k | sort > b &&
+		cmp a b && test "$(jq .teacher.logprobs.k plain$k | sort -u)" = $k || exit 1
+	done &&
+	jq -c "{id, t: .teacher | del(.logprobs, .latency_ms, .usage.cached_tokens)}" plain5 | sort > with &&
+	ds-teacher -q --template "$WORK/tpl" --base-url "$A1" "$U" |
+		jq -c "{id, t: .teacher | del(.latency_ms, .usage.cached_tokens)}" | sort > without &&
+	diff with without
+'
+
+ok '--logprobs: a character cut across two tokens is two byte arrays; numbers have 6 digits' '
+	ds-teacher -q --template "$WORK/tpl" --logprobs 5 --base-url "$A1" "$U" > out &&
+	test "$(jq -c "select(.id == \"u/1\") | [.teacher.logprobs.tokens[] | arrays] | unique" out)" = "[[136,154],[226]]" &&
+	test "$(jq -c "select(.id == \"u/2\") | [.teacher.logprobs.tokens[] | arrays] | unique" out)" = "[[169],[195]]" &&
+	test "$(jq "select(.id == \"u/3\") | [.teacher.logprobs.tokens[] | arrays] | length" out)" = 0 &&
+	test "$(jq "[.teacher.logprobs | .logprob[], .top[][] | numbers] | length > 300" out | sort -u)" = true &&
+	test "$(jq "[.teacher.logprobs | .logprob[], .top[][] | numbers | tostring | sub(\"e.*\"; \"\") |
+		gsub(\"[-.]\"; \"\") | sub(\"^0+\"; \"\") | length] | max" out | sort -u)" = 6
+'
+
+ok '--logprobs with inline <think> (no reasoning parser): the tokens spell the raw content' '
+	ds-teacher -q --template "$WORK/tpl" --logprobs 3 --base-url "$A2" "$U" > out &&
+	python3 "$LPREF" "$A2" 3 out &&
+	ds-teacher -q --stream --template "$WORK/tpl" --logprobs 3 --base-url "$A2" "$U" > s &&
+	python3 "$LPREF" "$A2" 3 s &&
+	test "$(jq -r ".teacher.logprobs.tokens[0]" out | sort -u)" = "<think>"
+'
+
+ok '--logprobs: a server that ignores them stops the run, naming the model and the record; nothing written' '
+	api_faults "$A1" "chat:nologprobs" &&
+	expect_exit 1 ds-teacher -c 1 --logprobs 5 --base-url "$A1" -o out.jsonl --failed f.jsonl "$P" 2> err &&
+	test ! -s out.jsonl &&
+	grep -q "deepseek-reasoner-2025-05-28 sent no logprobs for p/0 (sample 0).*the server ignores them; stopping" err &&
+	test "$(head -1 f.jsonl | jq -r .teacher_error.error)" = "deepseek-reasoner-2025-05-28 sent no logprobs for p/0 (sample 0) though asked (logprobs true, top_logprobs 5): the server ignores them" &&
+	grep -q "stopped before the end of the input: rerun with the same -o" err &&
+	expect_exit 1 ds-teacher -q --stream --logprobs 5 --base-url "$A1" "$P" > out 2> err &&
+	test ! -s out && grep -q "sent no logprobs" err &&
+	api_faults "$A1" ""
+'
+
+ok '--logprobs K above what the server gives (it caps top_logprobs) is an error; a K it gives works' '
+	api_faults "$A1" "chat:toplogprobs:3" &&
+	expect_exit 1 ds-teacher --logprobs 5 --base-url "$A1" "$P" > out 2> err &&
+	test ! -s out &&
+	grep -q "deepseek-reasoner-2025-05-28 sent 3 top_logprobs (at token 0) where 5 were asked, for p/[0-9]* (sample 0): the server caps" err &&
+	ds-teacher -q --logprobs 3 --base-url "$A1" "$P" > out &&
+	test "$(wc -l < out)" = 20 &&
+	api_faults "$A1" ""
+'
+
+ok '--logprobs: records whose replies lack them fail, the rest are written in order; a rerun completes them once' '
+	api_faults "$A1" "body=P-(3|7)-END:nologprobs" &&
+	expect_exit 1 ds-teacher -c 1 --ordered --logprobs 2 --base-url "$A1" -o out.jsonl --failed f.jsonl "$P" 2> err &&
+	test "$(wc -l < out.jsonl)" = 18 &&
+	jq -r .id "$P" | grep -v -x -e p/3 -e p/7 > want && jq -r .id out.jsonl | diff - want &&
+	test "$(jq -r .id f.jsonl | tr "\n" " ")" = "p/3 p/7 " &&
+	jq -r .teacher_error.error f.jsonl | grep -q "^deepseek-reasoner-2025-05-28 sent no logprobs for p/7 (sample 0)" &&
+	! grep -q "stopping" err &&
+	api_faults "$A1" "" &&
+	ds-teacher --logprobs 2 --base-url "$A1" -o out.jsonl "$P" 2> err &&
+	grep -q "18 already done" err &&
+	test "$(jq -r .id out.jsonl | sort | uniq -d | wc -l)" = 0 &&
+	test "$(wc -l < out.jsonl)" = 20 &&
+	test "$(jq .teacher.logprobs.k out.jsonl | sort -u)" = 2
+'
+
+ok '--logprobs: tokens that do not spell the text (vLLM-style bytes of U+FFFD) fail that record only' '
+	api_faults "$A1" "chat:fffd" &&
+	expect_exit 1 ds-teacher --template "$WORK/tpl" --logprobs 5 --base-url "$A1" --failed f.jsonl "$U" > out 2> err &&
+	test "$(jq -r .id out | sort | tr "\n" " ")" = "u/3 " &&
+	test "$(jq -r .id f.jsonl | sort | tr "\n" " ")" = "u/1 u/2 " &&
+	jq -r .teacher_error.error f.jsonl | grep -q "whose tokens do not spell the reply.s text.*U+FFFD" &&
+	api_faults "$A1" ""
+'
+
+ok '--logprobs: retried replies (500, a cut stream) still carry them' '
+	api_faults "$A1" "chat:500@2,chat:cut:300@2" &&
+	ds-teacher -q --stream --logprobs 5 --base-url "$A1" "$P" > out &&
+	test "$(wc -l < out)" = 20 && test "$(jq .teacher.logprobs.k out | sort -u)" = 5 &&
+	api_faults "$A1" ""
+'
+
+ok '--logprobs: killed with -9 mid-run, a rerun with the same -o ends with every (id, sample) once' '
+	api_faults "$A1" "chat:latency:300" &&
+	{ ds-teacher -q -c 4 -n 2 --stream --logprobs 5 --base-url "$A1" -o out.jsonl "$P" & pid=$!; } &&
+	sleep 1; kill -9 $pid 2>/dev/null || :; wait $pid 2>/dev/null || :;
+	n=$(wc -l < out.jsonl) && api_faults "$A1" "" &&
+	ds-teacher -c 8 -n 2 --logprobs 5 --base-url "$A1" -o out.jsonl "$P" 2> err &&
+	test "$(wc -l < out.jsonl)" = 40 &&
+	test "$(jq -r "[.id, .teacher.sample] | @tsv" out.jsonl | sort -u | wc -l)" = 40 &&
+	test "$(jq .teacher.logprobs.k out.jsonl | sort -u)" = 5 &&
+	grep -q "$n already done" err && echo "killed after $n of 40"
+'
+
+ok '--logprobs wants 1..20; not with --offline' '
+	for k in 0 21 -1 x ""; do
+		expect_exit 2 ds-teacher --logprobs "$k" "$P" 2> err &&
+		grep -q "^ds-teacher: --logprobs wants a count from 1 to 20" err || exit 1
+	done &&
+	expect_exit 2 ds-teacher --offline --logprobs 5 "$P" 2> err && grep -q "offline" err
+'
+
 ok 'usage errors exit 2; --help lists every option of the man page' '
 	expect_exit 2 ds-teacher --bogus 2> err && grep -q "^usage: ds-teacher" err &&
 	expect_exit 2 ds-teacher -c 0 2> err &&

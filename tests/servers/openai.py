@@ -89,10 +89,11 @@ def content_text(content) -> str:
 KINDS = {"429": Kind(1), "400": Kind(0), "401": Kind(0), "402": Kind(0), "422": Kind(0),
          "500": Kind(0), "502": Kind(0), "503": Kind(0), "504": Kind(0), "cut": Kind(1, int),
          "malformed": Kind(0), "slow": Kind(1), "latency": Kind(1), "queue": Kind(2),
-         "drip": Kind(1)}
+         "drip": Kind(1), "nologprobs": Kind(0), "toplogprobs": Kind(1, int, 1), "fffd": Kind(0)}
 STATUS_KINDS = {"429", "400", "401", "402", "422", "500", "502", "503", "504"}
 PRE_KINDS = STATUS_KINDS | {"latency", "slow"}          # act before routing
 BODY_KINDS = {"cut", "malformed", "queue", "drip"}       # act while answering a completion
+LP_KINDS = {"nologprobs", "toplogprobs", "fffd"}         # bad teachers: act on asked-for logprobs
 
 
 # --------------------------------------------------------------------------
@@ -221,6 +222,7 @@ class Choice:
     finish: str             # "stop" or "length"
     reasoning_tokens: int
     completion_tokens: int
+    r_done: bool = True     # the reasoning was not cut by max_tokens
 
 
 def answer_number(problem: str) -> str:
@@ -251,7 +253,10 @@ def answer_text(problem: str) -> str:
 def make_choice(index: int, variant: int, problem: str, rlen: int, mode: str,
                 max_tokens: int | None) -> Choice:
     h = sha1(problem)[:8]
-    unit = f"Reasoning about: {h} #{variant}. "
+    wide = re.search(r"[^\x00-\x7f]", problem)
+    # A prompt with a non-ASCII character gets it quoted in the reasoning,
+    # so that a test can have a multi-byte character split across tokens.
+    unit = f"Reasoning about: {h} #{variant} ({wide.group(0)}). " if wide else f"Reasoning about: {h} #{variant}. "
     full_r = "" if mode == "none" else (unit * math.ceil(rlen / len(unit)))[:rlen].rstrip()
     full_a = answer_text(problem)
     R, A = words(full_r), words(full_a)
@@ -269,13 +274,97 @@ def make_choice(index: int, variant: int, problem: str, rlen: int, mode: str,
         content = reasoning + ("\n</think>\n\n" + answer if r_done else "")
     else:
         content = answer
-    return Choice(index, reasoning, answer, content, finish, keep_r, keep_r + keep_a)
+    return Choice(index, reasoning, answer, content, finish, keep_r, keep_r + keep_a, r_done)
 
 
 def pieces(text: str, k: int = STREAM_WORDS) -> list[str]:
     """Split text into deltas of k words each; "".join(pieces) == text."""
     toks = re.findall(r"\S+\s*|\s+", text)
     return ["".join(toks[i:i + k]) for i in range(0, len(toks), k)]
+
+
+# --------------------------------------------------------------------------
+# Log-probabilities (logprobs: true, top_logprobs: K)
+# --------------------------------------------------------------------------
+
+THINK_CLOSE = "\n</think>\n\n"   # what a reasoning parser takes out of the text
+
+
+def deltas(c: Choice, mode: str, tags: bool) -> list[tuple[dict, str]]:
+    """The text deltas of a choice, each with the raw completion text that it
+    stands for (the tokens it carries).  In mode field the `</think>` that
+    the reasoning parser took out comes as a delta of no text (only when
+    `tags`: logprobs were asked for)."""
+    if mode != "field":
+        return [({"content": p}, p) for p in pieces(c.content)]
+    out = [({"content": None, "reasoning_content": p}, p) for p in pieces(c.reasoning)]
+    if tags and c.r_done:
+        out.append(({"content": None, "reasoning_content": None}, THINK_CLOSE))
+    return out + [({"content": p, "reasoning_content": None}, p) for p in pieces(c.answer)]
+
+
+def tokenize(text: str) -> list[bytes]:
+    """The mock's tokens of a piece of text (a delta: tokens never cross
+    deltas, so a stream's chunks carry whole tokens): the think tags whole, words in
+    runs of at most 4 letters (a leading space kept, as byte-level BPE
+    does), digits, runs of white space, and any other character alone, but a
+    non-ASCII one cut after its first byte: the two tokens are each invalid
+    UTF-8, as real tokenizers cut rare characters.  b"".join(...) == the
+    text's UTF-8."""
+    out: list[bytes] = []
+    for m in re.finditer(r"</?think>| ?[A-Za-z]{1,4}| ?\d|\s+|.", text, re.S):
+        b = m.group(0).encode("utf-8")
+        if not b.isascii():
+            cut = len(b) - len(m.group(0)[-1].encode("utf-8")) + 1
+            out += [b[:cut], b[cut:]]
+        else:
+            out.append(b)
+    return out
+
+
+def token_text(b: bytes) -> str:
+    """The `token` string of a token's bytes: U+FFFD for what is not UTF-8."""
+    return b.decode("utf-8", "replace")
+
+
+def lp_entries(tokens: list[bytes], variant: int, k: int, bad: dict, start: int = 0) -> list[dict]:
+    """The logprobs.content entries of tokens, the first of them the
+    start-th of its choice.  The chosen token's
+    probability and k alternatives are made from a hash of (variant, its
+    place, its bytes): the top list falls off geometrically (its sum stays
+    below 1), most probable first, and the chosen token is the first of it,
+    the second, or (sampled) none of it, with a log-probability below all
+    of them.  `bad` holds the faults: toplogprobs (at most N alternatives),
+    fffd (bytes are the UTF-8 of `token`, as vLLM writes them)."""
+    cap = bad.get("toplogprobs")
+    fffd = "fffd" in bad
+    out = []
+    for i, tb in enumerate(tokens, start):
+        h = int(sha1(f"{variant}:{i}:{tb.hex()}")[:12], 16)
+        p0 = 0.35 + 0.6 * ((h % 10007) / 10007)
+        probs = [p0] + [(1 - p0) * 0.5 ** j for j in range(1, k + 1)]
+        alts = [tb] + [tb + bytes([0x80 + j]) if not tb.isascii() else tb + chr(97 + j).encode()
+                       for j in range(1, k + 1)]
+        rank = (h >> 20) % 3
+        if rank == 1 and k >= 2:            # the second most probable was drawn
+            alts[0], alts[1] = alts[1], alts[0]
+            chosen = (tb, probs[1])
+        elif rank == 2:                     # drawn from below the top k
+            chosen = (tb, (1 - p0) * 0.5 ** (k + 1))
+            alts[0] = tb + b"~"
+        else:
+            chosen = (tb, p0)
+
+        def entry(b: bytes, p: float) -> dict:
+            t = token_text(b)
+            return {"token": t, "logprob": math.log(p),
+                    "bytes": list(t.encode("utf-8")) if fffd else list(b)}
+
+        top = [entry(b, p) for b, p in zip(alts[:k], probs[:k])]
+        if cap is not None:
+            top = top[:cap]
+        out.append(dict(entry(*chosen), top_logprobs=top))
+    return out
 
 
 # --------------------------------------------------------------------------
@@ -448,6 +537,16 @@ class Handler(DispatchingHandler):
                 raise Reply(s, msg, et, code)
         return False
 
+    def _lp_faults(self) -> dict:
+        """The bad-teacher faults of a request that asked for logprobs:
+        {"nologprobs": True, "toplogprobs": N, "fffd": True}, as matched."""
+        out: dict = {}
+        for rule in self.st.faults.matching(self.path, LP_KINDS, self.body_texts):
+            if rule.kind not in out and self.st.faults.claim(rule):
+                out[rule.kind] = int(rule.num(0, 0)) if rule.kind == "toplogprobs" else True
+                self.fault_names.append(rule.kind + (f":{out[rule.kind]}" if rule.kind == "toplogprobs" else ""))
+        return out
+
     def _body_faults(self) -> dict:
         out: dict = {}
         for rule in self.st.faults.matching(self.path, BODY_KINDS, self.body_texts):
@@ -545,6 +644,13 @@ class Handler(DispatchingHandler):
             bad("'stream_options' must be an object", "stream_options")
         if so and not stream:
             bad("'stream_options' is only allowed when 'stream' is true", "stream_options")
+        lp = body.get("logprobs")
+        if lp is not None and not isinstance(lp, bool):
+            bad("'logprobs' must be a boolean", "logprobs")
+        top = opt_int("top_logprobs", 0, 20)
+        if top is not None and not lp:
+            # OpenAI's rule: top_logprobs needs logprobs true.
+            bad("'top_logprobs' requires 'logprobs' to be true", "top_logprobs")
         rlen = body.get("x_reasoning_len")
         if rlen is None and self.headers.get("X-Test-Len"):
             try:
@@ -562,7 +668,8 @@ class Handler(DispatchingHandler):
         return {"body": body, "messages": msgs, "n": n, "max_tokens": max_tokens,
                 "temperature": temp, "stream": bool(stream),
                 "include_usage": bool(so and so.get("include_usage")), "rlen": rlen,
-                "mode": mode, "first_user": users[0] if users else "",
+                "mode": mode, "logprobs": bool(lp), "top_logprobs": top or 0,
+                "first_user": users[0] if users else "",
                 "last_user": users[-1] if users else ""}
 
     def _completion(self) -> None:
@@ -571,11 +678,14 @@ class Handler(DispatchingHandler):
         self.info = {"model": q["body"]["model"], "n": q["n"], "stream": q["stream"],
                      "include_usage": q["include_usage"], "max_tokens": q["max_tokens"],
                      "temperature": q["temperature"], "mode": q["mode"],
-                     "reasoning_len": q["rlen"],
+                     "reasoning_len": q["rlen"], "logprobs": q["logprobs"],
+                     "top_logprobs": q["top_logprobs"],
                      "user_sha1": sha1(q["first_user"]), "last_user_sha1": sha1(q["last_user"])}
         greedy = q["temperature"] is not None and q["temperature"] == 0
-        choices = [make_choice(i, 0 if greedy else i, q["last_user"], q["rlen"], q["mode"],
-                               q["max_tokens"]) for i in range(q["n"])]
+        variants = [0 if greedy else i for i in range(q["n"])]
+        choices = [make_choice(i, v, q["last_user"], q["rlen"], q["mode"], q["max_tokens"])
+                   for i, v in enumerate(variants)]
+        q["variants"] = variants
         prompt_tokens = sum(words(content_text(m.get("content"))) for m in q["messages"])
         key = sha1(json.dumps(q["messages"], sort_keys=True, ensure_ascii=False))
         hit = prompt_tokens if self.st.cache_hit(key) else 0
@@ -591,14 +701,20 @@ class Handler(DispatchingHandler):
         rid = str(uuid.uuid4())
         created = int(time.time())
         faults = self._body_faults()
+        q["lp_bad"] = self._lp_faults() if q["logprobs"] else {}
         if q["stream"]:
             return self._stream(q, choices, usage, rid, created, faults)
         msgs = []
-        for c in choices:
+        for c, variant in zip(choices, variants):
             msg = {"role": "assistant", "content": c.content}
             if q["mode"] == "field":
                 msg["reasoning_content"] = c.reasoning
-            msgs.append({"index": c.index, "message": msg, "logprobs": None,
+            lp = None
+            if q["logprobs"] and "nologprobs" not in q["lp_bad"]:
+                toks = [t for _, p in deltas(c, q["mode"], True) for t in tokenize(p)]
+                lp = {"content": lp_entries(toks, variant, q["top_logprobs"], q["lp_bad"]),
+                      "refusal": None}
+            msgs.append({"index": c.index, "message": msg, "logprobs": lp,
                          "finish_reason": c.finish})
         obj = {"id": rid, "object": "chat.completion", "created": created,
                "model": self.st.cfg.model, "choices": msgs, "usage": usage,
@@ -671,8 +787,10 @@ class Handler(DispatchingHandler):
                 obj.update(extra)
             return b"data: " + json.dumps(obj, ensure_ascii=False).encode("utf-8") + b"\n\n"
 
-        def ch(i: int, delta: dict, finish=None) -> dict:
-            return {"index": i, "delta": delta, "logprobs": None, "finish_reason": finish}
+        def ch(i: int, delta: dict, finish=None, lp=None) -> dict:
+            return {"index": i, "delta": delta, "logprobs": lp, "finish_reason": finish}
+
+        want_lp = q["logprobs"] and "nologprobs" not in q["lp_bad"]
 
         events: list[bytes] = []
         first = {"role": "assistant", "content": ""}
@@ -680,19 +798,18 @@ class Handler(DispatchingHandler):
             first = {"role": "assistant", "content": None, "reasoning_content": ""}
         events += [ev([ch(c.index, dict(first))]) for c in choices]
         # Deltas of all choices interleaved, as OpenAI does for n > 1.
-        per = []
-        for c in choices:
-            ds = []
-            if mode == "field":
-                ds += [{"content": None, "reasoning_content": p} for p in pieces(c.reasoning)]
-                ds += [{"content": p, "reasoning_content": None} for p in pieces(c.answer)]
-            else:
-                ds += [{"content": p} for p in pieces(c.content)]
-            per.append(ds)
+        per = [deltas(c, mode, q["logprobs"]) for c in choices]
+        at = [0] * len(choices)     # tokens sent so far, per choice (for the hash)
         for k in range(max((len(d) for d in per), default=0)):
-            for c, ds in zip(choices, per):
+            for n, (c, ds) in enumerate(zip(choices, per)):
                 if k < len(ds):
-                    events.append(ev([ch(c.index, ds[k])]))
+                    lp = None
+                    if want_lp:     # numbered as in the non-streaming reply
+                        toks = tokenize(ds[k][1])
+                        lp = {"content": lp_entries(toks, q["variants"][n], q["top_logprobs"],
+                                                    q["lp_bad"], at[n])}
+                        at[n] += len(toks)
+                    events.append(ev([ch(c.index, ds[k][0], lp=lp)]))
         if "malformed" in faults:
             self.fault_names.append("malformed")
             events.append(b'data: {"id": "' + rid.encode() + b'", "choices": [{"delta": '

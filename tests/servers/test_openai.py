@@ -55,12 +55,38 @@ def sha1(s: str) -> str:
 
 
 def exp_reasoning(problem: str, length: int = 120, variant: int = 0) -> str:
-    unit = f"Reasoning about: {sha1(problem)[:8]} #{variant}. "
+    wide = re.search(r"[^\x00-\x7f]", problem)
+    quote = f" ({wide.group(0)})" if wide else ""
+    unit = f"Reasoning about: {sha1(problem)[:8]} #{variant}{quote}. "
     return (unit * math.ceil(length / len(unit)))[:length].rstrip()
 
 
 def exp_answer(n) -> str:
     return "The answer is \\boxed{%s}." % n
+
+
+def lp_check(entries, k: int) -> str | None:
+    """What is wrong with logprobs.content entries asked with top_logprobs k,
+    or None: every top list k long, most probable first, its probabilities
+    summing to at most 1, and the chosen token's logprob that of its own
+    entry there, or below them all when it is not there."""
+    for i, e in enumerate(entries):
+        top = e["top_logprobs"]
+        lps = [t["logprob"] for t in top]
+        if len(top) != k:
+            return f"token {i}: {len(top)} alternatives, not {k}"
+        if lps != sorted(lps, reverse=True):
+            return f"token {i}: top list not sorted"
+        if sum(math.exp(x) for x in lps) + (0 if lps else math.exp(e["logprob"])) > 1 + 1e-9:
+            return f"token {i}: probabilities above 1"
+        same = [t for t in top if t["bytes"] == e["bytes"]]
+        if same and same[0]["logprob"] != e["logprob"]:
+            return f"token {i}: chosen logprob differs from its top entry"
+        if not same and lps and e["logprob"] > lps[-1]:
+            return f"token {i}: chosen, not in the top list, yet more probable than it"
+        if e["bytes"] is None or bytes(e["bytes"]).decode("utf-8", "replace") != e["token"]:
+            return f"token {i}: token is not the bytes decoded"
+    return None
 
 
 # --------------------------------------------------------------------------
@@ -96,6 +122,14 @@ def sse_events(raw: bytes) -> list[str]:
 # --------------------------------------------------------------------------
 # urllib / http.client / socket tests against the main server
 # --------------------------------------------------------------------------
+
+def _utf8(b: bytes) -> bool:
+    try:
+        b.decode("utf-8")
+        return True
+    except UnicodeDecodeError:
+        return False
+
 
 def run_http_tests(S: ServerProc) -> None:
     B, P = S.base, S.port
@@ -390,6 +424,95 @@ def run_http_tests(S: ServerProc) -> None:
                   cs == content and not any("reasoning_content" in c["choices"][0]["delta"] for c in chunks),
                   cs)
 
+    def t_logprobs():
+        p = "lp 6 \u221a"                                  # a 3-byte character: cut across two tokens
+        r, a = exp_reasoning(p), exp_answer(6)
+        check("a non-ASCII prompt gets its first such character quoted in the reasoning",
+              r.startswith(f"Reasoning about: {sha1(p)[:8]} #0 (\u221a). "), r)
+        base = {"model": "x", "messages": msgs(p), "logprobs": True, "top_logprobs": 5}
+        st, _, j = chat(base)
+        c = j["choices"][0]
+        lp = c["logprobs"]
+        ents = lp["content"]
+        raw = b"".join(bytes(e["bytes"]) for e in ents)
+        check("logprobs: {content, refusal}; the tokens' bytes are the raw completion, </think> included",
+              st == 200 and lp["refusal"] is None and raw == (r + "\n</think>\n\n" + a).encode(), raw[-60:])
+        check("logprobs: the message text is unchanged", c["message"]["reasoning_content"] == r
+              and c["message"]["content"] == a, c["message"])
+        check("logprobs: top lists of 5, sorted, consistent with the chosen token", lp_check(ents, 5) is None,
+              lp_check(ents, 5))
+        cut = [e for e in ents if not bytes(e["bytes"]).isascii()]
+        bad = [e for e in cut if not _utf8(bytes(e["bytes"]))]
+        check("logprobs: the 3-byte character is split across two tokens, each invalid UTF-8 alone: "
+              "token has U+FFFD, bytes are exact",
+              len(cut) >= 2 and len(bad) == len(cut) and all("\ufffd" in e["token"] for e in cut)
+              and b"".join(bytes(e["bytes"]) for e in cut[:2]) == "\u221a".encode(), cut[:2])
+        ranks = {next((i for i, t in enumerate(e["top_logprobs"]) if t["bytes"] == e["bytes"]), -1)
+                 for e in ents}
+        check("logprobs: the chosen token is first, second, or not in the top list (sampled)",
+              ranks == {0, 1, -1}, ranks)
+        j2 = chat(base)[2]
+        check("logprobs: deterministic", j2["choices"][0]["logprobs"] == lp)
+        st, _, raw_s = stream(dict(base, stream_options={"include_usage": True}))
+        chunks = [json.loads(e) for e in sse_events(raw_s)[:-1]]
+        got = [x for ch in chunks for c0 in ch["choices"] if c0["logprobs"] for x in c0["logprobs"]["content"]]
+        check("stream: the chunks' logprobs entries, joined, are the non-streaming ones", got == ents,
+              (len(got), len(ents)))
+        text_ok = all(b"".join(bytes(x["bytes"]) for x in c0["logprobs"]["content"]).decode()
+                      == (c0["delta"].get("reasoning_content") or c0["delta"].get("content") or "")
+                      for ch in chunks for c0 in ch["choices"] if c0["logprobs"]
+                      and (c0["delta"].get("reasoning_content") or c0["delta"].get("content")))
+        tag = [c0 for ch in chunks for c0 in ch["choices"] if c0["logprobs"]
+               and not (c0["delta"].get("reasoning_content") or c0["delta"].get("content"))]
+        check("stream: each chunk's entries spell its delta; reasoning_content chunks carry them too",
+              text_ok and any(c0["delta"].get("reasoning_content") for ch in chunks for c0 in ch["choices"]
+                              if c0["logprobs"]), chunks[1])
+        check("stream: one chunk of no text carries the \\n</think>\\n\\n tokens",
+              len(tag) == 1 and b"".join(bytes(x["bytes"]) for x in tag[0]["logprobs"]["content"])
+              == b"\n</think>\n\n", tag)
+        for mode, content in (("think", "<think>\n" + r + "\n</think>\n\n" + a), ("none", a)):
+            e = chat(base, {"X-Test-Reasoning": mode})[2]["choices"][0]["logprobs"]["content"]
+            check(f"mode {mode}: the tokens spell message.content", b"".join(bytes(x["bytes"]) for x in e)
+                  == content.encode(), e[:2])
+        e = chat(dict(base, max_tokens=5))[2]["choices"][0]
+        check("max_tokens in the reasoning: no </think> token", b"".join(
+            bytes(x["bytes"]) for x in e["logprobs"]["content"]).decode() == e["message"]["reasoning_content"], e)
+        for k in (0, 1, 20):
+            e = chat(dict(base, top_logprobs=k))[2]["choices"][0]["logprobs"]["content"]
+            check(f"top_logprobs {k}", lp_check(e, k) is None, lp_check(e, k))
+        e = chat(dict(base, top_logprobs=None))[2]["choices"][0]["logprobs"]["content"]
+        check("logprobs true without top_logprobs: empty top lists", lp_check(e, 0) is None)
+        for name, body in (("top_logprobs 21", dict(base, top_logprobs=21)),
+                           ("top_logprobs without logprobs", dict(base, logprobs=False)),
+                           ("logprobs 'yes'", dict(base, logprobs="yes"))):
+            st, _, j = chat(body)
+            check(f"400 on {name}", st == 400 and j["error"]["param"] in ("top_logprobs", "logprobs"), (st, j))
+        j = chat(dict(base, logprobs=False, top_logprobs=None))[2]
+        check("logprobs false: logprobs null", j["choices"][0]["logprobs"] is None, j)
+        set_faults("completions:nologprobs@1")
+        chat({"model": "x", "messages": msgs(p)})
+        st, _, j = chat(base)
+        check("nologprobs: logprobs null (not used up by a request that asked none)",
+              st == 200 and j["choices"][0]["logprobs"] is None and chat(base)[2]["choices"][0]["logprobs"], j)
+        set_faults("completions:nologprobs@1")
+        st, _, raw_s = stream(dict(base))
+        check("nologprobs (stream): every chunk has logprobs null",
+              all(c0["logprobs"] is None for e in sse_events(raw_s)[:-1] for c0 in json.loads(e)["choices"]))
+        set_faults("body=lp 6:toplogprobs:2")
+        e = chat(base)[2]["choices"][0]["logprobs"]["content"]
+        check("toplogprobs:2 (a server that caps them): 2 alternatives", {len(x["top_logprobs"]) for x in e} == {2})
+        e = chat(dict(base, top_logprobs=1))[2]["choices"][0]["logprobs"]["content"]
+        check("toplogprobs:2 with 1 asked: 1", {len(x["top_logprobs"]) for x in e} == {1})
+        set_faults("completions:fffd")
+        e = chat(base)[2]["choices"][0]["logprobs"]["content"]
+        check("fffd (vLLM's bytes): bytes are the UTF-8 of token, U+FFFD for a cut character",
+              all(bytes(x["bytes"]) == x["token"].encode() for x in e)
+              and any(bytes(x["bytes"]) == "\ufffd".encode() for x in e), e[:1])
+        L = log_entries()[-1]
+        check("log: logprobs, top_logprobs and the fault", L["logprobs"] is True and L["top_logprobs"] == 5
+              and L["faults"] == ["fffd"], L)
+        req(f"{B}/_faults", method="DELETE")
+
     def t_status_faults():
         body = {"model": "x", "messages": msgs("f 1")}
         set_faults("chat/completions:429:2@1")
@@ -659,7 +782,7 @@ def run_http_tests(S: ServerProc) -> None:
         clear()
 
     for t in (t_health_models, t_auth, t_basic, t_answer_rule, t_len_n_temp, t_max_tokens, t_modes,
-              t_validation, t_stream, t_stream_n_modes, t_status_faults, t_marker, t_cut_malformed,
+              t_validation, t_stream, t_stream_n_modes, t_logprobs, t_status_faults, t_marker, t_cut_malformed,
               t_delays, t_queue, t_debug_log, t_concurrency):
         group(t)
 
@@ -806,7 +929,27 @@ def run_openai_tests(S: ServerProc) -> None:
             check(f"openai: malformed JSON body raises ({type(e).__name__})", True, e)
         jreq(f"{B}/_faults", method="DELETE")
 
-    for t in (t_oa_models, t_oa_chat, t_oa_stream, t_oa_keepalive, t_oa_errors):
+    def t_oa_logprobs():
+        m2 = [{"role": "user", "content": "caf\u00e9 answer=4"}]
+        r = cl.chat.completions.create(model="x", messages=m2, logprobs=True, top_logprobs=5)
+        lp = r.choices[0].logprobs.content
+        m = r.choices[0].message
+        raw = b"".join(bytes(e.bytes) for e in lp)
+        check("openai: logprobs parsed (ChatCompletionTokenLogprob); bytes spell the completion",
+              raw.decode() == m.reasoning_content + "\n</think>\n\n" + m.content
+              and all(len(e.top_logprobs) == 5 for e in lp), raw[-40:])
+        check("openai: a token of a cut character: token U+FFFD, exact bytes",
+              any(e.token == "\ufffd" and e.bytes == [0xc3] for e in lp), [e for e in lp if e.token == "\ufffd"][:1])
+        got = []
+        for ch in cl.chat.completions.create(model="x", messages=m2, logprobs=True, top_logprobs=5, stream=True):
+            for c in ch.choices:
+                if c.logprobs and c.logprobs.content:
+                    got += c.logprobs.content
+        check("openai: streaming chunks' logprobs join to the non-streaming ones",
+              [(e.token, e.logprob, e.bytes) for e in got] == [(e.token, e.logprob, e.bytes) for e in lp],
+              (len(got), len(lp)))
+
+    for t in (t_oa_models, t_oa_chat, t_oa_stream, t_oa_logprobs, t_oa_keepalive, t_oa_errors):
         group(t)
 
 
