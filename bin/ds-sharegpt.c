@@ -303,6 +303,9 @@ static struct verdict convert(jv rec, const struct opts *o, jv *out)
 		jv_free(lp);
 		return (struct verdict){"teacher.logprobs is not an object", 0};
 	}
+	/* as one JSON string: Hugging Face datasets (LLaMA-Factory's loader)
+	 * wants each array of one type, and the object's are not */
+	if (jv_is_valid(lp)) lp = jv_dump_string(lp, 0);
 
 	jv answer = think_answer(x.reasoning, x.content);
 	jv p = jv_string_sized(x.problem.p, (int)x.problem.n);

@@ -697,6 +697,16 @@ static const char *record_soft(struct worker *w, jv rec, const chat_conv *c, int
 		int i = first + 2 * p + 1;
 		jv lp = i < n ? jv_object_get(jv_array_get(jv_copy(msgs), i), jv_string("logprobs")) : jv_invalid();
 		int kind = jv_get_kind(lp);
+		if (kind == JV_KIND_STRING) { /* ds-sharegpt writes the object as a JSON string */
+			const char *j = jv_string_value(lp);
+			size_t at;
+			const char *jwhy;
+			jv o = json_parse(j, strlen(j), &at, &jwhy);
+			jv_free(lp);
+			lp = jv_is_valid(o) ? o : jv_null();
+			if (!jv_is_valid(o) && !bad) bad = "logprobs: a string that is not a JSON object";
+			kind = jv_get_kind(lp);
+		}
 		if (!bad && kind != JV_KIND_INVALID && kind != JV_KIND_NULL) {
 			bad = soft_parse(lp, w->p->t, &w->soft[p], w->why, sizeof w->why);
 			if (!bad && *k && w->soft[p].k != *k)

@@ -42,6 +42,24 @@ for fmt in sharegpt messages alpaca; do
 	'
 done
 
+# ds-teacher --logprobs puts teacher.logprobs into the assistant message
+# (issue #21), as one JSON string: LLaMA-Factory reads a message's role and content only, so
+# the file loads as it does without them, token for token.
+LP='{"k":2,"tokens":["Hel",[226],[136,154]],"logprob":[-0.01,-1.5,-9999],"top":[["Hel",-0.01,"He",-4.60517],[[226],-1.5,"x",-2],[[136,154],-9999,"y",-9999]]}'
+export LP
+ok 'LLaMA-Factory loads a file with logprobs in its messages exactly as one without' '
+	mkdir data plain &&
+	jq -c ".teacher.logprobs = (env.LP | fromjson)" "$IN" > in.jsonl &&
+	ds-sharegpt -q -o data/d.jsonl in.jsonl &&
+	test "$(jq -c ".conversations[1].logprobs | fromjson" data/d.jsonl | sort -u)" = "$LP" &&
+	ds-sharegpt --dataset-info d -o data/d.jsonl > data/dataset_info.json &&
+	"$PY" "$TOP/tests/oracle/lf_load.py" data d "$TOK" > lf.jsonl 2> lf.err || { cat lf.err; false; } &&
+	ds-sharegpt -q -o plain/d.jsonl "$IN" && cp data/dataset_info.json plain/ &&
+	"$PY" "$TOP/tests/oracle/lf_load.py" plain d "$TOK" > lf-plain.jsonl 2> lf.err || { cat lf.err; false; } &&
+	test "$(wc -l < lf.jsonl)" = 4 &&
+	diff lf.jsonl lf-plain.jsonl
+'
+
 ok 'with --system, LLaMA-Factory puts our system prompt in the ChatML header' '
 	mkdir data &&
 	ds-sharegpt -q -s "You are a careful mathematician." -o data/d.jsonl "$IN" &&

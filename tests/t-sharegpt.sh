@@ -81,20 +81,20 @@ ok 'unknown fields do not disturb; a record without judge is accepted' '
 LP='{"k":2,"tokens":["Hel",[226],[136,154]],"logprob":[-0.01,-1.5,-9999],"top":[["Hel",-0.01,"He",-4.60517],[[226],-1.5,"x",-2],[[136,154],-9999,"y",-9999]]}'
 export LP
 
-ok 'teacher.logprobs goes unchanged into the assistant message, only where present' '
+ok 'teacher.logprobs goes into the assistant message as one JSON string, unchanged, only where present' '
 	jq -c "if .teacher.sample == 1 or .id == \"codeparrot/apps/train/7\" or .id == \"r/wrong\"
 		then .teacher.logprobs = (env.LP | fromjson) else . end" "$IN" > in.jsonl &&
 	test "$(jq -r "select(.teacher.logprobs) | .id" in.jsonl | wc -l)" = 3 &&
 	ds-sharegpt -q in.jsonl > out &&
 	jq -c "del(.conversations[1].logprobs)" out | diff - "$DATA/sharegpt/expected-sharegpt.jsonl" &&
 	test "$(jq -r "select(.conversations[1].logprobs) | \"\(.id) \(.sample)\"" out | tr "\n" ,)" = "AI-MO/NuminaMath-CoT/train/0 1,codeparrot/apps/train/7 0," &&
-	test "$(jq -c "select(.conversations[1].logprobs) | .conversations[1].logprobs" out | sort -u)" = "$LP" &&
+	test "$(jq -c "select(.conversations[1].logprobs) | .conversations[1].logprobs | fromjson" out | sort -u)" = "$LP" &&
 	test "$(jq -c "select(.conversations[1].logprobs) | .conversations[1] | keys" out | sort -u)" = "[\"from\",\"logprobs\",\"value\"]" &&
 	test "$(jq "[.conversations[0] | has(\"logprobs\")] | any" out | sort -u)" = false &&
 	ds-sharegpt -q -f messages in.jsonl > m &&
-	test "$(jq -c "select(.messages[1].logprobs) | .messages[1].logprobs" m | sort -u)" = "$LP" &&
+	test "$(jq -c "select(.messages[1].logprobs) | .messages[1].logprobs | fromjson" m | sort -u)" = "$LP" &&
 	ds-sharegpt -q -f alpaca in.jsonl > a &&
-	test "$(jq -c "select(.logprobs) | .logprobs" a | sort -u)" = "$LP"
+	test "$(jq -c "select(.logprobs) | .logprobs | fromjson" a | sort -u)" = "$LP"
 '
 
 ok 'logprobs survive ds-judge, then ds-sharegpt; a logprobs that is not an object is named' '
@@ -103,7 +103,7 @@ ok 'logprobs survive ds-judge, then ds-sharegpt; a logprobs that is not an objec
 	test "$(jq -r .judge.verdict judged.jsonl)" = correct &&
 	test "$(jq -c .teacher.logprobs judged.jsonl)" = "$LP" &&
 	ds-sharegpt -q judged.jsonl > out &&
-	test "$(jq -c .conversations[1].logprobs out)" = "$LP" &&
+	test "$(jq -c ".conversations[1].logprobs | fromjson" out)" = "$LP" &&
 	jq -c ".teacher.logprobs = \"x\"" judged.jsonl > bad.jsonl &&
 	expect_exit 1 ds-sharegpt bad.jsonl > out 2> err &&
 	grep -q "^ds-sharegpt:bad.jsonl:1: .*teacher.logprobs is not an object" err &&

@@ -121,7 +121,7 @@ ok 'bad soft labels are refused, naming the line and what differs' '
 	{ head -3 $S/soft.jsonl; $PY $O/soft_records.py --tokenizer $S/tok/tokenizer.json --k 2 < $S/conv.jsonl | tail -1; } > mixed.jsonl &&
 	expect_exit 1 ds-tokenize -t $S/tok/tokenizer.json --soft-labels mixed.jsonl -o x.shard 2> err &&
 	grep -q "mixed.jsonl:4: logprobs with 2 alternatives" err'
-ok 'an older reader refuses the extension by its header flag; a flipped soft-label byte is an error' '
+ok 'the header announces the extension (flag 64, which older readers refuse); a flipped soft-label byte is an error' '
 	ds-tokenize -q -t $S/tok/tokenizer.json --cutoff-len 256 --soft-labels $S/soft.jsonl -o s.shard &&
 	zstd -q -d -c s.shard > raw && test "$(od -A n -t u1 -j 56 -N 1 raw | tr -d " ")" -ge 64 &&
 	python3 -c "
