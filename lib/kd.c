@@ -8,6 +8,7 @@
  * itself; for jsd g_o = (1 - beta) (log P_o - log M_o).
  */
 #include "kd.h"
+#include "mvec.h"
 
 #include <math.h>
 #include <string.h>
@@ -29,36 +30,54 @@ static double lse2(double a, double b)
 	return m == -INFINITY ? m : m + log(exp(a - m) + exp(b - m));
 }
 
+/* Sums of float terms in blocks, each block's float sum added in double:
+ * the inner loop vectorizes, and the error stays that of a 1024-term sum. */
+#define KD_BLOCK 1024
+
 double kd_row(const kd_config *c, float *z, int V, int tgt, int k, const uint32_t *id, const float *lp, float scale,
 	      int grad, double *ce_out, double *kd_out)
 {
 	const int tempered = c->tau != 1.0;
 	const float inv = (float)(1.0 / c->tau);
-	float mx = -INFINITY;
+	float mx = -INFINITY, zt = z[tgt];
+#pragma omp simd reduction(max : mx)
 	for (int j = 0; j < V; j++) mx = z[j] > mx ? z[j] : mx;
-	double s1 = 0, st = 0;
-#pragma omp simd reduction(+ : s1)
-	for (int j = 0; j < V; j++) s1 += expf(z[j] - mx);
-	if (tempered) {
-#pragma omp simd reduction(+ : st)
-		for (int j = 0; j < V; j++) st += expf((z[j] - mx) * inv);
-	} else {
-		st = s1;
+	/* The rest's sums without the top K's terms (no cancellation when the
+	 * rest is small): theirs are taken out, summed apart, put back. */
+	float zS[64];
+	for (int a = 0; a < k; a++) zS[a] = z[id[a]], z[id[a]] = -INFINITY;
+	double r1 = 0, rt = 0; /* the rest's sum of exp(z - mx), of exp((z - mx) / tau) */
+	for (int j0 = 0; j0 < V; j0 += KD_BLOCK) {
+		int j1 = j0 + KD_BLOCK < V ? j0 + KD_BLOCK : V;
+		float b1 = 0, bt = 0;
+		if (tempered) {
+#pragma omp simd reduction(+ : b1, bt)
+			for (int j = j0; j < j1; j++) b1 += expf(z[j] - mx), bt += expf((z[j] - mx) * inv);
+		} else {
+			/* at temperature 1 the exponentials are the gradient's too: kept in place */
+#pragma omp simd reduction(+ : b1)
+			for (int j = j0; j < j1; j++) b1 += (z[j] = expf(z[j] - mx));
+		}
+		r1 += b1;
+		rt += bt;
 	}
-	double ce = mx + log(s1) - z[tgt];
+	if (!tempered) rt = r1;
+	double s1 = r1, st = rt, eS[64];
+	for (int a = 0; a < k; a++) {
+		eS[a] = exp(((double)zS[a] - mx) * (1.0 / c->tau));
+		s1 += tempered ? exp((double)zS[a] - mx) : eS[a];
+		st += eS[a];
+	}
+	double ce = mx + log(s1) - zt;
 
 	/* the K + 1 outcomes, in the log domain; [k] is the rest */
 	double logP[65], logQ[65], w[65];
-	float zS[64];
-	double eS = 0, lst = log(st), tm = 0;
+	double lst = log(st), tm = 0;
 	for (int a = 0; a < k; a++) {
-		zS[a] = z[id[a]];
-		eS += tempered ? expf((zS[a] - mx) * inv) : expf(zS[a] - mx);
 		logP[a] = ((double)zS[a] - mx) * (1.0 / c->tau) - lst;
 		tm += exp((double)lp[a]);
 	}
-	double rest = st - eS;
-	if (rest < st * 1e-30) rest = st * 1e-30;
+	double rest = rt < st * 1e-30 ? st * 1e-30 : rt;
 	logP[k] = log(rest) - lst;
 	double r = 1 - tm < KD_REST_MIN ? KD_REST_MIN : 1 - tm, lz = -INFINITY;
 	for (int a = 0; a < k; a++) lz = lse2(lz, (logQ[a] = lp[a] / c->tau));
@@ -92,15 +111,17 @@ double kd_row(const kd_config *c, float *z, int V, int tgt, int k, const uint32_
 	*kd_out = kd;
 	const double al = c->alpha;
 	if (grad) {
-		/* the rest's tokens: p_j / P_rest of w_rest; the top K: w_a */
+		/* the rest's tokens: p_j / P_rest of w_rest (the top K's entries
+		 * are -inf or 0 here: set after); the top K: w_a */
 		const float h = (float)(scale * (1 - al) / s1);
 		const float g = (float)(scale * al * c->tau * w[k] / rest);
 		if (tempered) {
 #pragma omp simd
 			for (int j = 0; j < V; j++) z[j] = h * expf(z[j] - mx) + g * expf((z[j] - mx) * inv);
 		} else {
+			const float hg = h + g;
 #pragma omp simd
-			for (int j = 0; j < V; j++) z[j] = (h + g) * expf(z[j] - mx);
+			for (int j = 0; j < V; j++) z[j] *= hg;
 		}
 		for (int a = 0; a < k; a++)
 			z[id[a]] = (float)(scale * ((1 - al) * exp((double)zS[a] - mx) / s1 + al * c->tau * w[a]));

@@ -8,6 +8,7 @@
  */
 #include "ops_cpu.h"
 #include "kd.h"
+#include "mvec.h"
 #include "check.h"
 #include "optim.h"
 #include "wmat.h"
@@ -18,10 +19,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* glibc's libmvec has a vector expf, but math.h declares it only under
- * -ffast-math, which would loosen every other float here; declaring it
- * ourselves lets the softmax loops call it 4 floats at a time. */
-__attribute__((simd("notinbranch"))) float expf(float);
 
 #define QB 64      /* attention query block (rows) */
 /* Loops over fewer elements than this run on one thread: waking the team

@@ -21,6 +21,7 @@ vocabulary has (a valid text, but not how the student encodes it).
 """
 import argparse
 import json
+import math
 import random
 import sys
 
@@ -89,10 +90,12 @@ def main():
             top, lp, want = [], [], []
             for i, b in zip(ids, toks):
                 alts = [i] + rnd.sample([x for x in ids_all if x != i and x < 5000], a.k - 1)
-                lps = sorted([-rnd.uniform(0.01, 6.0) for _ in range(a.k)], reverse=True)
-                lps[0] = -rnd.uniform(0.001, 0.5)
-                if sum(2.718281828459045 ** x for x in lps) > 0.999:
-                    lps = [x - 1.0 for x in lps]
+                # a teacher distribution: the token itself most likely, the K
+                # together holding 50 to 97% of the mass
+                w = sorted([rnd.uniform(0.0, 1.0) ** 4 for _ in range(a.k)], reverse=True)
+                w[0] += 1.0
+                mass = rnd.uniform(0.5, 0.97)
+                lps = [math.log(x / sum(w) * mass) for x in w]
                 row = []
                 for x, y in zip(alts, lps):
                     row += [jtok(tbytes(x)), float(f"{y:.6g}")]
