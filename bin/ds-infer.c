@@ -44,8 +44,9 @@
 
 static const char usage[] =
 	"usage: ds-infer -m DIR [--chat] [--system TEXT] [--stop STR]... [sampling] [-t N]\n"
-	"       ds-infer -m DIR [--batch] [-n K] [-b B] [--template FILE] [--ids] [--skip-bad]\n"
-	"                [--logprobs K] [-q] [-o OUT] [--stop STR]... [sampling] [-t N] [FILE...]\n"
+	"       ds-infer -m DIR [--batch] [-n K] [-b B] [--template FILE] [--ids]\n"
+	"                [--logprobs K] [--skip-bad] [-q] [-o OUT] [--stop STR]... [sampling]\n"
+	"                [-t N] [FILE...]\n"
 	"       ds-infer serve -m DIR [--host ADDR] [--port P] [--port-file FILE]\n"
 	"                [--max-body BYTES] [-b B] [sampling] [-t N]\n"
 	"       ds-infer logits -m DIR --ids ID,ID,... -o OUT.safetensors [-t N]\n"
