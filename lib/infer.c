@@ -235,7 +235,8 @@ void infer_seq_logprobs(struct infer_seq *s, int top)
  * the penalty). */
 static void seq_logprob(struct infer_engine *e, struct infer_seq *s, const float *logits, uint32_t id)
 {
-	int k = s->top_logprobs < e->V ? s->top_logprobs : e->V;
+	if (s->top_logprobs > e->V) s->top_logprobs = e->V;
+	int k = s->top_logprobs;
 	if (s->n_lp == s->cap_lp) {
 		s->cap_lp = s->cap_lp ? s->cap_lp * 2 : 256;
 		s->lp = xrealloc(s->lp, (size_t)s->cap_lp * sizeof *s->lp);
@@ -313,9 +314,10 @@ int infer_engine_step(struct infer_engine *e)
 		s->ids[s->n_ids++] = id;
 		if (!s->t_first) s->t_first = t1;
 		int n_out = s->n_ids - s->n_prompt;
-		if (is_stop(e, id)) s->finish = "stop";
+		int stop = is_stop(e, id);
+		if (stop) s->finish = "stop";
 		else if (n_out >= s->max_new) s->finish = "length";
-		if (s->logprobs && !is_stop(e, id)) seq_logprob(e, s, raw, id);
+		if (s->logprobs && !stop) seq_logprob(e, s, raw, id);
 		if (s->on_token) s->on_token(s);
 	}
 	/* the speeds count the choosing and the text too, not only the forward */
