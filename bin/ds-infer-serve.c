@@ -39,6 +39,8 @@ struct req {
 	pthread_cond_t cv;
 	int refs;             /* the connection, and each sequence not yet done */
 	int n, n_done, stream, include_usage, cancelled;
+	int logprobs, top_logprobs; /* asked: 'logprobs' true, and its 'top_logprobs' */
+	int *lp_sent;         /* (n) streamed: the tokens whose logprobs have gone out */
 	struct infer_seq **seqs;    /* (n) borrowed: each frees itself when done */
 	int *n_prompt, *n_out, *n_reason; /* (n) counts, kept after the sequences go */
 	const char **finish;  /* (n) */
@@ -70,7 +72,7 @@ static void req_unref(struct req *r)
 {
 	if (--r->refs > 0) return;
 	pthread_cond_destroy(&r->cv);
-	free(r->seqs), free(r->n_prompt), free(r->n_out), free(r->n_reason), free(r->finish);
+	free(r->seqs), free(r->n_prompt), free(r->n_out), free(r->n_reason), free(r->finish), free(r->lp_sent);
 	jv_free(r->stop_json);
 	jv_free(r->answers);
 	free(r->out.p);
@@ -95,11 +97,11 @@ static jv chunk_of(struct req *r, jv choices)
 	return jv_object_set(c, jv_string("choices"), choices);
 }
 
-static jv delta_choice(int index, jv delta, jv finish)
+static jv delta_choice(int index, jv delta, jv logprobs, jv finish)
 {
 	jv c = jv_object_set(jv_object(), jv_string("index"), jv_number(index));
 	c = jv_object_set(c, jv_string("delta"), delta);
-	c = jv_object_set(c, jv_string("logprobs"), jv_null());
+	c = jv_object_set(c, jv_string("logprobs"), logprobs);
 	return jv_object_set(c, jv_string("finish_reason"), finish);
 }
 
@@ -116,6 +118,58 @@ static jv usage_of(struct req *r)
 			     jv_object_set(jv_object(), jv_string("reasoning_tokens"), jv_number((double)rt)));
 }
 
+/* A token as OpenAI's logprobs list it: {"token": its text (invalid
+ * UTF-8 replaced by U+FFFD, as Hugging Face decodes), "logprob", "bytes":
+ * its exact bytes}. */
+static jv lp_token(const struct infer *in, uint32_t id, double lp)
+{
+	size_t n, tn;
+	char *b = token_bytes(in, id, &n);
+	char *t = tokenizer_decode(in->tok, &id, 1, TOKENIZER_DECODE_REPLACE, &tn, NULL);
+	jv bytes = jv_array_sized((int)n);
+	for (size_t i = 0; i < n; i++) bytes = jv_array_append(bytes, jv_number((unsigned char)b[i]));
+	jv e = jv_object_set(jv_object(), jv_string("token"), t ? jv_string_sized(t, (int)tn) : jv_string(""));
+	e = jv_object_set(e, jv_string("logprob"), jv_number(lp));
+	e = jv_object_set(e, jv_string("bytes"), bytes);
+	free(b);
+	free(t);
+	return e;
+}
+
+/* choices[i].logprobs for the tokens [from, to) of s: {"content": [...],
+ * "refusal": null}, each token with its top_logprobs. */
+static jv lp_choice(const struct req *r, const struct infer_seq *s, int from, int to)
+{
+	const struct infer *in = r->srv->in;
+	int k = s->top_logprobs;
+	jv content = jv_array_sized(to - from);
+	for (int i = from; i < to; i++) {
+		jv e = lp_token(in, s->ids[s->n_prompt + i], s->lp[i]);
+		jv top = jv_array_sized(k);
+		for (int j = 0; j < k; j++) {
+			const sample_logprob *a = &s->lp_top[(size_t)i * (size_t)k + (size_t)j];
+			top = jv_array_append(top, lp_token(in, a->id, a->logprob));
+		}
+		content = jv_array_append(content, jv_object_set(e, jv_string("top_logprobs"), top));
+	}
+	jv o = jv_object_set(jv_object(), jv_string("content"), content);
+	return jv_object_set(o, jv_string("refusal"), jv_null());
+}
+
+/* Streamed: the logprobs of s's tokens not yet sent, which go with the
+ * chunk being made (null when not asked). A chunk carries the tokens fed
+ * since the last one, so every token goes out once, in order, with the
+ * first chunk to show any of its text, or after: one whose text is held
+ * back (an unfinished UTF-8 character, a possible tag or stop string) or
+ * never shown (the think tags, trimmed white space) rides with the next. */
+static jv lp_pending(struct req *r, const struct infer_seq *s)
+{
+	if (!r->logprobs) return jv_null();
+	jv lp = lp_choice(r, s, r->lp_sent[s->index], s->n_lp);
+	r->lp_sent[s->index] = s->n_lp;
+	return lp;
+}
+
 /* Under srv->mu: streamed text of one choice. */
 static void serve_emit(void *ud, int kind, const char *s, size_t n)
 {
@@ -124,7 +178,7 @@ static void serve_emit(void *ud, int kind, const char *s, size_t n)
 	if (!r->stream) return;
 	jv d = jv_object_set(jv_object(), jv_string(kind == INFER_REASONING ? "reasoning_content" : "content"),
 			     jv_string_sized(s, (int)n));
-	sse(r, chunk_of(r, jv_array_append(jv_array(), delta_choice(q->index, d, jv_null()))));
+	sse(r, chunk_of(r, jv_array_append(jv_array(), delta_choice(q->index, d, lp_pending(r, q), jv_null()))));
 }
 
 static void serve_on_token(struct infer_seq *s)
@@ -154,7 +208,9 @@ static void serve_on_done(struct infer_seq *s)
 			(now_s() - s->t_start) * 1000);
 	if (!r->cancelled) {
 		if (r->stream) {
-			sse(r, chunk_of(r, jv_array_append(jv_array(), delta_choice(i, jv_object(), jv_string(r->finish[i])))));
+			/* the tokens no text chunk took (a closing tag, text cut by a stop string) */
+			jv lp = lp_pending(r, s);
+			sse(r, chunk_of(r, jv_array_append(jv_array(), delta_choice(i, jv_object(), lp, jv_string(r->finish[i])))));
 		} else {
 			jv m = jv_object_set(jv_object(), jv_string("role"), jv_string("assistant"));
 			m = jv_object_set(m, jv_string("content"),
@@ -165,7 +221,7 @@ static void serve_on_done(struct infer_seq *s)
 							  : jv_null());
 			jv c = jv_object_set(jv_object(), jv_string("index"), jv_number(i));
 			c = jv_object_set(c, jv_string("message"), m);
-			c = jv_object_set(c, jv_string("logprobs"), jv_null());
+			c = jv_object_set(c, jv_string("logprobs"), r->logprobs ? lp_choice(r, s, 0, s->n_lp) : jv_null());
 			c = jv_object_set(c, jv_string("finish_reason"), jv_string(r->finish[i]));
 			r->answers = jv_array_set(r->answers, i, c);
 		}
@@ -448,7 +504,7 @@ static enum MHD_Result chat_completion(struct server *sv, struct MHD_Connection 
 	chat_encoder ce = infer_encoder(in);
 	sample_params sp = in->sp;
 	double d;
-	int present, nchoice = 1, stream = 0, include_usage = 0;
+	int present, nchoice = 1, stream = 0, include_usage = 0, logprobs = 0, top_logprobs = 0;
 	long max_new = in->max_tokens;
 	uint64_t seed = 0;
 	int seeded = 0;
@@ -526,6 +582,26 @@ static enum MHD_Result chat_completion(struct server *sv, struct MHD_Connection 
 	if (field_num(body, "seed", -9.2e18, 9.2e18, 1, &d, &present, why, sizeof why)) goto bad;
 	if (present) seed = (uint64_t)(int64_t)d, seeded = 1;
 	{
+		jv lp = jv_object_get(jv_copy(body), jv_string("logprobs"));
+		int k = jv_get_kind(lp);
+		jv_free(lp);
+		if (k != JV_KIND_TRUE && k != JV_KIND_FALSE && k != JV_KIND_NULL && k != JV_KIND_INVALID) {
+			ret = reply_error(c, 400, NULL, "logprobs", "'logprobs' must be a boolean");
+			goto out;
+		}
+		logprobs = k == JV_KIND_TRUE;
+		if (field_num(body, "top_logprobs", 0, SAMPLE_MAX_TOP, 1, &d, &present, why, sizeof why)) {
+			ret = reply_error(c, 400, NULL, "top_logprobs", "%s", why);
+			goto out;
+		}
+		if (present && !logprobs) { /* OpenAI's words */
+			ret = reply_error(c, 400, NULL, "top_logprobs",
+					  "The 'top_logprobs' parameter is only allowed when 'logprobs' is enabled.");
+			goto out;
+		}
+		if (present) top_logprobs = (int)d;
+	}
+	{
 		jv st = jv_object_get(jv_copy(body), jv_string("stream"));
 		jv so = jv_object_get(jv_copy(body), jv_string("stream_options"));
 		int k = jv_get_kind(st), ko = jv_get_kind(so);
@@ -562,6 +638,9 @@ static enum MHD_Result chat_completion(struct server *sv, struct MHD_Connection 
 	r->n = nchoice;
 	r->stream = stream;
 	r->include_usage = include_usage;
+	r->logprobs = logprobs;
+	r->top_logprobs = top_logprobs;
+	r->lp_sent = xcalloc((size_t)nchoice, sizeof *r->lp_sent);
 	r->seqs = xcalloc((size_t)nchoice, sizeof *r->seqs);
 	r->n_prompt = xcalloc((size_t)nchoice, sizeof *r->n_prompt);
 	r->n_out = xcalloc((size_t)nchoice, sizeof *r->n_out);
@@ -583,6 +662,7 @@ static enum MHD_Result chat_completion(struct server *sv, struct MHD_Connection 
 		struct infer_seq *s = infer_seq_new(&sv->eng, cp, np, max_new, &sp, seed + (uint64_t)i * 0x9e3779b97f4a7c15ull);
 		s->index = i;
 		s->ud = r;
+		if (logprobs) infer_seq_logprobs(s, top_logprobs);
 		s->text.stop = r->stop.n ? &r->stop : NULL;
 		s->on_token = serve_on_token;
 		s->on_done = serve_on_done;
@@ -596,7 +676,7 @@ static enum MHD_Result chat_completion(struct server *sv, struct MHD_Connection 
 		jv d0 = jv_object_set(jv_object(), jv_string("role"), jv_string("assistant"));
 		d0 = jv_object_set(d0, jv_string("content"), jv_string(""));
 		jv chs = jv_array();
-		for (int i = 0; i < nchoice; i++) chs = jv_array_append(chs, delta_choice(i, jv_copy(d0), jv_null()));
+		for (int i = 0; i < nchoice; i++) chs = jv_array_append(chs, delta_choice(i, jv_copy(d0), jv_null(), jv_null()));
 		jv_free(d0);
 		sse(r, chunk_of(r, chs));
 	}

@@ -44,8 +44,9 @@
 
 static const char usage[] =
 	"usage: ds-infer -m DIR [--chat] [--system TEXT] [--stop STR]... [sampling] [-t N]\n"
-	"       ds-infer -m DIR [--batch] [-n K] [-b B] [--template FILE] [--ids] [--skip-bad]\n"
-	"                [-q] [-o OUT] [--stop STR]... [sampling] [-t N] [FILE...]\n"
+	"       ds-infer -m DIR [--batch] [-n K] [-b B] [--template FILE] [--ids]\n"
+	"                [--logprobs K] [--skip-bad] [-q] [-o OUT] [--stop STR]... [sampling]\n"
+	"                [-t N] [FILE...]\n"
 	"       ds-infer serve -m DIR [--host ADDR] [--port P] [--port-file FILE]\n"
 	"                [--max-body BYTES] [-b B] [sampling] [-t N]\n"
 	"       ds-infer logits -m DIR --ids ID,ID,... -o OUT.safetensors [-t N]\n"
@@ -73,6 +74,8 @@ static const char help[] =
 	"      --template FILE      user turn for a problem: FILE with {problem} replaced\n"
 	"                           (default: the problem itself, as ds-sharegpt trains)\n"
 	"      --ids                add prompt_ids and completion_ids to each teacher object\n"
+	"      --logprobs K         add each token's log-probability and its K (1-20) most\n"
+	"                           probable alternatives to each teacher object\n"
 	"  -o, --output OUT         append to OUT; a rerun skips (id, sample) pairs there\n"
 	"      --skip-bad           count and skip malformed lines instead of stopping\n"
 	"      --stop STR           end an answer where its text shows STR, cut before it\n"
@@ -288,6 +291,14 @@ static int is_ws(char c)
 	return c == ' ' || c == '\n' || c == '\r' || c == '\t';
 }
 
+/* The bytes of token id (owned, *n of them). */
+char *token_bytes(const struct infer *in, uint32_t id, size_t *n)
+{
+	char *b = tokenizer_decode(in->tok, &id, 1, 0, n, NULL);
+	if (!b) *n = 0, b = xstrdup(""); /* an id past the tokenizer's, as a padded vocabulary has */
+	return b;
+}
+
 /* ---- batch mode: problem records in, teacher objects out -------------- */
 
 struct batch {
@@ -333,6 +344,57 @@ static jv ids_json(const uint32_t *ids, int n)
 	return a;
 }
 
+/* A log-probability as teacher.logprobs holds it: 6 significant digits
+ * (printf %.6g, then strtod, so that it prints short); -9999 for -inf. */
+static jv lp_number(double lp)
+{
+	if (!(lp > -INFINITY)) return jv_number(-9999);
+	char num[32];
+	snprintf(num, sizeof num, "%.6g", lp);
+	return jv_number(strtod(num, NULL));
+}
+
+/* A token as teacher.logprobs holds it: its bytes as a string when they
+ * are valid UTF-8, else an array of the byte values. */
+static jv tok_json(const struct infer *in, uint32_t id)
+{
+	size_t n;
+	char *b = token_bytes(in, id, &n);
+	jv t;
+	if (utf8_check(b, n) == n) {
+		t = jv_string_sized(b, (int)n);
+	} else {
+		t = jv_array_sized((int)n);
+		for (size_t i = 0; i < n; i++) t = jv_array_append(t, jv_number((unsigned char)b[i]));
+	}
+	free(b);
+	return t;
+}
+
+/* teacher.logprobs of s, the compact form of ds-teacher's: {"k", "tokens",
+ * "logprob", "top": [[TOK, LP, ...], ...]}, one entry a generated token
+ * but the stop token. */
+static jv logprobs_json(const struct infer *in, const struct infer_seq *s)
+{
+	int k = s->top_logprobs;
+	jv toks = jv_array_sized(s->n_lp), lps = jv_array_sized(s->n_lp), tops = jv_array_sized(s->n_lp);
+	for (int i = 0; i < s->n_lp; i++) {
+		toks = jv_array_append(toks, tok_json(in, s->ids[s->n_prompt + i]));
+		lps = jv_array_append(lps, lp_number(s->lp[i]));
+		jv t = jv_array_sized(2 * k);
+		for (int j = 0; j < k; j++) {
+			const sample_logprob *a = &s->lp_top[(size_t)i * (size_t)k + (size_t)j];
+			t = jv_array_append(t, tok_json(in, a->id));
+			t = jv_array_append(t, lp_number(a->logprob));
+		}
+		tops = jv_array_append(tops, t);
+	}
+	jv o = jv_object_set(jv_object(), jv_string("k"), jv_number(k));
+	o = jv_object_set(o, jv_string("tokens"), toks);
+	o = jv_object_set(o, jv_string("logprob"), lps);
+	return jv_object_set(o, jv_string("top"), tops);
+}
+
 static struct batch *batch_of; /* the one batch run, for the callbacks */
 
 static void batch_on_token(struct infer_seq *s)
@@ -363,6 +425,7 @@ static void batch_on_done(struct infer_seq *s)
 		t = jv_object_set(t, jv_string("prompt_ids"), ids_json(s->ids, s->n_prompt));
 		t = jv_object_set(t, jv_string("completion_ids"), ids_json(s->ids + s->n_prompt, n_out));
 	}
+	if (s->logprobs) t = jv_object_set(t, jv_string("logprobs"), logprobs_json(b->in, s));
 	jv rec = jv_object_set(jv_copy(s->rec), jv_string("teacher"), t);
 	if (jsonl_write(b->out, rec) || fflush(b->out)) b->werr = 1; /* a kill loses nothing written */
 	b->written++;
@@ -485,6 +548,7 @@ static int run_batch(const struct opts *o, struct infer *in, const char **inputs
 				continue;
 			}
 			struct infer_seq *s = infer_seq_new(&b.eng, ids, n, in->max_tokens, &in->sp, seed_of(in->seed, id, sample_next));
+			if (o->logprobs) infer_seq_logprobs(s, o->logprobs);
 			s->rec = jv_copy(cur);
 			s->sample = sample_next++;
 			s->line = cur_line;
@@ -744,11 +808,11 @@ int main(int argc, char **argv)
 			 .gen = {.sp = SAMPLE_GREEDY}};
 	enum { O_CHAT = 256, O_BATCH, O_SYSTEM, O_TEMPLATE, O_IDS, O_SKIPBAD, O_HOST, O_PORT, O_PORTFILE, O_MAXBODY,
 	       O_GREEDY, O_TEMP, O_TOPK, O_TOPP, O_MINP, O_REP, O_MAXTOK, O_SEED, O_CTX, O_NAME, O_FP32,
-	       O_CHATTPL, O_STOP, O_NOTHINK, O_PRESERVE };
+	       O_CHATTPL, O_STOP, O_NOTHINK, O_PRESERVE, O_LOGPROBS };
 	static const struct option longopts[] = {
 		{"model", 1, 0, 'm'}, {"chat", 0, 0, O_CHAT}, {"batch", 0, 0, O_BATCH}, {"system", 1, 0, O_SYSTEM},
 		{"samples", 1, 0, 'n'}, {"batch-size", 1, 0, 'b'}, {"template", 1, 0, O_TEMPLATE},
-		{"ids", 0, 0, O_IDS}, {"output", 1, 0, 'o'}, {"skip-bad", 0, 0, O_SKIPBAD}, {"quiet", 0, 0, 'q'},
+		{"ids", 0, 0, O_IDS}, {"logprobs", 1, 0, O_LOGPROBS}, {"output", 1, 0, 'o'}, {"skip-bad", 0, 0, O_SKIPBAD}, {"quiet", 0, 0, 'q'},
 		{"host", 1, 0, O_HOST}, {"port", 1, 0, O_PORT}, {"port-file", 1, 0, O_PORTFILE},
 		{"max-body", 1, 0, O_MAXBODY}, {"greedy", 0, 0, O_GREEDY}, {"temperature", 1, 0, O_TEMP},
 		{"top-k", 1, 0, O_TOPK}, {"top-p", 1, 0, O_TOPP}, {"min-p", 1, 0, O_MINP},
@@ -781,6 +845,7 @@ int main(int argc, char **argv)
 		case 'b': o.batch = (int)parse_long(optarg, "-b", 1, 256); break;
 		case O_TEMPLATE: o.template_file = optarg, batch_opt = 1; break;
 		case O_IDS: o.ids = 1, batch_opt = 1; break;
+		case O_LOGPROBS: o.logprobs = (int)parse_long(optarg, "--logprobs", 1, SAMPLE_MAX_TOP), batch_opt = 1; break;
 		case 'o': o.output = optarg, batch_opt = 1; break;
 		case O_SKIPBAD: o.skip_bad = 1, batch_opt = 1; break;
 		case 'q': o.quiet = 1; break;
@@ -827,7 +892,7 @@ int main(int argc, char **argv)
 	if (serving_opt && o.mode != MODE_SERVE) cli_usage_error(usage, "--host, --port, --port-file and --max-body are for serve");
 	if (o.stop.n && o.mode == MODE_SERVE) cli_usage_error(usage, "--stop is not for serve: a request gives its own 'stop'");
 	if (o.mode == MODE_AUTO) o.mode = batch_opt || optind < argc || !isatty(0) ? MODE_BATCH : MODE_CHAT;
-	if (batch_opt && o.mode != MODE_BATCH) cli_usage_error(usage, "-n, -o, --template, --ids and --skip-bad are for batch mode");
+	if (batch_opt && o.mode != MODE_BATCH) cli_usage_error(usage, "-n, -o, --template, --ids, --logprobs and --skip-bad are for batch mode");
 	if (o.mode != MODE_BATCH && optind < argc) cli_usage_error(usage, "FILE arguments are for batch mode");
 	if (o.system && utf8_check(o.system, strlen(o.system)) != strlen(o.system))
 		cli_usage_error(usage, "--system is not valid UTF-8");

@@ -30,6 +30,7 @@ struct opts {
 	const char *model_dir, *model_name, *system, *template_file, *output, *host, *port_file;
 	const char *chat_template; /* --chat-template, or NULL: from the tokenizer */
 	int samples, batch, ids, skip_bad, quiet, threads, port, fp32;
+	int logprobs; /* --logprobs K: 1..SAMPLE_MAX_TOP alternatives a token, 0: none */
 	int no_thinking, preserve_thinking; /* reasoning templates, as ds-tokenize's */
 	long ctx;
 	size_t max_body;
@@ -63,6 +64,10 @@ chat_encoder infer_encoder(const struct infer *in);
 /* The prompt of conversation c: its ids (owned, *n of them) or NULL with
  * why[0..why_n) saying why it cannot be answered. */
 uint32_t *prompt_ids(const struct infer *in, chat_encoder *ce, const chat_conv *c, int *n, char *why, size_t why_n);
+
+/* The bytes of token id: owned, NUL-terminated, *n of them; empty for an
+ * id the tokenizer has no text for. */
+char *token_bytes(const struct infer *in, uint32_t id, size_t *n);
 
 /* An engine of B slots for in's model and settings. */
 void engine_init(struct infer_engine *e, struct infer *in, int B);

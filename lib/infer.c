@@ -192,7 +192,7 @@ static int is_stop(const struct infer_engine *e, uint32_t id)
 
 void infer_engine_free(struct infer_engine *e)
 {
-	free(e->act), free(e->segs), free(e->logits), free(e->cand), free(e->seen);
+	free(e->act), free(e->segs), free(e->logits), free(e->cand), free(e->seen), free(e->raw);
 }
 
 /* A sequence for prompt ids (consumed: owned by the sequence) with new
@@ -219,8 +219,31 @@ void infer_seq_free(struct infer_seq *s)
 	if (!s->cache_borrowed) qwen2_cache_free(s->cache);
 	free(s->ids);
 	infer_text_free(&s->text);
+	free(s->lp);
+	free(s->lp_top);
 	jv_free(s->rec);
 	free(s);
+}
+
+void infer_seq_logprobs(struct infer_seq *s, int top)
+{
+	s->logprobs = 1;
+	s->top_logprobs = top < 0 ? 0 : top > SAMPLE_MAX_TOP ? SAMPLE_MAX_TOP : top;
+}
+
+/* Keep the log-probabilities of token id, chosen from logits (V, before
+ * the penalty). */
+static void seq_logprob(struct infer_engine *e, struct infer_seq *s, const float *logits, uint32_t id)
+{
+	if (s->top_logprobs > e->V) s->top_logprobs = e->V;
+	int k = s->top_logprobs;
+	if (s->n_lp == s->cap_lp) {
+		s->cap_lp = s->cap_lp ? s->cap_lp * 2 : 256;
+		s->lp = xrealloc(s->lp, (size_t)s->cap_lp * sizeof *s->lp);
+		s->lp_top = xrealloc(s->lp_top, (size_t)s->cap_lp * (size_t)(k ? k : 1) * sizeof *s->lp_top);
+	}
+	s->lp[s->n_lp] = (float)sample_logprobs(logits, e->V, id, k, s->lp_top + (size_t)s->n_lp * (size_t)k);
+	s->n_lp++;
 }
 
 /* Room in s's cache for `need` positions: grown in steps, so that a short
@@ -280,13 +303,21 @@ int infer_engine_step(struct infer_engine *e)
 	double t1 = now_s();
 	for (int i = 0; i < e->n_act; i++) {
 		struct infer_seq *s = e->act[i];
-		float *lg = e->logits + (size_t)i * (size_t)e->V;
+		float *lg = e->logits + (size_t)i * (size_t)e->V, *raw = lg;
+		if (s->logprobs && s->sp.repetition_penalty != 1.0) {
+			/* the penalty changes lg in place; log-probabilities are of the raw logits */
+			if (!e->raw) e->raw = xmalloc((size_t)e->V * sizeof *e->raw);
+			memcpy(e->raw, lg, (size_t)e->V * sizeof *lg);
+			raw = e->raw;
+		}
 		uint32_t id = sample_next(&s->sp, lg, e->V, s->ids, (size_t)s->n_ids, e->seen, &s->rng, e->cand);
 		s->ids[s->n_ids++] = id;
 		if (!s->t_first) s->t_first = t1;
 		int n_out = s->n_ids - s->n_prompt;
-		if (is_stop(e, id)) s->finish = "stop";
+		int stop = is_stop(e, id);
+		if (stop) s->finish = "stop";
 		else if (n_out >= s->max_new) s->finish = "length";
+		if (s->logprobs && !stop) seq_logprob(e, s, raw, id);
 		if (s->on_token) s->on_token(s);
 	}
 	/* the speeds count the choosing and the text too, not only the forward */

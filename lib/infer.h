@@ -89,6 +89,13 @@ struct infer_seq {
 	int reused;          /* prompt positions already in a borrowed cache */
 	const char *finish;  /* NULL while running; "stop" or "length" */
 	struct infer_text text;
+	/* Log-probabilities, when logprobs is set: of each generated token
+	 * but a stop token (its text is no part of the answer), in the raw
+	 * distribution (sample_logprobs), and its top_logprobs alternatives. */
+	int logprobs, top_logprobs; /* asked; 0 <= top_logprobs <= SAMPLE_MAX_TOP */
+	float *lp;                  /* (cap_lp) owned */
+	sample_logprob *lp_top;     /* (cap_lp, top_logprobs) owned */
+	int n_lp, cap_lp;
 	int index;           /* the caller's: the choice's index in its request */
 	double t_start, t_first, t_end; /* seconds: admitted, first token, done */
 	infer_seq_fn on_token, on_done;
@@ -112,6 +119,7 @@ struct infer_engine {
 	float *logits;       /* (B, V) */
 	sample_cand *cand;   /* (V) */
 	uint8_t *seen;       /* (V) zeroed */
+	float *raw;          /* (V) a row's logits before the penalty; made when first needed */
 	double prefill_s, decode_s;
 	uint64_t prefill_tok, decode_tok;
 };
@@ -133,6 +141,10 @@ void infer_seq_free(struct infer_seq *s);
 
 /* Decode the generated token id into s's text (f, ud: infer_text_feed's). */
 void infer_seq_text(struct infer_engine *e, struct infer_seq *s, uint32_t id, int final, infer_emit_fn f, void *ud);
+
+/* Ask s for the log-probabilities of its tokens, with top (0..SAMPLE_MAX_TOP)
+ * alternatives each. */
+void infer_seq_logprobs(struct infer_seq *s, int top);
 
 /* One step (above); the finished leave through on_done. Returns -1 when
  * nothing is active, else 0. */

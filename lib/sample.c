@@ -147,6 +147,32 @@ int sample_dist(const sample_params *p, const float *logits, int V, sample_cand 
 	return n;
 }
 
+/* ---- log-probabilities ---------------------------------------------- */
+
+double sample_logprobs(const float *logits, int V, uint32_t id, int k, sample_logprob *top)
+{
+	/* One pass for the maximum and the k largest: a partial selection, each
+	 * logit tested against the k-th kept and inserted only when above it
+	 * (about k ln(V/k) insertions for V = 151936, not a sort of V). The
+	 * strict > keeps the lower id of equal logits first. */
+	float m = -INFINITY;
+	int n = 0;
+	for (int i = 0; i < V; i++) {
+		float x = logits[i];
+		if (x > m) m = x;
+		if (k == 0 || (n == k && !(x > top[k - 1].logprob))) continue;
+		int j = n < k ? n++ : k - 1;
+		for (; j > 0 && x > top[j - 1].logprob; j--) top[j] = top[j - 1];
+		top[j] = (sample_logprob){(uint32_t)i, x};
+	}
+	/* the normaliser in double, as sample_dist sums it */
+	double z = 0;
+	for (int i = 0; i < V; i++) z += exp((double)logits[i] - m);
+	double lse = (double)m + log(z);
+	for (int j = 0; j < k; j++) top[j].logprob = (float)((double)top[j].logprob - lse);
+	return (double)logits[id] - lse;
+}
+
 uint32_t sample_pick(const sample_cand *c, int n, double u)
 {
 	double acc = 0;

@@ -17,6 +17,11 @@
  * same as keeping the shortest of the three prefixes, top-p measured after
  * top-k.
  *
+ * Log-probabilities are those of the raw distribution, log_softmax of the
+ * logits at temperature 1 before the penalty and the filters (what vLLM
+ * returns by default, logprobs_mode raw_logprobs), for soft-label
+ * distillation.
+ *
  * The generator is xoshiro256** seeded through splitmix64: the same seed
  * gives the same draws on every machine.
  */
@@ -51,6 +56,21 @@ typedef struct sample_cand {
 	uint32_t id;
 	float p;
 } sample_cand;
+
+/* A token and its log-probability (natural log). */
+typedef struct sample_logprob {
+	uint32_t id;
+	float logprob;
+} sample_logprob;
+
+/* Alternatives a token may list at most, as the OpenAI API's top_logprobs. */
+#define SAMPLE_MAX_TOP 20
+
+/* log_softmax(logits) at temperature 1: returns token id's log-probability
+ * and writes the k most probable tokens into top (k entries, the caller's;
+ * most probable first, equal ones by lower id). Borrows logits (V, fp32),
+ * which it does not change; 0 <= k <= min(V, SAMPLE_MAX_TOP), id < V. */
+double sample_logprobs(const float *logits, int V, uint32_t id, int k, sample_logprob *top);
 
 /* Apply the repetition penalty to logits (V) in place for each distinct
  * id of ids[0..n) (borrowed). seen (V bytes, caller's) must be all zero;

@@ -569,6 +569,184 @@ ok 'serve: a client that hangs up mid-stream is cancelled; the server goes on' '
 	stop
 '
 
+# ---- log-probabilities (soft labels, #21) --------------------------------
+# Each token's log-probability and its top K alternatives, as
+# tests/oracle/hf_logprobs.py finds them in log_softmax of transformers'
+# logits (fp32, temperature 1, before any penalty) over the prompt and the
+# completion: within 1e-4 (ds-infer's fp32 logits agree with transformers'
+# to 1e-4 of their largest, the bound of the logits cases above; the
+# compact form's 6 digits add at most 5e-5 at |logprob| < 100).
+LP="$PY $TOP/tests/oracle/hf_logprobs.py"
+ids_of() { jq -c '{id, prompt_ids: .teacher.prompt_ids, completion_ids: .teacher.completion_ids}'; }
+# join_ids IDS: each record of stdin with the ids of its id in file IDS
+join_ids() { jq -c --slurpfile i "$1" '. as $r | ($i[] | select(.id == $r.id)) + $r'; }
+
+ok 'batch --logprobs K: logprob and top K as transformers'"'"' log_softmax (K = 5, 1, 20; greedy, and raw under a repetition penalty); the tokens joined are the content; 6 digits' '
+	ds-infer -m "$M" --max-tokens 12 --ids --logprobs 5 -q < "$P" > a5 &&
+	head -2 "$P" | ds-infer -m "$M" --max-tokens 6 --ids --logprobs 1 -q > a1 &&
+	head -2 "$P" | ds-infer -m "$M" --max-tokens 6 --ids --logprobs 20 -q > a20 &&
+	ds-infer -m "$M" --max-tokens 12 --ids --logprobs 3 --repetition-penalty 1.3 -q < "$P" > ap &&
+	! cmp -s a5 ap &&
+	cat a5 a1 a20 ap | jq -c ".teacher | {prompt_ids, completion_ids, logprobs}" | $LP --model "$M" > sum &&
+	cat sum && jq -e ".records == 12 and .tokens == 120" sum > /dev/null &&
+	jq -s -e "map(.teacher.logprobs.k) == [5, 5, 5, 5, 1, 1, 20, 20, 3, 3, 3, 3]" a5 a1 a20 ap > /dev/null &&
+	jq -s -e "all(.[].teacher; .logprobs as \$l | (\$l.tokens | add) == .content and
+		(\$l.logprob | length) == (\$l.tokens | length) and (\$l.top | length) == (\$l.tokens | length) and
+		all(\$l.top[]; length == 2 * \$l.k))" a5 a1 a20 ap > /dev/null &&
+	jq -r ".teacher.logprobs | .logprob[], (.top[][] | numbers)" a5 |
+		awk "{ s = \$0; sub(/^-/, \"\", s); sub(/e.*/, \"\", s); sub(/\\./, \"\", s); sub(/^0+/, \"\", s);
+			if (length(s) > 6) { print \"more than 6 digits: \" \$0; bad = 1 } } END { exit bad }" &&
+	ds-infer -m "$M" --max-tokens 12 -q < "$P" | jq -c .teacher.content > plain &&
+	jq -c .teacher.content a5 | diff plain -
+'
+
+ok 'serve: logprobs and top_logprobs through the openai client as transformers'"'"' log_softmax, non-streaming and streaming (every token once, in order, with the chunk that shows its text); null when not asked' '
+	ds-infer -m "$M" --max-tokens 12 --ids -q < "$P" | ids_of > ids &&
+	serve -m "$M" --max-tokens 12 &&
+	"$PY" - "$URL" "$P" > got <<-EOF &&
+	import json, sys
+	from openai import OpenAI
+	c = OpenAI(base_url=sys.argv[1], api_key="unused")
+	def fail(msg):
+	    sys.exit(msg)
+	for r in map(json.loads, open(sys.argv[2])):
+	    m = [{"role": "user", "content": r["problem"].strip()}] if "problem" in r else r["messages"]
+	    a = c.chat.completions.create(model="m", messages=m, logprobs=True, top_logprobs=5)
+	    x = a.choices[0]
+	    plain = [e.model_dump() for e in x.logprobs.content]
+	    if x.logprobs.refusal is not None: fail("refusal is not null")
+	    if b"".join(bytes(e["bytes"]) for e in plain).decode() != x.message.content: fail("bytes are not the content")
+	    print(json.dumps({"id": r["id"], "k": 5, "logprobs": plain}))
+	    streamed, text, seen = [], b"", b""
+	    for ch in c.chat.completions.create(model="m", messages=m, logprobs=True, top_logprobs=5, stream=True):
+	        for y in ch.choices:
+	            piece = (y.delta.content or "").encode()
+	            if piece and y.logprobs is None: fail("a chunk with text but no logprobs")
+	            streamed += [e.model_dump() for e in y.logprobs.content] if y.logprobs else []
+	            text += piece
+	            seen = b"".join(bytes(e["bytes"]) for e in streamed)
+	            if not seen.startswith(text): fail(f"text {text!r} goes out before its tokens {seen!r}")
+	    if seen != text: fail(f"the tokens {seen!r} are not the text {text!r}")
+	    if streamed != plain: fail("streamed logprobs differ from the plain ones")
+	    if r["id"] == "p1":
+	        b = c.chat.completions.create(model="m", messages=m, logprobs=True)
+	        print(json.dumps({"id": r["id"], "k": 0, "logprobs": b.choices[0].logprobs.model_dump()}))
+	        n = c.chat.completions.create(model="m", messages=m)
+	        if n.choices[0].logprobs is not None: fail("logprobs not asked, yet not null")
+	        for ch in c.chat.completions.create(model="m", messages=m, stream=True):
+	            if any(y.logprobs is not None for y in ch.choices): fail("logprobs not asked, yet in a chunk")
+	EOF
+	stop &&
+	join_ids ids < got | $LP --model "$M" > sum && cat sum && jq -e ".records == 5 and .tokens == 60" sum > /dev/null
+'
+
+ok 'a reasoning template (deepseekr1): the chain of thought'"'"'s tokens and the think tags have their logprobs, batch (K = 1) and serve (K = 20, reasoning_content deltas carrying theirs); bytes joined are the raw completion, a character split across tokens too; a stop string'"'"'s token goes with the finish chunk' '
+	mkdir tok && zstd -q -d -c "$DATA/qwen/tokenizer.json.zst" |
+		jq -c --slurpfile p "$DATA/r1distill/tokenizer.patch.json" ". + \$p[0]" > tok/tokenizer.json &&
+	cp "$DATA/r1distill/tokenizer_config.json" tok/ &&
+	eos=$(printf "<\357\275\234end\342\226\201of\342\226\201sentence\357\275\234>") &&
+	printf "<think>\nLet me add.\n</think>\n\nThe answer is \\\\boxed{42} \360\237\253\240" > raw &&
+	"$PY" "$DATA/infer/script_model.py" --tokenizer tok --config "$DATA/train/tiny-qwen.json" --text "$(cat raw)" \
+		--after "$(printf "<\357\275\234Assistant\357\275\234>")" --stop "$eos" -o r1s > mk.log 2>&1 &&
+	echo "{\"id\":\"r\",\"problem\":\"6*7?\"}" > p.jsonl &&
+	ds-infer -m r1s --ids --logprobs 1 -q < p.jsonl > b &&
+	jq -c ".teacher | [.reasoning, .content, .finish_reason, .logprobs.tokens[0], .logprobs.tokens[6], .logprobs.tokens[17]]" b > got &&
+	echo "[\"Let me add.\",\"The answer is \\\\\\\\boxed{42} \360\237\253\240\",\"stop\",\"<think>\",\"</think>\",[32,240,159]]" > want &&
+	diff want got &&
+	serve -m r1s &&
+	"$PY" - "$URL" > chunks <<-EOF &&
+	import json, sys
+	from openai import OpenAI
+	c = OpenAI(base_url=sys.argv[1], api_key="unused")
+	m = [{"role": "user", "content": "6*7?"}]
+	a = c.chat.completions.create(model="r1s", messages=m, logprobs=True, top_logprobs=20)
+	plain = [e.model_dump() for e in a.choices[0].logprobs.content]
+	open("raw.plain", "wb").write(b"".join(bytes(e["bytes"]) for e in plain))
+	streamed = []
+	for ch in c.chat.completions.create(model="r1s", messages=m, logprobs=True, top_logprobs=20, stream=True):
+	    for y in ch.choices:
+	        d, es = y.delta, [e.model_dump() for e in y.logprobs.content] if y.logprobs else []
+	        kind = "reasoning" if getattr(d, "reasoning_content", None) else "content" if d.content else "-"
+	        print(kind, json.dumps(getattr(d, "reasoning_content", None) or d.content or ""),
+	              json.dumps([e["token"] for e in es]), sep="\t")
+	        streamed += es
+	open("raw.streamed", "wb").write(b"".join(bytes(e["bytes"]) for e in streamed))
+	# cut by a stop string: the token that completes it goes with the finish chunk
+	toks, last = [], None
+	for ch in c.chat.completions.create(model="r1s", messages=m, logprobs=True, stop=["}"], stream=True):
+	    for y in ch.choices:
+	        es = [e.token for e in y.logprobs.content] if y.logprobs else []
+	        toks += es
+	        last = es if y.finish_reason else last
+	print("stop", json.dumps("".join(toks)), json.dumps(last), sep="\t")
+	json.dump({"id": "r", "k": 20, "logprobs": plain}, open("lp", "w")); print(file=open("lp", "a"))
+	json.dump({"id": "r", "k": 20, "logprobs": streamed}, open("lp", "a"))
+	EOF
+	stop &&
+	cmp raw raw.plain && cmp raw raw.streamed &&
+	cat > want <<-EOF &&
+	-	""	[]
+	reasoning	"Let"	["<think>", "\n", "Let"]
+	reasoning	" me"	[" me"]
+	reasoning	" add"	[" add"]
+	reasoning	"."	[".\n"]
+	content	"The"	["</think>", "\n\n", "The"]
+	content	" answer"	[" answer"]
+	content	" is"	[" is"]
+	content	" \\\\"	[" \\\\"]
+	content	"boxed"	["boxed"]
+	content	"{"	["{"]
+	content	"4"	["4"]
+	content	"2"	["2"]
+	content	"}"	["}"]
+	content	" "	[" \ufffd"]
+	content	"\ud83e\udee0"	["\ufffd", "\ufffd"]
+	-	""	[]
+	stop	"<think>\nLet me add.\n</think>\n\nThe answer is \\\\boxed{42}"	["}"]
+	EOF
+	diff want chunks &&
+	ids_of < b > ids && { cat lp; echo; jq -c ".teacher | {id: \"r\", logprobs}" b; } | join_ids ids |
+		$LP --model r1s --stop "$eos" > sum && cat sum && jq -e ".records == 3 and .tokens == 60" sum > /dev/null
+'
+
+ok 'serve: top_logprobs without logprobs true, out of [0, 20] or not an integer, or a logprobs not boolean: a 400 naming the field; the server stays up' '
+	serve -m "$M" --max-tokens 2 &&
+	code() {
+		curl -s -o body -w "%{http_code}" "$URL/chat/completions" \
+			-d "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]$1}"
+	} &&
+	for f in ",\"top_logprobs\":2" ",\"logprobs\":false,\"top_logprobs\":0" ",\"logprobs\":null,\"top_logprobs\":1"; do
+		test "$(code "$f")" = 400 &&
+		jq -e ".error.param == \"top_logprobs\" and .error.type == \"invalid_request_error\" and
+			(.error.message | test(\"top_logprobs.*logprobs. is enabled\"))" body > /dev/null ||
+			{ echo "$f was not refused"; cat body; exit 1; }
+	done &&
+	for f in ",\"logprobs\":true,\"top_logprobs\":21" ",\"logprobs\":true,\"top_logprobs\":-1" \
+		",\"logprobs\":true,\"top_logprobs\":1.5" ",\"logprobs\":true,\"top_logprobs\":\"3\""; do
+		test "$(code "$f")" = 400 &&
+		jq -e ".error.param == \"top_logprobs\" and (.error.message | test(\"top_logprobs\"))" body > /dev/null ||
+			{ echo "$f was not refused"; cat body; exit 1; }
+	done &&
+	for f in ",\"logprobs\":1" ",\"logprobs\":\"yes\"" ",\"logprobs\":[]"; do
+		test "$(code "$f")" = 400 && jq -e ".error.param == \"logprobs\"" body > /dev/null ||
+			{ echo "$f was not refused"; cat body; exit 1; }
+	done &&
+	for f in "" ",\"logprobs\":false" ",\"logprobs\":true" ",\"logprobs\":true,\"top_logprobs\":null" \
+		",\"logprobs\":true,\"top_logprobs\":0" ",\"logprobs\":true,\"top_logprobs\":20"; do
+		test "$(code "$f")" = 200 || { echo "$f was refused"; cat body; exit 1; }
+	done &&
+	test "$(jq -c ".choices[0].logprobs.content | map(.top_logprobs | length)" body)" = "[20,20]" &&
+	stop
+'
+
+ok '--logprobs: 0, 21 or not a number is a usage error; it is for batch mode' '
+	for k in 0 21 x; do
+		expect_exit 2 ds-infer -m "$M" --logprobs $k < /dev/null 2> err && grep -q -- "--logprobs must be an integer from 1 to 20" err || exit 1
+	done &&
+	expect_exit 2 ds-infer serve -m "$M" --logprobs 3 2> err && grep -q -- "--logprobs" err &&
+	expect_exit 2 ds-infer -m "$M" --chat --logprobs 3 < /dev/null 2> err && grep -q -- "--logprobs" err
+'
+
 # ---- bad input ----------------------------------------------------------
 
 ok 'a prompt longer than the context: NAME:LINE: reason and exit 1; --skip-bad counts it' '

@@ -1,5 +1,5 @@
 /* sample: each filter against distributions worked out by hand, the
- * repetition penalty, greedy ties, the generator against xoshiro256**'s
+ * repetition penalty, greedy ties, log-probabilities and their top-k, the generator against xoshiro256**'s
  * definition, and draws against their probabilities. */
 #include "../../lib/sample.h"
 #include "testhelp.h"
@@ -166,6 +166,54 @@ int main(void)
 		}
 		EXPECT(agree, "top-p over 151936 logits (flat to peaked) keeps the same tokens as sorting all of them");
 		free(l), free(c), free(all);
+	}
+	{ /* log-probabilities: log p back from logits log p + c, whatever c */
+		const double p5[5] = {0.1, 0.4, 0.1, 0.3, 0.1};
+		float l[5];
+		for (int i = 0; i < 5; i++) l[i] = (float)(log(p5[i]) + 7.5);
+		sample_logprob top[5];
+		double lp = sample_logprobs(l, 5, 3, 5, top);
+		int good = fabs(lp - log(0.3)) < 1e-6;
+		/* by probability, then the lower id of equal ones: 1, 3, 0, 2, 4 */
+		const uint32_t order[5] = {1, 3, 0, 2, 4};
+		for (int j = 0; j < 5; j++) good &= top[j].id == order[j] && fabs(top[j].logprob - log(p5[order[j]])) < 1e-6;
+		EXPECT(good, "logprobs: log_softmax of the logits, the top 5 by probability, equal ones by lower id");
+		sample_logprob one[1] = {{99, 1}};
+		lp = sample_logprobs(l, 5, 0, 0, one);
+		EXPECT(fabs(lp - log(0.1)) < 1e-6 && one[0].id == 99, "logprobs: k = 0 gives the token's alone, top untouched");
+		sample_logprob t2[2];
+		sample_logprobs(l, 5, 0, 2, t2);
+		EXPECT(t2[0].id == 1 && t2[1].id == 3, "logprobs: k = 2 keeps the two most probable");
+	}
+	{ /* a vocabulary-sized top-20 against sorting everything, in double */
+		int V = 151936, K = SAMPLE_MAX_TOP;
+		float *l = malloc((size_t)V * sizeof *l);
+		sample_cand *all = malloc((size_t)V * sizeof *all);
+		sample_rng r;
+		sample_rng_seed(&r, 5);
+		int agree = 1;
+		double worst = 0;
+		double spreads[3] = {0.5, 3, 40};
+		for (int t = 0; t < 3; t++) {
+			for (int i = 0; i < V; i++) l[i] = (float)((sample_rng_uniform(&r) - 0.5) * spreads[t]);
+			l[17] = l[V - 1] = (float)spreads[t]; /* a tie at the top, broken by the lower id */
+			double m = -INFINITY, z = 0;
+			for (int i = 0; i < V; i++) m = l[i] > m ? l[i] : m;
+			for (int i = 0; i < V; i++) z += exp((double)l[i] - m);
+			for (int i = 0; i < V; i++) all[i] = (sample_cand){(uint32_t)i, l[i]};
+			qsort(all, (size_t)V, sizeof *all, by_p);
+			sample_logprob top[SAMPLE_MAX_TOP];
+			double lp = sample_logprobs(l, V, 17, K, top);
+			double want = l[17] - m - log(z);
+			worst = fmax(worst, fabs(lp - want));
+			for (int j = 0; j < K; j++) {
+				agree &= top[j].id == all[j].id;
+				worst = fmax(worst, fabs(top[j].logprob - (all[j].p - m - log(z))));
+			}
+		}
+		EXPECT(agree, "logprobs: the top 20 of 151936 logits (flat to peaked) are a full sort's first 20");
+		EXPECT(worst < 1e-5, "logprobs: within 1e-5 of log_softmax in double");
+		free(l), free(all);
 	}
 	TEST_END();
 }

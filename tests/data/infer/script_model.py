@@ -3,15 +3,18 @@
 random model never reaches (a chain of thought to split off, a stop token,
 an answer ds-judge can grade).
 
-    script_model.py --tokenizer DIR --config tiny-qwen.json --text TEXT -o DIR
+    script_model.py --tokenizer DIR --config tiny-qwen.json --text TEXT
+                    [--after TOKEN] [--stop TOKEN] -o DIR
 
-The reply is TEXT's tokens then <|im_end|>, whatever the prompt (which
-ends with the template's "assistant\\n"). Attention and MLP outputs are
-zeroed (o_proj, down_proj), so the last hidden state is the current
-token's embedding: the chain's k-th token embeds as the k-th unit vector,
-and the LM head's row for the token after it points the same way. Every
-token of the chain must therefore be distinct. Written by transformers'
-save_pretrained, with the tokenizer files beside it.
+The reply is TEXT's tokens then the stop token (default <|im_end|>),
+whatever the prompt, which ends with the token given as --after (default
+"\\n", the end of Qwen's "assistant\\n"; R1-Distill's prompt ends with
+<｜Assistant｜>). Attention and MLP outputs are zeroed (o_proj,
+down_proj), so the last hidden state is the current token's embedding:
+the chain's k-th token embeds as the k-th unit vector, and the LM head's
+row for the token after it points the same way. Every token of the chain
+must therefore be distinct. Written by transformers' save_pretrained, with
+the tokenizer files beside it.
 """
 import argparse
 import json
@@ -26,6 +29,8 @@ def main():
     ap.add_argument("--tokenizer", required=True)
     ap.add_argument("--config", required=True)
     ap.add_argument("--text", required=True)
+    ap.add_argument("--after", default="\n", help="the prompt's last token")
+    ap.add_argument("--stop", default="<|im_end|>", help="the token that ends the reply")
     ap.add_argument("-o", "--output", required=True)
     a = ap.parse_args()
 
@@ -34,9 +39,9 @@ def main():
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
     tok = Tokenizer.from_file(os.path.join(a.tokenizer, "tokenizer.json"))
-    chain = [tok.encode("\n", add_special_tokens=False).ids[-1]]
+    chain = [tok.encode(a.after, add_special_tokens=False).ids[-1]]
     chain += tok.encode(a.text, add_special_tokens=False).ids
-    chain.append(tok.token_to_id("<|im_end|>"))
+    chain.append(tok.token_to_id(a.stop))
     assert len(set(chain)) == len(chain), f"tokens repeat in the chain: {chain}"
     with open(a.config) as f:
         cfg = json.load(f)
