@@ -177,3 +177,95 @@ ok 'kd_alpha 0 on soft-label shards: a warning, and the weights of plain SFT bit
 	grep -q "kd_alpha is 0, so they are not used" err &&
 	kd_yaml plain.shard | sed "s|output_dir: out|output_dir: o2|" > b.yaml && ds-train b.yaml 2> /dev/null &&
 	cmp o1/model.safetensors o2/model.safetensors'
+
+# ---- the whole chain on loopback ------------------------------------------------
+# A teacher model that answers every problem with one chain of thought
+# (tests/data/infer/script_model.py, the R1-Distill tokenizer), served by
+# ds-infer serve; a random student of the same tokenizer.
+C=$WORK/chain
+mkdir -p "$C" && (
+	cd "$C" &&
+	mkdir tok && zstd -q -d -c "$DATA/qwen/tokenizer.json.zst" |
+		jq -c --slurpfile p "$DATA/r1distill/tokenizer.patch.json" ". + \$p[0]" > tok/tokenizer.json &&
+	cp "$DATA/r1distill/tokenizer_config.json" tok/ &&
+	eos=$(printf "<\357\275\234end\342\226\201of\342\226\201sentence\357\275\234>") &&
+	"$PY" "$DATA/infer/script_model.py" --tokenizer tok --config "$DATA/train/tiny-qwen.json" \
+		--text "$(printf '<think>\nAdd them.\n</think>\n\nThe answer is \\boxed{42}.')" \
+		--after "$(printf "<\357\275\234Assistant\357\275\234>")" --stop "$eos" -o teacher &&
+	$REF init --config "$DATA/train/tiny-qwen.json" --seed 12 --dtype float32 -o student > /dev/null &&
+	cp tok/tokenizer.json tok/tokenizer_config.json student/ &&
+	{ seq 1 6 | jq -c '{id: "q\(.)", domain: "math", problem: "What is \(40 + .) - \(.) + 2?", answer: "42"}';
+	  echo '{"id": "w", "domain": "math", "problem": "What is 40 + 1?", "answer": "41"}'; } > problems.jsonl
+) > "$WORK/chain.log" 2>&1 || { echo "t-train-kd chain setup failed:"; cat "$WORK/chain.log"; }
+
+serve() { # MODEL: ds-infer serve on a free port; sets URL and SRV
+	rm -f port
+	ds-infer serve -m "$1" --port 0 --port-file port 2> serve.log &
+	SRV=$!
+	trap 'kill $SRV 2> /dev/null || true' EXIT
+	i=0; while [ ! -s port ] && [ $i -lt 100 ] && kill -0 $SRV 2>/dev/null; do sleep 0.1; i=$((i + 1)); done
+	[ -s port ] || { cat serve.log; return 1; }
+	URL=http://127.0.0.1:$(cat port)/v1
+}
+stop() { kill $SRV; wait $SRV || true; }
+chain_yaml() { # SHARD OUTDIR ['key: value' ...]: those keys replaced
+	shard=$1 out=$2; shift 2
+	keys=$(for line in "$@"; do printf '%s\n' "${line%%:*}"; done)
+	kd_yaml "$shard" | sed "s|model_name_or_path: .*|model_name_or_path: $C/student|; s|output_dir: out|output_dir: $out|" |
+		awk -v keys="$keys" 'BEGIN { n = split(keys, k, "\n"); for (i = 1; i <= n; i++) drop[k[i]] = 1 }
+			{ split($0, f, ":"); if (!(f[1] in drop)) print }'
+	echo "kd_alpha: 0.5"
+	for line in "$@"; do echo "$line"; done
+}
+# A filter's output cut where a kill -9 leaves it (after whole lines, and
+# inside one), then the same command again: the whole output, nothing
+# twice, nothing lost.
+same_lines() { # A B: the same records, in any order, but for the time a request took
+	jq -c "del(.teacher.latency_ms)" "$1" | sort > lines.a && jq -c "del(.teacher.latency_ms)" "$2" | sort > lines.b &&
+		cmp lines.a lines.b
+}
+rerun_cut() { # OUT 'command'
+	cp "$1" full &&
+	for cut in 1 $(($(head -2 full | wc -c) + 9)) $(($(wc -c < full) - 3)); do
+		head -c $cut full > "$1" && eval "$2" && same_lines "$1" full || return 1
+	done
+}
+ok 'the chain on loopback: ds-infer serve -> ds-teacher --logprobs 5 -> ds-judge -> ds-sharegpt -> ds-tokenize --soft-labels -> ds-train kd_alpha 0.5; the shard holds the teacher model'"'"'s own top 5 (transformers)' '
+	serve $C/teacher &&
+	ds-teacher --base-url "$URL" --model teacher --logprobs 5 --stream -q -o t.jsonl $C/problems.jsonl &&
+	ds-teacher --base-url "$URL" --model teacher --logprobs 5 -q $C/problems.jsonl > t2.jsonl &&
+	stop &&
+	test "$(jq -c ".teacher.logprobs.top" t.jsonl | sort -u | wc -l)" = 1 &&
+	test "$(jq -c ".teacher.logprobs" t.jsonl | sort -u)" = "$(jq -c ".teacher.logprobs" t2.jsonl | sort -u)" &&
+	ds-judge -q -r wrong.jsonl -o judged.jsonl t.jsonl &&
+	test "$(wc -l < judged.jsonl)" = 6 && test "$(wc -l < wrong.jsonl)" = 1 &&
+	ds-sharegpt -q -o sg.jsonl judged.jsonl &&
+	ds-tokenize -t $C/tok/tokenizer.json --cutoff-len 256 --soft-labels sg.jsonl -o s.shard 2> err &&
+	grep -q "trained tokens with the teacher.s soft labels" err &&
+	ds-tokenize inspect --json s.shard > s.json &&
+	"$PY" $O/soft_check.py --model $C/teacher < s.json > chk && cat chk &&
+	jq -e ".samples == 6 and .positions == 6 * 16" chk > /dev/null &&
+	chain_yaml s.shard out > kd.yaml && ds-train kd.yaml 2> /dev/null &&
+	jq -e "select(.current_steps == 3) | .kd_loss > 0 and .ce_loss > 0" out/trainer_log.jsonl > /dev/null &&
+	test -s out/model.safetensors'
+ok 'the chain killed at each stage and run again: the same records, shard and model, nothing lost or twice' '
+	serve $C/teacher &&
+	ds-teacher --base-url "$URL" --model teacher --logprobs 5 -q --ordered -o t.jsonl $C/problems.jsonl &&
+	rerun_cut t.jsonl "ds-teacher --base-url $URL --model teacher --logprobs 5 -q --ordered -o t.jsonl $C/problems.jsonl" &&
+	stop &&
+	ds-judge -q -r wrong.jsonl -o judged.jsonl t.jsonl &&
+	rerun_cut judged.jsonl "ds-judge -q -r wrong.jsonl -o judged.jsonl t.jsonl" && test "$(wc -l < wrong.jsonl)" = 1 &&
+	ds-sharegpt -q -o sg.jsonl judged.jsonl &&
+	rerun_cut sg.jsonl "ds-sharegpt -q -o sg.jsonl judged.jsonl" &&
+	ds-tokenize -q -t $C/tok/tokenizer.json --cutoff-len 256 --soft-labels sg.jsonl -o s.shard &&
+	cp s.shard whole.shard && head -c 100 s.shard > s.shard.tmp &&
+	ds-tokenize -q -t $C/tok/tokenizer.json --cutoff-len 256 --soft-labels sg.jsonl -o s.shard &&
+	cmp s.shard whole.shard && test ! -e s.shard.tmp &&
+	set -- "num_train_epochs: 4.0" "save_steps: 4" "save_total_limit: 1" "overwrite_output_dir: false" &&
+	chain_yaml s.shard a "$@" > a.yaml && ds-train a.yaml 2> /dev/null &&
+	chain_yaml s.shard b "$@" > b.yaml &&
+	{ ds-train b.yaml 2> /dev/null & pid=$!; } &&
+	i=0 && while [ ! -d b/checkpoint-4 ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i + 1)); done &&
+	kill -9 $pid && { wait $pid 2> /dev/null || true; } &&
+	ds-train b.yaml 2> err && grep -q "resuming from b/checkpoint-" err &&
+	cmp a/model.safetensors b/model.safetensors'
