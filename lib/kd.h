@@ -23,11 +23,9 @@
 #ifndef DS_KD_H
 #define DS_KD_H
 
+#include "kd_math.h"
+
 #include <stdint.h>
-
-#define KD_REST_MIN 1e-6
-
-enum { KD_FORWARD_KL, KD_REVERSE_KL, KD_JSD };
 
 typedef struct kd_config {
 	double alpha;  /* weight of the KD term; 0: plain SFT */
