@@ -115,7 +115,7 @@ build/bin/%.o: bin/%.c build/flags
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
 
-build/kernels/%.o: kernels/%.cu kernels/simt.h kernels/kernels.h kernels/ops_cuda.h lib/ops.h build/flags
+build/kernels/%.o: kernels/%.cu kernels/simt.h kernels/kernels.h kernels/ops_cuda.h lib/ops.h lib/kd_math.h build/flags
 	@mkdir -p $(@D)
 	$(NVCC) $(NVFLAGS) -c -o $@ $<
 
@@ -126,7 +126,7 @@ build/libds.a: $(LIB_OBJ)
 build/libdscuda.a: $(CUDA_OBJ)
 	rm -f $@ && ar rcs $@ $^
 
-build/simt/%.o: kernels/%.cu kernels/simt.h kernels/kernels.h kernels/ops_cuda.h lib/ops.h build/flags
+build/simt/%.o: kernels/%.cu kernels/simt.h kernels/kernels.h kernels/ops_cuda.h lib/ops.h lib/kd_math.h build/flags
 	@mkdir -p $(@D)
 	$(CXX) -x c++ $(CXXFLAGS_SIMT) -c -o $@ $<
 

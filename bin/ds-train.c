@@ -1110,9 +1110,6 @@ static int train(train_config *tc, const comm *c)
 		if (!data.soft_k)
 			cli_die(EXIT_RUNTIME, "kd_alpha %g: the shards hold no soft labels (tokenize the teacher's records, "
 			        "ds-teacher --logprobs K, with ds-tokenize --soft-labels)", tc->kd_alpha);
-		if (strcmp(be.o->name, "cpu"))
-			cli_die(EXIT_USAGE, "kd_alpha: distillation from soft labels runs on the CPU backend only so far "
-			        "(device: cpu)");
 		kd_config kc = {tc->kd_alpha, tc->kd_temperature, kd_loss_parse(tc->kd_loss), tc->kd_jsd_beta};
 		forward_set_kd(trainstep_forward(r.ts), &kc);
 	} else if (root && data.soft_k) {

@@ -54,6 +54,12 @@ int kern_rope(kern_bf16 *x, const float *cos_, const float *sin_, int T, int nh,
 /* Cross-entropy over logits (R, V) fp32 in place: loss (R) = logsumexp -
  * logit of tgt (R); the logits become scale * (softmax - onehot(tgt)). */
 int kern_ce(float *logits, float *loss, const int *tgt, int R, int V, float scale, kern_stream s);
+/* kern_ce with soft labels (lib/kd.h): rows whose srow (R) is >= 0 take the
+ * distillation loss over sid/slp's row srow (k wide); loss (R) the mixed
+ * loss, ce and kd (R) its parts; grad 0: the loss alone. */
+int kern_ce_kd(float *logits, float *loss, float *ce, float *kd, const int *tgt, const int *srow, const unsigned *sid,
+	       const float *slp, int k, int R, int V, float scale, int grad, float alpha, float tau, int kind, float beta,
+	       kern_stream s);
 
 /* The sum of squares of g (n), in double, into *out (device); scratch of
  * kern_sumsq_scratch() bytes. */

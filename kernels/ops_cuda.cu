@@ -41,6 +41,7 @@
 #include "ops_cuda.h"
 
 extern "C" {
+#include "../lib/kd.h"
 #include "../lib/optim.h"
 }
 
@@ -66,7 +67,7 @@ const size_t LT_WORKSPACE = (size_t)32 << 20;
 /* The context's working buffers, one per use. */
 enum slot {
 	S_IDS, S_ROWS, S_TGT, S_DOCS, S_A16, S_B16, S_HROWS, S_GROWS, S_LOGITS, S_LOG16, S_LOSS, S_RMS, S_ATT,
-	S_NORM, S_N
+	S_NORM, S_SROW, S_SID, S_SLP, S_CE, S_KD, S_N
 };
 
 #ifdef __CUDACC__
@@ -531,8 +532,6 @@ double cu_lmhead_ce(void *ctx, tensor dh, tensor dW, tensor h, tensor W, const i
 		    float scale, ops_soft *soft)
 {
 	cuda_ctx *c = CTX(ctx);
-	/* ds-train refuses kd_alpha on this backend before it gets here */
-	if (soft) die("lmhead_ce", "soft labels (distillation) are not on the CUDA backend yet");
 	int grad = dh.data && dW.data; /* else the loss alone */
 	want(h, OPS_BF16, "lmhead_ce", "h");
 	if (grad) want(dh, OPS_BF16, "lmhead_ce", "dh"), want(dW, OPS_F32, "lmhead_ce", "dW");
@@ -541,6 +540,20 @@ double cu_lmhead_ce(void *ctx, tensor dh, tensor dW, tensor h, tensor W, const i
 	tensor W16 = as16(c, W, S_B16);
 	const int *drow = to_dev(c, S_ROWS, rows, (size_t)n), *dtgt = to_dev(c, S_TGT, tgt, (size_t)n);
 	float *loss = static_cast<float *>(scratch(c, S_LOSS, (size_t)n * sizeof(float)));
+	/* soft labels: each row's row of the tables, the tables (as many rows as the rows that have one) */
+	const int *dsrow = NULL;
+	const unsigned *dsid = NULL;
+	const float *dslp = NULL;
+	float *dce = NULL, *dkd = NULL;
+	if (soft) {
+		int m = 0;
+		for (int i = 0; i < n; i++) m = soft->row[i] + 1 > m ? soft->row[i] + 1 : m;
+		dsrow = to_dev(c, S_SROW, soft->row, (size_t)n);
+		dsid = to_dev(c, S_SID, soft->id, (size_t)(m ? m : 1) * (size_t)soft->k);
+		dslp = to_dev(c, S_SLP, soft->lp, (size_t)(m ? m : 1) * (size_t)soft->k);
+		dce = static_cast<float *>(scratch(c, S_CE, (size_t)n * sizeof(float)));
+		dkd = static_cast<float *>(scratch(c, S_KD, (size_t)n * sizeof(float)));
+	}
 	int R0 = n < HEAD_ROWS ? n : HEAD_ROWS;
 	bf16 *hr = static_cast<bf16 *>(scratch(c, S_HROWS, (size_t)R0 * C * 2));
 	float *gr = static_cast<float *>(scratch(c, S_GROWS, (size_t)R0 * C * 4));
@@ -552,19 +565,31 @@ double cu_lmhead_ce(void *ctx, tensor dh, tensor dW, tensor h, tensor W, const i
 		tensor tl = {lg, OPS_F32, R, V}, t16 = {l16, OPS_BF16, R, V};
 		kk(kern_gather_rows(hr, B16(h), drow + r0, R, C, c->s), "kern_gather_rows");
 		gemm(c, tl, th, W16, 0, 1, 1.0f, 0.0f, tensor_none());
-		kk(kern_ce(lg, loss + r0, dtgt + r0, R, V, scale, c->s), "kern_ce");
+		if (soft) {
+			const kd_config *kc = soft->kd;
+			kk(kern_ce_kd(lg, loss + r0, dce + r0, dkd + r0, dtgt + r0, dsrow + r0, dsid, dslp, soft->k, R, V,
+				      scale, grad, (float)kc->alpha, (float)kc->tau, kc->loss, (float)kc->beta, c->s),
+			   "kern_ce_kd");
+		} else {
+			kk(kern_ce(lg, loss + r0, dtgt + r0, R, V, scale, c->s), "kern_ce");
+		}
 		if (!grad) continue;
 		kk(kern_to_bf16(l16, lg, (size_t)R * V, c->s), "kern_to_bf16");
 		gemm(c, tg, t16, W16, 0, 0, 1.0f, 0.0f, tensor_none());
 		gemm(c, dW, t16, th, 1, 0, 1.0f, 1.0f, tensor_none());
 		kk(kern_scatter_add_rows(B16(dh), gr, drow + r0, R, C, c->s), "kern_scatter_add_rows");
 	}
-	float *hl = static_cast<float *>(malloc((size_t)n * sizeof(float)));
+	float *hl = static_cast<float *>(malloc(3 * (size_t)n * sizeof(float)));
 	if (!hl) die("lmhead_ce", "out of host memory");
 	ck(cudaMemcpyAsync(hl, loss, (size_t)n * sizeof(float), cudaMemcpyDeviceToHost, c->s), "cudaMemcpyAsync");
+	if (soft) {
+		ck(cudaMemcpyAsync(hl + n, dce, (size_t)n * sizeof(float), cudaMemcpyDeviceToHost, c->s), "cudaMemcpyAsync");
+		ck(cudaMemcpyAsync(hl + 2 * n, dkd, (size_t)n * sizeof(float), cudaMemcpyDeviceToHost, c->s), "cudaMemcpyAsync");
+	}
 	ck(cudaStreamSynchronize(c->s), "cudaStreamSynchronize");
 	double sum = 0;
 	for (int i = 0; i < n; i++) sum += hl[i];
+	for (int i = 0; soft && i < n; i++) soft->ce += hl[n + i], soft->kd_sum += hl[2 * n + i];
 	free(hl);
 	return sum;
 }

@@ -15,6 +15,7 @@
 #include "../../kernels/simt.h"
 #include "../../kernels/kernels.h"
 extern "C" {
+#include "../../lib/kd.h"
 #include "../../lib/optim.h"
 }
 #include "testhelp.h"
@@ -361,6 +362,63 @@ static void test_ce(int R, int V)
 	EXPECT(reports(NULL, "ce") & (e == 0 && el < 1e-5 && ez < 1e-5), msg);
 }
 
+/* The LM head's loss with soft labels against the CPU engine's kd_row
+ * (lib/kd.c, itself held to PyTorch by tests/t-train-kd.sh): rows with
+ * soft labels (the label among the teacher's k at some) and rows without. */
+static void test_ce_kd(int R, int V, int k, int kind, float tau, float alpha, float beta)
+{
+	std::vector<float> z((size_t)R * V), loss(R, NAN), ce(R, NAN), kd(R, NAN), lp((size_t)R * k);
+	std::vector<int> tgt(R), srow(R);
+	std::vector<unsigned> sid((size_t)R * k);
+	for (auto &v : z) v = urand() * 8;
+	int m = 0;
+	for (int r = 0; r < R; r++) {
+		tgt[r] = (r * 131 + 7) % V;
+		srow[r] = r % 3 == 2 ? -1 : m++;
+	}
+	for (int i = 0; i < m; i++) {
+		double left = 0.05 + 0.3 * (i % 5) / 4.0, p = 1 - left;
+		for (int a = 0; a < k; a++) {
+			sid[(size_t)i * k + a] = (unsigned)((i % 2 ? tgt[i] : tgt[i] + 1) + a * 97) % (unsigned)V;
+			double q = a + 1 < k ? p * 0.6 : p;
+			lp[(size_t)i * k + a] = (float)std::log(q);
+			p -= q;
+		}
+	}
+	std::vector<float> z0 = z;
+	float scale = 1.0f / 29;
+	int e;
+	{
+		dev<float> dz(z), dl(loss), dc(ce), dk(kd), dlp(lp);
+		dev<int> dt(tgt), ds(srow);
+		dev<unsigned> di(sid);
+		e = kern_ce_kd(dz, dl, dc, dk, dt, ds, di, dlp, k, R, V, scale, 1, alpha, tau, kind, beta, 0);
+	}
+	kd_config kc = {alpha, tau, kind, beta};
+	std::vector<double> wl(R), wc(R), wk(R), wz(z.size());
+	for (int r = 0; r < R; r++) {
+		std::vector<float> row(z0.begin() + (size_t)r * V, z0.begin() + (size_t)(r + 1) * V);
+		if (srow[r] >= 0) {
+			wl[r] = kd_row(&kc, row.data(), V, tgt[r], k, (const uint32_t *)&sid[(size_t)srow[r] * k],
+				       &lp[(size_t)srow[r] * k], scale, 1, &wc[r], &wk[r]);
+			for (int j = 0; j < V; j++) wz[(size_t)r * V + j] = row[j];
+			continue;
+		}
+		double mx = -INFINITY, sum = 0;
+		for (int j = 0; j < V; j++) mx = std::fmax(mx, row[j]);
+		for (int j = 0; j < V; j++) sum += std::exp(row[j] - mx);
+		wl[r] = wc[r] = mx + std::log(sum) - row[tgt[r]], wk[r] = 0;
+		for (int j = 0; j < V; j++) wz[(size_t)r * V + j] = scale * (std::exp(row[j] - mx) / sum - (j == tgt[r]));
+	}
+	size_t at;
+	double el = worst(loss.data(), wl.data(), R, 0, &at), ec = worst(ce.data(), wc.data(), R, 0, &at);
+	double ek = worst(kd.data(), wk.data(), R, 0, &at), ez = worst(z.data(), wz.data(), z.size(), -1, &at);
+	char msg[220];
+	snprintf(msg, sizeof msg, "cross-entropy with soft labels R=%d V=%d k=%d %s tau %g: loss, its parts within 1e-5 "
+		 "(%.2g %.2g %.2g), gradient within 1e-5 of its largest (%.2g)", R, V, k, kd_loss_name(kind), tau, el, ec, ek, ez);
+	EXPECT(reports(NULL, "ce_kd") & (e == 0 && el < 1e-5 && ec < 1e-5 && ek < 1e-5 && ez < 1e-5), msg);
+}
+
 static void test_update(size_t n)
 {
 	std::vector<float> g(n), p(n), m(n), v(n);
@@ -547,6 +605,9 @@ int main(void)
 	test_rope(33, 2, 6);
 	test_ce(3, 1000);
 	test_ce(5, 151936 / 16 + 3);
+	test_ce_kd(6, 1000, 5, KD_FORWARD_KL, 1.0f, 0.5f, 0.5f);
+	test_ce_kd(5, 151936 / 16 + 3, 20, KD_JSD, 2.0f, 0.7f, 0.3f);
+	test_ce_kd(4, 777, 1, KD_REVERSE_KL, 0.5f, 1.0f, 0.5f);
 	test_update(1);
 	test_update(1000003);
 	test_attention({37}, 3, 1, 24);           /* one document, every head on one kv head */
