@@ -37,7 +37,8 @@ static const char usage[] =
 	"       ds-tokenize [shards] -t TOKENIZER [--template NAME] [--system TEXT]\n"
 	"                   [--cutoff-len N] [--train-on-prompt | --mask-history]\n"
 	"                   [--preserve-thinking] [--no-thinking]\n"
-	"                   [--pack] [--no-truncate] [--soft-labels] [--skip-bad] [-j N]\n"
+	"                   [--pack] [--no-truncate] [--soft-labels] [--teacher-tokenizer F]\n"
+	"                   [--skip-bad] [-j N]\n"
 	"                   [-q] [-o OUT]\n"
 	"                   [FILE...]\n"
 	"       ds-tokenize inspect [-t TOKENIZER] [--json | --stats] [FILE...]\n";
@@ -67,6 +68,9 @@ static const char help[] =
 	"      --no-truncate      a conversation longer than the cutoff is bad input\n"
 	"      --soft-labels      write the teacher's soft labels (a reply's \"logprobs\",\n"
 	"                         ds-teacher --logprobs) for distillation (ds-train kd_alpha)\n"
+	"      --teacher-tokenizer FILE  --soft-labels, and first check that the teacher's\n"
+	"                         tokenizer.json is the student's (-t): the same tokens,\n"
+	"                         merges and rules\n"
 	"  -o, --output FILE      write the shards to FILE instead of stdout\n"
 	"  -j, --jobs N           tokenize in N threads (default 1); the output is the\n"
 	"                         same bytes whatever N\n"
@@ -97,6 +101,7 @@ struct opts {
 	int train_on_prompt, mask_history, pack, no_truncate;
 	int preserve_thinking, no_thinking; /* reasoning templates: LF's switches */
 	int soft; /* --soft-labels */
+	const char *teacher_tokenizer; /* --teacher-tokenizer */
 	/* inspect */
 	int json, stats_only;
 };
@@ -1293,6 +1298,51 @@ static int run_inspect(const struct opts *o, const tokenizer *t, const uint8_t *
 
 /* ---- the entry point -------------------------------------------------- */
 
+/* --teacher-tokenizer: the teacher's tokenizer must be the student's t
+ * (fingerprint fp), or its soft labels name other tokens. Says what
+ * differs first: an id's token, the number of ids, or the rest (merges,
+ * pre-tokenizer, normalizer, flags). Returns 0, or -1 having said why. */
+static int teacher_check(const struct opts *o, const tokenizer *t, const uint8_t fp[32])
+{
+	char *err = NULL;
+	uint8_t tfp[32];
+	tokenizer *u = tokenizer_load(o->teacher_tokenizer, &err);
+	if (!u || shard_fingerprint(o->teacher_tokenizer, tfp, &err)) {
+		cli_warn("%s", err);
+		free(err);
+		tokenizer_free(u);
+		return -1;
+	}
+	int rc = 0;
+	if (memcmp(fp, tfp, 32)) {
+		uint32_t n = tokenizer_vocab_size(t), m = tokenizer_vocab_size(u), i = 0;
+		char *a = NULL, *b = NULL;
+		size_t la = 0, lb = 0;
+		for (; i < n && i < m; i++) {
+			a = tokenizer_decode(t, &i, 1, 0, &la, NULL);
+			b = tokenizer_decode(u, &i, 1, 0, &lb, NULL);
+			if (!a || !b || la != lb || memcmp(a, b, la)) break;
+			free(a), free(b);
+			a = b = NULL;
+		}
+		if (i < n && i < m)
+			cli_warn("--teacher-tokenizer %s: not the student's tokenizer: id %u is \"%.*s\" for the teacher and "
+				 "\"%.*s\" for the student; its soft labels would name other tokens",
+				 o->teacher_tokenizer, i, b ? (int)lb : 0, b ? b : "", a ? (int)la : 0, a ? a : "");
+		else if (n != m)
+			cli_warn("--teacher-tokenizer %s: not the student's tokenizer: %u ids, the student's %u",
+				 o->teacher_tokenizer, m, n);
+		else
+			cli_warn("--teacher-tokenizer %s: the same tokens as the student's, but not the same tokenizer (its "
+				 "merges, pre-tokenizer or normalizer differ): the teacher's tokens would not be the student's",
+				 o->teacher_tokenizer);
+		free(a), free(b);
+		rc = -1;
+	}
+	tokenizer_free(u);
+	return rc;
+}
+
 static long parse_long(const char *s, const char *what, long lo, long hi)
 {
 	char *end;
@@ -1308,7 +1358,7 @@ int main(int argc, char **argv)
 	cli_init("ds-tokenize");
 	struct opts o = {.mode = MODE_SHARDS, .cutoff = 8192, .jobs = 1};
 	enum { O_TEMPLATE = 256, O_SYSTEM, O_CUTOFF, O_TOP, O_MASKH, O_PACK, O_NOTRUNC, O_JSON, O_PRESERVE,
-	       O_NOTHINK, O_SOFT };
+	       O_NOTHINK, O_SOFT, O_TEACHER };
 	static const struct option longopts[] = {
 		{"tokenizer", 1, 0, 't'}, {"skip-bad", 0, 0, 'B'}, {"replace", 0, 0, 'R'},
 		{"skip-special", 0, 0, 'S'}, {"quiet", 0, 0, 'q'}, {"output", 1, 0, 'o'},
@@ -1318,6 +1368,7 @@ int main(int argc, char **argv)
 		{"preserve-thinking", 0, 0, O_PRESERVE}, {"no-thinking", 0, 0, O_NOTHINK},
 		{"no-truncate", 0, 0, O_NOTRUNC}, {"json", 0, 0, O_JSON}, {"stats", 0, 0, 's'},
 		{"jobs", 1, 0, 'j'}, {"soft-labels", 0, 0, O_SOFT},
+		{"teacher-tokenizer", 1, 0, O_TEACHER},
 		CLI_LONGOPTS_COMMON, {0, 0, 0, 0}};
 
 	const char *sub = argc > 1 ? argv[1] : "";
@@ -1357,6 +1408,7 @@ int main(int argc, char **argv)
 		case O_PACK: o.pack = 1, sharding = 1; break;
 		case O_NOTRUNC: o.no_truncate = 1, sharding = 1; break;
 		case O_SOFT: o.soft = 1, sharding = 1; break;
+		case O_TEACHER: o.teacher_tokenizer = optarg, o.soft = 1, sharding = 1; break;
 		case O_JSON: o.json = 1, inspecting = 1; break;
 		case 's': o.stats_only = 1, inspecting = 1; break;
 		case 'h': fputs(usage, stdout); fputs(help, stdout); cli_close_stdout(); return 0;
@@ -1401,6 +1453,10 @@ int main(int argc, char **argv)
 			tokenizer_free(t);
 			return EXIT_RUNTIME;
 		}
+	}
+	if (o.teacher_tokenizer && teacher_check(&o, t, fp)) {
+		tokenizer_free(t);
+		return EXIT_RUNTIME;
 	}
 	const char *stdin_only[] = {"-"};
 	const char **inputs = optind < argc ? (const char **)argv + optind : stdin_only;

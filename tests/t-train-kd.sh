@@ -269,3 +269,12 @@ ok 'the chain killed at each stage and run again: the same records, shard and mo
 	kill -9 $pid && { wait $pid 2> /dev/null || true; } &&
 	ds-train b.yaml 2> err && grep -q "resuming from b/checkpoint-" err &&
 	cmp a/model.safetensors b/model.safetensors'
+ok '--teacher-tokenizer: the teacher'"'"'s tokenizer.json must be the student'"'"'s (another layout of it is), or the run stops first' '
+	jq -S . $C/tok/tokenizer.json > same.json &&
+	ds-tokenize -q -t $C/tok/tokenizer.json --teacher-tokenizer same.json --cutoff-len 256 $S/soft.jsonl -o a.shard 2> err ||
+		{ cat err; false; } &&
+	expect_exit 1 ds-tokenize -t $S/tok/tokenizer.json --teacher-tokenizer $C/tok/tokenizer.json $S/soft.jsonl -o b.shard 2> err &&
+	grep -q "not the student.s tokenizer: id 1516[0-9][0-9] is" err && test ! -e b.shard &&
+	jq ".model.merges |= (.[1:] + .[:1])" $S/tok/tokenizer.json > moved.json &&
+	expect_exit 1 ds-tokenize -t $S/tok/tokenizer.json --teacher-tokenizer moved.json $S/soft.jsonl -o b.shard 2> err &&
+	grep -q "merges, pre-tokenizer or normalizer differ" err'
