@@ -631,20 +631,6 @@ static jv unstream(const char *text, size_t n)
 
 /* ---- log-probabilities (--logprobs K) ------------------------------------ */
 
-/* A growing byte buffer. */
-struct bytes {
-	char *p;
-	size_t n, cap;
-};
-
-static void bytes_put(struct bytes *b, const char *s, size_t n)
-{
-	if (b->n + n + 1 > b->cap) b->p = xrealloc(b->p, b->cap = (b->n + n + 1) * 2 + 64);
-	memcpy(b->p + b->n, s, n);
-	b->n += n;
-	b->p[b->n] = '\0';
-}
-
 /* One entry of logprobs.content (or of its top_logprobs), made compact:
  * *tok the token as the contract writes it (its bytes as a string when
  * they are UTF-8, else an array of the byte values) and *lp its
@@ -653,7 +639,7 @@ static void bytes_put(struct bytes *b, const char *s, size_t n)
  * null, else the UTF-8 of "token" (OpenAI: "Can be null if there is no
  * bytes representation"). Borrows e; *tok and *lp are owned. Returns 0, or
  * -1 with why filled when the entry is not one. */
-static int lp_entry(jv e, jv *tok, jv *lp, struct bytes *raw, struct bytes *scratch, char *why, size_t wl)
+static int lp_entry(jv e, jv *tok, jv *lp, jbuf *raw, jbuf *scratch, char *why, size_t wl)
 {
 	if (jv_get_kind(e) != JV_KIND_OBJECT) {
 		snprintf(why, wl, "an entry is not an object");
@@ -673,7 +659,7 @@ static int lp_entry(jv e, jv *tok, jv *lp, struct bytes *raw, struct bytes *scra
 			double d = jv_get_kind(x) == JV_KIND_NUMBER ? jv_number_value(x) : -1;
 			if (!(d >= 0 && d <= 255 && d == floor(d))) bad = 1;
 			char c = (char)(unsigned char)(bad ? 0 : d);
-			bytes_put(scratch, &c, 1);
+			jbuf_put(scratch, &c, 1);
 			jv_free(x);
 		}
 		if (bad) {
@@ -688,7 +674,7 @@ static int lp_entry(jv e, jv *tok, jv *lp, struct bytes *raw, struct bytes *scra
 			goto out;
 		}
 		jv ts = jv_object_get(jv_copy(e), jv_string("token"));
-		bytes_put(scratch, t, (size_t)jv_string_length_bytes(ts));
+		jbuf_put(scratch, t, (size_t)jv_string_length_bytes(ts));
 	}
 	if (utf8_check(scratch->p ? scratch->p : "", scratch->n) == scratch->n) {
 		*tok = jv_string_sized(scratch->p ? scratch->p : "", (int)scratch->n);
@@ -703,7 +689,7 @@ static int lp_entry(jv e, jv *tok, jv *lp, struct bytes *raw, struct bytes *scra
 	char num[32];
 	snprintf(num, sizeof num, "%.6g", d);
 	*lp = jv_number(strtod(num, NULL));
-	if (raw) bytes_put(raw, scratch->p ? scratch->p : "", scratch->n);
+	if (raw) jbuf_put(raw, scratch->p ? scratch->p : "", scratch->n);
 	rc = 0;
 out:
 	jv_free(l);
@@ -717,12 +703,12 @@ enum lp_fault { LP_OK, LP_NONE, LP_SHORT, LP_BAD };
  * logprobs ({"content": [entries]}; borrowed): the K first top_logprobs of
  * each token. *raw gets the tokens' bytes joined. Returns owned, or
  * invalid with why filled and *fault saying what was wrong. */
-static jv lp_compact(jv logprobs, int k, struct bytes *raw, enum lp_fault *fault, char *why, size_t wl)
+static jv lp_compact(jv logprobs, int k, jbuf *raw, enum lp_fault *fault, char *why, size_t wl)
 {
 	jv content = jv_get_kind(logprobs) == JV_KIND_OBJECT ? jv_object_get(jv_copy(logprobs), jv_string("content"))
 							  : jv_invalid();
 	jv toks = jv_array(), lps = jv_array(), tops = jv_array(), out = jv_invalid();
-	struct bytes scratch = {0};
+	jbuf scratch = {0};
 	char what[200];
 	*fault = LP_NONE;
 	if (jv_get_kind(content) != JV_KIND_ARRAY) {
@@ -843,7 +829,7 @@ static int take_logprobs(struct run *r, struct job *j, jv c0, jv msg, const char
 {
 	const char *id = jsonl_get_string(j->rec, "id");
 	jv lp = jv_object_get(jv_copy(c0), jv_string("logprobs"));
-	struct bytes raw = {0};
+	jbuf raw = {0};
 	enum lp_fault fault;
 	char what[300];
 	int verdict = 0;

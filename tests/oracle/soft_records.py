@@ -22,21 +22,13 @@ vocabulary has (a valid text, but not how the student encodes it).
 import argparse
 import json
 import math
+import os
 import random
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from hf_logprobs import byte_decoder  # noqa: E402
 
-def bytes_to_unicode():
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + \
-        list(range(ord("®"), ord("ÿ") + 1))
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return {chr(c): b for b, c in zip(bs, cs)}
 
 
 def main():
@@ -50,7 +42,7 @@ def main():
     a = ap.parse_args()
     from tokenizers import Tokenizer
     tok = Tokenizer.from_file(a.tokenizer)
-    dec = bytes_to_unicode()
+    dec = byte_decoder()
     vocab = tok.get_vocab()
     added = {t.content for t in tok.get_added_tokens_decoder().values()}
 
