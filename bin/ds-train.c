@@ -870,7 +870,13 @@ static char *latest_checkpoint(const char *out)
  * the log from trainer_state.json. */
 static void resume(run *r, const char *dir)
 {
-	char *path = xasprintf("%s/optimizer.safetensors", dir), *err = NULL;
+	char *path = xasprintf("%s/optimizer.safetensors", dir), *err = NULL, *pt = xasprintf("%s/optimizer.pt", dir);
+	if (access(path, R_OK) < 0 && access(pt, R_OK) == 0)
+		cli_die(EXIT_RUNTIME, "%s: a transformers (LLaMA-Factory) checkpoint: its optimizer state, optimizer.pt, is a "
+		        "Python pickle ds-train cannot read, so the run cannot resume from it; start from its weights instead "
+		        "(model_name_or_path: %s, resume_from_checkpoint: null): the moments and the schedule start afresh",
+		        dir, dir);
+	free(pt);
 	if (access(path, R_OK) < 0)
 		cli_die(EXIT_RUNTIME, "%s: no optimizer state (saved with save_only_model?): cannot resume from it", dir);
 	if (trainstep_load(r->ts, path, &r->step, &err) < 0) cli_die(EXIT_RUNTIME, "%s", err);

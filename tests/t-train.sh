@@ -243,3 +243,9 @@ ok 'an unknown key is a usage error naming the key and the nearest known one' '
 ok 'resuming from a checkpoint saved with save_only_model is refused' '
 	yaml out "max_steps: 2" "save_steps: 1" "save_only_model: true" > s.yaml && ds-train s.yaml 2> /dev/null &&
 	expect_exit 1 ds-train s.yaml resume_from_checkpoint=out/checkpoint-1 2> err && grep -q "no optimizer state" err'
+ok 'resuming from a LLaMA-Factory checkpoint (optimizer.pt): refused, saying to start from its weights' '
+	yaml out "max_steps: 2" "save_steps: 1" "save_only_model: true" > s.yaml && ds-train s.yaml 2> /dev/null &&
+	printf "\200\004pickle" > out/checkpoint-1/optimizer.pt &&
+	expect_exit 1 ds-train s.yaml resume_from_checkpoint=out/checkpoint-1 2> err &&
+	grep -q "a transformers (LLaMA-Factory) checkpoint: its optimizer state, optimizer.pt, is a Python pickle" err &&
+	grep -q "model_name_or_path: out/checkpoint-1, resume_from_checkpoint: null" err'
