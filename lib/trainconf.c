@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <strings.h>
 #include <yaml.h>
 
@@ -623,8 +624,14 @@ static const char *event_what(yaml_event_type_t t)
 	}
 }
 
+/* A config is a flat mapping of a few kilobytes; libyaml's time grows
+ * with the square of a flow's depth, so a hostile file is stopped early. */
+#define YAML_MAX_DEPTH 64
+#define YAML_MAX_BYTES (1 << 20)
+
 /* Skip the value whose first event is ev (already taken): a scalar, or a
- * whole nested sequence/mapping. */
+ * whole nested sequence/mapping. -1: a YAML error; -2: nested deeper than
+ * YAML_MAX_DEPTH. */
 static int skip_value(yaml_parser_t *p, yaml_event_t *ev)
 {
 	int depth = ev->type == YAML_SEQUENCE_START_EVENT || ev->type == YAML_MAPPING_START_EVENT;
@@ -632,6 +639,10 @@ static int skip_value(yaml_parser_t *p, yaml_event_t *ev)
 		yaml_event_t e;
 		if (!yaml_parser_parse(p, &e)) return -1;
 		if (e.type == YAML_SEQUENCE_START_EVENT || e.type == YAML_MAPPING_START_EVENT) depth++;
+		if (depth > YAML_MAX_DEPTH) {
+			yaml_event_delete(&e);
+			return -2;
+		}
 		if (e.type == YAML_SEQUENCE_END_EVENT || e.type == YAML_MAPPING_END_EVENT) depth--;
 		yaml_event_delete(&e);
 	}
@@ -658,6 +669,13 @@ int trainconf_load_yaml(train_config *c, const char *path, char **err)
 	FILE *f = fopen(path, "rb");
 	if (!f) {
 		*err = msg("%s: %s", path, strerror(errno));
+		return -1;
+	}
+	struct stat sb;
+	if (fstat(fileno(f), &sb) == 0 && S_ISREG(sb.st_mode) && sb.st_size > YAML_MAX_BYTES) {
+		*err = msg("%s: %lld bytes: larger than a ds-train config can be (%d)", path, (long long)sb.st_size,
+			   YAML_MAX_BYTES);
+		fclose(f);
 		return -1;
 	}
 	if (!yaml_parser_initialize(&p)) check_fail_errno(__FILE__, __LINE__, "yaml_parser_initialize");
@@ -710,7 +728,13 @@ int trainconf_load_yaml(train_config *c, const char *path, char **err)
 			line = val.start_mark.line + 1;
 			if (!k) {
 				note_unused(c, key);
-				if (skip_value(&p, &val) < 0) goto yaml_error;
+				int sk = skip_value(&p, &val);
+				if (sk == -2) {
+					why = msg("%s: a value nested deeper than %d levels (a ds-train config is flat)", key,
+						  YAML_MAX_DEPTH);
+					goto out;
+				}
+				if (sk < 0) goto yaml_error;
 			} else if (val.type == YAML_SCALAR_EVENT) {
 				const char *v = (const char *)val.data.scalar.value;
 				int r = !strcmp(key, "warmup_steps") && is_plain(&val)

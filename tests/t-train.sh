@@ -240,6 +240,12 @@ ok 'an unknown key is a usage error naming the key and the nearest known one' '
 	grep -q "did you mean .gradient_accumulation_steps." err &&
 	yaml out "max_steps: 1" "zzzz_nothing_like_it: 1" > t.yaml && expect_exit 2 ds-train t.yaml 2> err &&
 	grep -q "unknown key .zzzz_nothing_like_it.: neither ds-train nor LLaMA-Factory" err'
+ok 'a hostile YAML: nested 100,000 deep refused at once (libyaml is quadratic in the depth), over 1 MiB refused' '
+	python3 -c "print(\"x: \" + \"[\" * 100000 + \"]\" * 100000)" > deep.yaml &&
+	s=$(date +%s) && expect_exit 2 ds-train deep.yaml 2> err && test $(($(date +%s) - s)) -lt 5 &&
+	grep -q "deep.yaml:1: x: a value nested deeper than 64 levels" err &&
+	head -c 2000000 /dev/zero | tr "\\0" "#" > big.yaml && expect_exit 2 ds-train big.yaml 2> err &&
+	grep -q "big.yaml: 2000000 bytes: larger than a ds-train config can be" err'
 ok 'resuming from a checkpoint saved with save_only_model is refused' '
 	yaml out "max_steps: 2" "save_steps: 1" "save_only_model: true" > s.yaml && ds-train s.yaml 2> /dev/null &&
 	expect_exit 1 ds-train s.yaml resume_from_checkpoint=out/checkpoint-1 2> err && grep -q "no optimizer state" err'
