@@ -102,6 +102,12 @@ static char *read_text_file(const char *path)
 
 /* ---- the dataset_info.json entry -------------------------------------- */
 
+/* Once "tags" is given, LLaMA-Factory sets every tag it names not to None
+ * (DatasetAttr.set_attr), and a system, observation or function turn then
+ * fails its role check and the conversation is dropped: every tag is named,
+ * the others with LLaMA-Factory's own defaults. */
+#define OTHER_TAGS "\"system_tag\":\"system\",\"observation_tag\":\"observation\",\"function_tag\":\"function_call\""
+
 static jv dataset_info(const struct opts *o)
 {
 	jv e = jv_object();
@@ -113,15 +119,14 @@ static jv dataset_info(const struct opts *o)
 				  jv_parse("{\"messages\":\"conversations\",\"system\":\"system\"}"));
 		e = jv_object_set(e, jv_string("tags"),
 				  jv_parse("{\"role_tag\":\"from\",\"content_tag\":\"value\","
-					   "\"user_tag\":\"user\",\"assistant_tag\":\"assistant\"}"));
+					   "\"user_tag\":\"user\",\"assistant_tag\":\"assistant\"," OTHER_TAGS "}"));
 		break;
 	case FMT_MESSAGES:
 		e = jv_object_set(e, jv_string("formatting"), jv_string("sharegpt"));
 		e = jv_object_set(e, jv_string("columns"), jv_parse("{\"messages\":\"messages\"}"));
 		e = jv_object_set(e, jv_string("tags"),
 				  jv_parse("{\"role_tag\":\"role\",\"content_tag\":\"content\","
-					   "\"user_tag\":\"user\",\"assistant_tag\":\"assistant\","
-					   "\"system_tag\":\"system\"}"));
+					   "\"user_tag\":\"user\",\"assistant_tag\":\"assistant\"," OTHER_TAGS "}"));
 		break;
 	case FMT_ALPACA:
 		e = jv_object_set(e, jv_string("formatting"), jv_string("alpaca"));
@@ -137,7 +142,7 @@ static jv dataset_info(const struct opts *o)
 					   "\"rejected\":\"rejected\",\"system\":\"system\"}"));
 		e = jv_object_set(e, jv_string("tags"),
 				  jv_parse("{\"role_tag\":\"from\",\"content_tag\":\"value\","
-					   "\"user_tag\":\"user\",\"assistant_tag\":\"assistant\"}"));
+					   "\"user_tag\":\"user\",\"assistant_tag\":\"assistant\"," OTHER_TAGS "}"));
 		break;
 	}
 	return jv_object_set(jv_object(), jv_string(o->dataset_info), e);

@@ -42,6 +42,25 @@ for fmt in sharegpt messages alpaca; do
 	'
 done
 
+# Once dataset_info names tags, LLaMA-Factory sets those it does not name
+# to None, and a conversation with a system turn fails its role check and
+# is dropped: ds-sharegpt names them all. A system turn in the conversation
+# (as a user's own file may have it) is LLaMA-Factory's system prompt.
+ok 'LLaMA-Factory keeps a conversation that opens with a system turn, in the sharegpt and messages layouts' '
+	mkdir data &&
+	ds-sharegpt -q -f sharegpt -o s.jsonl "$IN" &&
+	jq -c "if input_line_number == 1 then .conversations = [{from: \"system\", value: \"Be brief.\"}] + .conversations | del(.system) else . end" s.jsonl > data/s.jsonl &&
+	ds-sharegpt -q -f messages -o m.jsonl "$IN" &&
+	jq -c "if input_line_number == 2 then .messages = [{role: \"system\", content: \"Be terse.\"}] + .messages else . end" m.jsonl > data/m.jsonl &&
+	{ ds-sharegpt --dataset-info s -f sharegpt -o data/s.jsonl; ds-sharegpt --dataset-info m -f messages -o data/m.jsonl; } |
+		jq -s "add" > data/dataset_info.json &&
+	"$PY" "$TOP/tests/oracle/lf_load.py" data s "$TOK" > lf-s.jsonl 2> lf.err || { cat lf.err; false; } &&
+	"$PY" "$TOP/tests/oracle/lf_load.py" data m "$TOK" > lf-m.jsonl 2> lf.err || { cat lf.err; false; } &&
+	test "$(wc -l < lf-s.jsonl)" = 4 && test "$(wc -l < lf-m.jsonl)" = 4 &&
+	test "$(jq -r .system lf-s.jsonl | head -1)" = "Be brief." &&
+	test "$(jq -r .system lf-m.jsonl | sed -n 2p)" = "Be terse."
+'
+
 # ds-teacher --logprobs puts teacher.logprobs into the assistant message
 # (issue #21), as one JSON string: LLaMA-Factory reads a message's role and content only, so
 # the file loads as it does without them, token for token.
