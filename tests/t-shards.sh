@@ -240,13 +240,13 @@ ok 'a flipped byte in the header, or unknown flag bits, are refused' '
 import struct, sys, zlib
 b = bytearray(open(\"raw\", \"rb\").read())
 v = bytearray(b); v[48] ^= 1; open(\"vocab\", \"wb\").write(v)
-f = bytearray(b); struct.pack_into(\"<I\", f, 56, 64)
+f = bytearray(b); struct.pack_into(\"<I\", f, 56, 128)
 struct.pack_into(\"<I\", f, 76, zlib.crc32(bytes(f[:76]))); open(\"flags\", \"wb\").write(f)
 d = bytearray(b); at = 80; struct.pack_into(\"<I\", d, at + 20, 8)
 t, n = struct.unpack_from(\"<II\", d, at + 4)
 struct.pack_into(\"<I\", d, at + 12, zlib.crc32(bytes(d[at + 16:at + 16 + 8 * n + 5 * t]))); open(\"docflags\", \"wb\").write(d)
 " &&
 	expect_exit 1 ds-tokenize inspect -q --json vocab > /dev/null 2> err && grep -q "corrupt header (checksum mismatch)" err &&
-	expect_exit 1 ds-tokenize inspect -q --json flags > /dev/null 2> err && grep -q "header flags 0x40: bits this program does not know" err &&
+	expect_exit 1 ds-tokenize inspect -q --json flags > /dev/null 2> err && grep -q "header flags 0x80: bits this program does not know" err &&
 	expect_exit 1 ds-tokenize inspect -q --json docflags > /dev/null 2> err && grep -q "sample 1: document flags 0x8" err
 '
