@@ -63,7 +63,8 @@ static const char usage[] =
 	"       ds-train check-step -m DIR --batch BATCH.json -o OUT.safetensors [--lr X]\n"
 	"                [--weight-decay X] [--max-grad-norm X] [--scheduler NAME]\n"
 	"                [--warmup-ratio X] [--total-steps N] [--adam-eps X]\n"
-	"                [--device cpu|cuda]\n"
+	"                [--device cpu|cuda] [--kd-alpha A [--kd-temperature T] [--kd-loss L]\n"
+	"                [--kd-jsd-beta B]]\n"
 	"Full-parameter SFT of a Qwen2 model on ds-tokenize shards, on a CUDA GPU\n"
 	"(bf16, make CUDA=1) or on the CPU (fp32).\n"
 	"Settings are LLaMA-Factory's keys (see ds-train(1)).\n";
