@@ -14,6 +14,7 @@
  * ds-judge and back, (id, sample) stays unique beside the ordinary samples
  * (numbered below 1000), and the output file says which attempts are done.
  */
+#include "../lib/chatapi.h"
 #include "../lib/check.h"
 #include "../lib/cli.h"
 #include "../lib/clock.h"
@@ -1018,6 +1019,7 @@ static void done_request(struct run *r, CURLMsg *m)
 	char why[512];
 	enum cause cause = C_CONN;
 	int v = judge_reply(r, j, cc, status, &teacher, why, sizeof why, &cause);
+	chatapi_mask(why); /* it may quote the server, which may quote the key */
 	if (v == 0) {
 		j->srv->ok++;
 		j->srv->fails_in_row = 0;
@@ -1173,21 +1175,6 @@ static jv stats_json(struct run *r)
 	return jv_object_set(s, jv_string("servers"), sv);
 }
 
-static char *read_key(const char *file)
-{
-	if (file) {
-		char *k = cli_read_file(file);
-		if (!k) cli_die(EXIT_USAGE, "%s: cannot read the API key file", file);
-		size_t n = strlen(k);
-		while (n && strchr(" \t\r\n", k[n - 1])) k[--n] = '\0';
-		return k;
-	}
-	const char *names[] = {"DS_API_KEY", "OPENAI_API_KEY", "DEEPSEEK_API_KEY"};
-	for (int i = 0; i < 3; i++)
-		if (getenv(names[i]) && *getenv(names[i])) return xstrdup(getenv(names[i]));
-	return NULL;
-}
-
 int main(int argc, char **argv)
 {
 	cli_init("ds-teacher");
@@ -1273,7 +1260,7 @@ int main(int argc, char **argv)
 	if (o.guided && o.samples > GUIDED_BASE)
 		cli_usage_error(usage, "-n is at most %d with --guided (the samples of one attempt)", GUIDED_BASE);
 	if (o.n_servers == 0) o.servers[o.n_servers++].url = xstrdup("https://api.deepseek.com/chat/completions");
-	o.key = read_key(key_file);
+	if (chatapi_key(key_file, &o.key) < 0) cli_die(EXIT_USAGE, "%s: cannot read the API key file", key_file);
 
 	struct run r = {.o = &o, .out = stdout, .done = idset_new()};
 	r.tpl.fixed = o.template_file ? cli_read_file(o.template_file) : NULL;
@@ -1471,9 +1458,6 @@ int main(int argc, char **argv)
 	free(r.tpl.fixed), free(r.tpl.math), free(r.tpl.code), free(r.tpl.other), free(r.tpl.guided);
 	for (int i = 0; i < o.n_servers; i++) free(o.servers[i].url);
 	free(o.servers);
-	if (o.key) {
-		memset(o.key, 0, strlen(o.key));
-		free(o.key);
-	}
+	chatapi_key_free(o.key);
 	return r.status;
 }

@@ -23,6 +23,34 @@ char *chatapi_url(const char *base)
 	return u;
 }
 
+/* The keys chatapi_key handed out, for chatapi_mask: a server may quote
+ * the Authorization header back in an error. */
+static char *known_keys[4];
+
+static void remember_key(const char *k)
+{
+	for (int i = 0; i < 4; i++)
+		if (!known_keys[i]) {
+			known_keys[i] = xstrdup(k);
+			return;
+		}
+}
+
+void chatapi_mask(char *s)
+{
+	for (int i = 0; i < 4 && known_keys[i]; i++) {
+		size_t n = strlen(known_keys[i]);
+		if (n < 4) continue;
+		for (char *p; (p = strstr(s, known_keys[i]));) memmove(p + 3, p + n, strlen(p + n) + 1), memcpy(p, "***", 3);
+	}
+	/* OpenAI-style keys, whoever's: sk- and 8 or more key characters */
+	for (char *p = s; (p = strstr(p, "sk-"));) {
+		size_t n = strspn(p + 3, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-");
+		if (n >= 8) memmove(p + 6, p + 3 + n, strlen(p + 3 + n) + 1), memcpy(p + 3, "***", 3);
+		p += 3;
+	}
+}
+
 int chatapi_key(const char *file, char **key)
 {
 	*key = NULL;
@@ -36,6 +64,7 @@ int chatapi_key(const char *file, char **key)
 			return 0;
 		}
 		*key = k;
+		remember_key(k);
 		return 0;
 	}
 	static const char *const names[] = {"DS_API_KEY", "OPENAI_API_KEY", "DEEPSEEK_API_KEY"};
@@ -43,6 +72,7 @@ int chatapi_key(const char *file, char **key)
 		const char *v = getenv(names[i]);
 		if (v && *v) {
 			*key = xstrdup(v);
+			remember_key(v);
 			break;
 		}
 	}
@@ -149,6 +179,7 @@ void chatapi_describe_error(const http_reply *r, char *buf, size_t n)
 			   : r->status == 402 ? " (balance exhausted)"
 			   : r->status == 404 ? " (check the base URL and the model)" : "";
 	snprintf(buf, n, "HTTP %ld%s%s%s", r->status, msg ? ": " : "", msg ? msg : "", hint);
+	chatapi_mask(buf);
 	jv_free(e);
 	jv_free(body);
 }

@@ -31,6 +31,12 @@ int chatapi_key(const char *file, char **key);
 /* Wipe and free a key from chatapi_key. */
 void chatapi_key_free(char *key);
 
+/* Mask, in place, what would give a key away in a message that quotes a
+ * server (one that echoes the Authorization header in its 401): each key
+ * chatapi_key has read becomes ***, and any sk- followed by 8 or more key
+ * characters sk-***. */
+void chatapi_mask(char *s);
+
 /* The template tpl with every "{NAME}" of names[0..n) replaced by the
  * matching values[i] (NULL reads as ""). Only the template is scanned,
  * never what is put in, so a value holding "{answer}" stays as it is.

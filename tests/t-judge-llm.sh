@@ -144,6 +144,14 @@ ok '401: stops at once with a clear message; the key is never printed' '
 	! grep -rq "sk-WRONG-1234" err out ok.jsonl rej.jsonl
 '
 
+ok 'a server that quotes the Authorization header in its 401: the key masked' '
+	api_start --api-key sk-the-right-one-000 --echo-auth && E=$API && EP=$API_PID &&
+	expect_exit 1 ds-judge --llm --llm-base-url "$E" -c 1 -o ok.jsonl -r rej.jsonl "$S" > out 2> err &&
+	{ kill $EP || true; } &&
+	grep -q "HTTP 401: Authentication Fails, Your api key is invalid: got .Bearer \*\*\*." err &&
+	! grep -rq "GRADER" err out ok.jsonl rej.jsonl
+'
+
 ok 'the key: from --api-key-file, never printed, logged or written' '
 	printf "%s\n" "$KEY" > key.txt &&
 	env -u DS_API_KEY ds-judge --llm --llm-base-url "$A1" --api-key-file key.txt --explain -r rej.jsonl "$S" > out 2> err &&

@@ -116,6 +116,14 @@ ok 'a wrong key: 401 stops the run; the key never appears anywhere' '
 	! grep -q SECRET out err st.json log.json "$WORK/api.log"
 '
 
+ok 'a server that quotes the Authorization header in its 401: the key masked in every message and file' '
+	api_start --api-key sk-the-right-one-000 --echo-auth && E=$API && EP=$API_PID &&
+	expect_exit 1 ds-teacher --base-url "$E" --failed f.jsonl -o out "$P" 2> err &&
+	{ kill $EP || true; } &&
+	grep -q "HTTP 401: Authentication Fails, Your api key is invalid: got .Bearer \*\*\*." err &&
+	! grep -q SECRET err f.jsonl out
+'
+
 ok 'killed with -9 mid-run, a rerun with the same -o ends with every (id, sample) once' '
 	api_faults "$A1" "chat:latency:300" &&
 	{ ds-teacher -q -c 4 -n 2 --base-url "$A1" -o out.jsonl "$P" & pid=$!; } &&

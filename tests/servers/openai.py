@@ -142,6 +142,7 @@ class Cut(Exception):
 class Config:
     model: str = "deepseek-reasoner"
     api_key: str | None = None
+    echo_auth: bool = False  # a 401 quotes the Authorization header it got
     reasoning: str = "field"
     latency_ms: float = 0.0
     quiet: bool = False
@@ -586,6 +587,8 @@ class Handler(DispatchingHandler):
             return
         if self._auth_state() != "ok":
             msg, et, code = FAULT_ERRORS[401]
+            if self.st.cfg.echo_auth:  # as careless servers do
+                msg = f"{msg}: got '{self.headers.get('Authorization')}'"
             raise Reply(401, msg, et, code)
 
     # ---- chat completions ----------------------------------------------
@@ -896,6 +899,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--latency-ms", type=float, default=0,
                     help="delay every API request by this many ms before answering")
     ap.add_argument("--api-key", help="require 'Authorization: Bearer KEY' (401 otherwise)")
+    ap.add_argument("--echo-auth", action="store_true",
+                    help="the 401's message quotes the Authorization header received (a hostile server)")
     ap.add_argument("--reasoning", choices=MODES, default="field",
                     help="how the chain of thought is delivered (default field = reasoning_content)")
     ap.add_argument("--model", default="deepseek-reasoner",
@@ -907,7 +912,7 @@ def main(argv: list[str] | None = None) -> int:
         rules = Faults(KINDS).parse_spec(a.faults)
     except (ValueError, re.error) as e:
         ap.error(f"--faults: {e}")
-    cfg = Config(model=a.model, api_key=a.api_key, reasoning=a.reasoning,
+    cfg = Config(model=a.model, api_key=a.api_key, echo_auth=a.echo_auth, reasoning=a.reasoning,
                  latency_ms=a.latency_ms, quiet=a.quiet)
     server, st = make_server(cfg, a.port)
     st.faults.replace(rules)

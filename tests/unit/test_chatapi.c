@@ -103,5 +103,16 @@ int main(void)
 	EXPECT(chatapi_key(NULL, &key) == 0 && key == NULL, "key: none is NULL, not an error");
 	unlink(path);
 	EXPECT(chatapi_key(path, &key) == -1, "key: an unreadable file is an error");
+	/* chatapi_mask: a key chatapi_key read, and any sk- key, out of a message */
+	setenv("DS_API_KEY", "my-own-secret-key-77", 1);
+	char *key2;
+	EXPECT(chatapi_key(NULL, &key2) == 0 && key2 && !strcmp(key2, "my-own-secret-key-77"), "key: from DS_API_KEY");
+	char m1[] = "HTTP 401: bad key 'Bearer my-own-secret-key-77' (and my-own-secret-key-77 again)";
+	chatapi_mask(m1);
+	EXPECT(!strcmp(m1, "HTTP 401: bad key 'Bearer ***' (and *** again)"), "mask: the key read, each time it appears");
+	char m2[] = "got sk-AbCdEf_12345678-x; sk-short stays; sk-";
+	chatapi_mask(m2);
+	EXPECT(!strcmp(m2, "got sk-***; sk-short stays; sk-"), "mask: an sk- key of 8 or more characters, whoever's");
+	chatapi_key_free(key2);
 	TEST_END();
 }
