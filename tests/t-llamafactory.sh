@@ -61,6 +61,31 @@ ok 'LLaMA-Factory keeps a conversation that opens with a system turn, in the sha
 	test "$(jq -r .system lf-m.jsonl | sed -n 2p)" = "Be terse."
 '
 
+# LLaMA-Factory's StringFormatter puts the user's text in for {{content}},
+# then replaces {{idx}} in the result: a user's own "{{idx}}" becomes "0".
+# ds-tokenize keeps the text as written; with that one difference made by
+# hand, the ids are LLaMA-Factory's.
+ok 'a user'"'"'s own {{idx}}: LLaMA-Factory writes 0 (its bug), ds-tokenize keeps the text; all else the same ids' '
+	mkdir ph &&
+	cat > ph/p.jsonl <<-EOF &&
+	{"system":"","conversations":[{"from":"user","value":"A Vue template: {{idx}}: {{item}} and {{content}}?"},{"from":"assistant","value":"It prints {{idx}} then {{item}}."}]}
+	{"system":"","conversations":[{"from":"user","value":"What is 2+2?"},{"from":"assistant","value":"4"}]}
+	EOF
+	ds-sharegpt --dataset-info p -o p.jsonl > ph/dataset_info.json &&
+	"$PY" "$TOP/tests/oracle/lf_shards.py" ph p "$TOK" --template qwen --cutoff 256 > lf.jsonl 2> lf.err ||
+		{ tail -5 lf.err; false; } &&
+	rows() { ds-tokenize -q -t "$TOK/tokenizer.json" --template qwen --cutoff-len 256 "$1" |
+		ds-tokenize inspect -q --json | jq -c "{input_ids, labels, docs}"; } &&
+	text() { jq -c "{ids: .input_ids}" | ds-tokenize decode -q -t "$TOK/tokenizer.json" | jq -r .text; } &&
+	rows ph/p.jsonl > ds.jsonl &&
+	sed -n 2p lf.jsonl > a && sed -n 2p ds.jsonl > b && cmp a b &&
+	head -1 ds.jsonl | text | grep -qF "A Vue template: {{idx}}: {{item}} and {{content}}?" &&
+	head -1 ds.jsonl | text | grep -qF "It prints {{idx}} then {{item}}." &&
+	head -1 lf.jsonl | text | grep -qF "A Vue template: 0: {{item}} and {{content}}?" &&
+	head -1 ph/p.jsonl | sed "s/{{idx}}: {{item}} and/0: {{item}} and/" > as-lf.jsonl &&
+	rows as-lf.jsonl > b && head -1 lf.jsonl > a && cmp a b
+'
+
 # ds-teacher --logprobs puts teacher.logprobs into the assistant message
 # (issue #21), as one JSON string: LLaMA-Factory reads a message's role and content only, so
 # the file loads as it does without them, token for token.
