@@ -3,6 +3,7 @@
  * libmicrohttpd, its requests decoded together in one batch on the
  * engine's thread (lib/infer.h). Part of ds-infer (bin/ds-infer.c has the
  * options and the other modes). */
+#include "../lib/chatapi.h"
 #include "../lib/check.h"
 #include "../lib/cli.h"
 #include "../lib/clock.h"
@@ -63,7 +64,20 @@ struct server {
 	size_t max_body;
 	unsigned long next;
 	int verbose;      /* a line a finished choice on stderr */
+	char *auth;       /* "Bearer KEY" every request but /health must send, or NULL */
 };
+
+/* 1 when the request carries the key (compared in constant time: no byte
+ * of it leaks through how long a wrong one takes to refuse). */
+static int authorized(const struct server *sv, struct MHD_Connection *c)
+{
+	if (!sv->auth) return 1;
+	const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
+	size_t n = strlen(sv->auth), m = h ? strlen(h) : 0;
+	unsigned char d = m != n;
+	for (size_t i = 0; i < n; i++) d |= (unsigned char)(sv->auth[i] ^ (i < m ? h[i] : 0));
+	return d == 0;
+}
 
 static struct server *srv_of;
 
@@ -733,6 +747,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		if (!k->too_big) return MHD_YES;
 	}
 	struct conn *k = *state;
+	if (strcmp(url, "/health") && !authorized(sv, c)) {
+		if (*upload_n) { /* the body is read and dropped: the answer goes after it */
+			*upload_n = 0;
+			return MHD_YES;
+		}
+		const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
+		return reply_error(c, 401, "invalid_api_key", NULL, "%s",
+				   h ? "Incorrect API key provided."
+				     : "You didn't provide an API key. You need to provide your API key in an Authorization "
+				       "header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).");
+	}
 	if (*upload_n) {
 		/* libmicrohttpd takes a response only before the body or after
 		 * it: an oversized chunked body is read to its end and dropped
@@ -776,6 +801,14 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **state, enum
 int run_serve(const struct opts *o, struct infer *in)
 {
 	struct server sv = {.in = in, .max_body = o->max_body, .verbose = !o->quiet};
+	char *key = NULL;
+	if (chatapi_key(o->api_key_file, &key) < 0) cli_die(EXIT_USAGE, "%s: cannot read the API key file", o->api_key_file);
+	if (o->api_key_file && !key) cli_die(EXIT_USAGE, "%s: the API key file is empty", o->api_key_file);
+	if (key) sv.auth = xasprintf("Bearer %s", key);
+	chatapi_key_free(key);
+	if (!sv.auth && strcmp(o->host, "127.0.0.1") && strncmp(o->host, "127.", 4))
+		cli_warn("--host %s: serving beyond this machine without a key: anyone who reaches the port can use the "
+			 "model (--api-key-file F, or DS_API_KEY)", o->host);
 	srv_of = &sv;
 	pthread_mutex_init(&sv.mu, NULL);
 	pthread_cond_init(&sv.work, NULL);

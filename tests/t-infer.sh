@@ -421,6 +421,35 @@ ok 'serve: answers equal batch mode; n=2 and concurrent clients (served in one b
 	test "$(jq .usage.completion_tokens rn)" = 24
 '
 
+ok 'serve --api-key-file: every route but /health needs the key (401 in OpenAI'"'"'s shape); the openai client and ds-teacher with it' '
+	printf "%s\n" sk-local-serve-key-0001 > key && chmod 600 key &&
+	serve -m "$S" --api-key-file key &&
+	curl -s -o none.json -w "%{http_code}" "$URL/models" > code && test "$(cat code)" = 401 &&
+	jq -e ".error.code == \"invalid_api_key\" and .error.type == \"invalid_request_error\" and (.error.message | test(\"provide an API key\"))" none.json > /dev/null &&
+	curl -s -o bad.json -w "%{http_code}" -H "Authorization: Bearer sk-local-serve-key-0002" -H "Content-Type: application/json" \
+		-d "{\"model\":\"script\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}" "$URL/chat/completions" > code &&
+	test "$(cat code)" = 401 && jq -e ".error.message == \"Incorrect API key provided.\"" bad.json > /dev/null &&
+	! grep -q sk-local bad.json none.json &&
+	test "$(curl -s -o /dev/null -w "%{http_code}" "${URL%/v1}/health")" = 200 &&
+	"$PY" -c "
+import sys
+from openai import OpenAI, AuthenticationError
+ok = OpenAI(base_url=sys.argv[1], api_key=\"sk-local-serve-key-0001\")
+r = ok.chat.completions.create(model=\"script\", messages=[{\"role\": \"user\", \"content\": \"6*7?\"}])
+assert \"42\" in r.choices[0].message.content
+try:
+    OpenAI(base_url=sys.argv[1], api_key=\"wrong\").models.list(); sys.exit(\"no 401\")
+except AuthenticationError as e:
+    assert e.status_code == 401
+" "$URL" &&
+	echo "{\"id\":\"t\",\"domain\":\"math\",\"problem\":\"6*7?\",\"answer\":\"42\"}" > p.jsonl &&
+	ds-teacher --base-url "$URL" --model script --api-key-file key -q < p.jsonl > a.jsonl && test "$(wc -l < a.jsonl)" = 1 &&
+	stop &&
+	expect_exit 2 ds-infer serve -m "$S" --api-key sk-x 2> err && grep -q "api-key-file" err &&
+	: > empty && expect_exit 2 ds-infer serve -m "$S" --api-key-file empty 2> err && grep -q "the API key file is empty" err &&
+	serve -m "$S" --host 0.0.0.0 && stop && grep -q "serving beyond this machine without a key" serve.log
+'
+
 ok 'serve: ds-teacher --base-url ds-infer serve, plain and --stream, end to end' '
 	serve -m "$S" &&
 	echo "{\"id\":\"t\",\"domain\":\"math\",\"problem\":\"6*7?\",\"answer\":\"42\"}" > p.jsonl &&
