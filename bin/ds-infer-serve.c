@@ -520,6 +520,7 @@ static enum MHD_Result chat_completion(struct server *sv, struct MHD_Connection 
 	double d;
 	int present, nchoice = 1, stream = 0, include_usage = 0, logprobs = 0, top_logprobs = 0;
 	long max_new = in->max_tokens;
+	int max_asked = 0; /* max_tokens or max_completion_tokens given */
 	uint64_t seed = 0;
 	int seeded = 0;
 	if (!jsonl_get_string(body, "model")) {
@@ -580,9 +581,9 @@ static enum MHD_Result chat_completion(struct server *sv, struct MHD_Connection 
 	if (field_num(body, "n", 1, 16, 1, &d, &present, why, sizeof why)) goto bad;
 	if (present) nchoice = (int)d;
 	if (field_num(body, "max_tokens", 1, 1e9, 1, &d, &present, why, sizeof why)) goto bad;
-	if (present) max_new = (long)d;
+	if (present) max_new = (long)d, max_asked = 1;
 	if (field_num(body, "max_completion_tokens", 1, 1e9, 1, &d, &present, why, sizeof why)) goto bad;
-	if (present) max_new = (long)d;
+	if (present) max_new = (long)d, max_asked = 1;
 	if (field_num(body, "temperature", 0, 2, 0, &d, &present, why, sizeof why)) goto bad;
 	if (present) sp.temperature = d;
 	if (field_num(body, "top_p", 0, 1, 0, &d, &present, why, sizeof why)) goto bad;
@@ -646,6 +647,17 @@ static enum MHD_Result chat_completion(struct server *sv, struct MHD_Connection 
 		ret = reply_error(c, 400, strstr(why, "context") ? "context_length_exceeded" : NULL, "messages", "%s", why);
 		goto out;
 	}
+	/* what the context has left: an explicit max_tokens beyond it is an
+	 * error, in vLLM's words; the server's default is cut to it */
+	if (max_asked && (long)np + max_new > in->ctx) {
+		free(ids);
+		ret = reply_error(c, 400, "context_length_exceeded", "max_tokens",
+				  "This model's maximum context length is %ld tokens. However, you requested %ld tokens (%d in "
+				  "the messages, %ld in the completion). Please reduce the length of the messages or completion.",
+				  (long)in->ctx, (long)np + max_new, np, max_new);
+		goto out;
+	}
+	if ((long)np + max_new > in->ctx) max_new = in->ctx - np;
 	struct req *r = xcalloc(1, sizeof *r);
 	r->srv = sv;
 	pthread_cond_init(&r->cv, NULL);

@@ -450,6 +450,18 @@ except AuthenticationError as e:
 	serve -m "$S" --host 0.0.0.0 && stop && grep -q "serving beyond this machine without a key" serve.log
 '
 
+ok 'serve: a max_tokens beyond what the context has left is a 400 with the numbers, in vLLM'"'"'s words' '
+	serve -m "$S" &&
+	req() { curl -s -o r.json -w "%{http_code}" -H "Content-Type: application/json" -d "{\"model\":\"script\",
+		\"messages\":[{\"role\":\"user\",\"content\":\"6*7?\"}],\"$1\":$2}" "$URL/chat/completions"; } &&
+	test "$(req max_tokens 1000000000)" = 400 &&
+	jq -e ".error.code == \"context_length_exceeded\" and .error.param == \"max_tokens\" and
+		(.error.message | test(\"maximum context length is 1024 tokens. However, you requested 100000[0-9]+ tokens \\\\([0-9]+ in the messages, 1000000000 in the completion\\\\)\"))" r.json > /dev/null &&
+	test "$(req max_completion_tokens 1020)" = 400 &&
+	test "$(req max_tokens 20)" = 200 && jq -e ".choices[0].message.content | test(\"42\")" r.json > /dev/null &&
+	stop
+'
+
 ok 'serve: ds-teacher --base-url ds-infer serve, plain and --stream, end to end' '
 	serve -m "$S" &&
 	echo "{\"id\":\"t\",\"domain\":\"math\",\"problem\":\"6*7?\",\"answer\":\"42\"}" > p.jsonl &&
