@@ -143,7 +143,7 @@ ok 'unusable samples, and a chain rejected for mentioning the given answer, go t
 
 ok '--dataset-info -f dpo prints the ranking entry' '
 	ds-sharegpt --dataset-info prefs -f dpo -o data/prefs.jsonl > info.json &&
-	test "$(jq -c .prefs info.json)" = "{\"file_name\":\"prefs.jsonl\",\"formatting\":\"sharegpt\",\"ranking\":true,\"columns\":{\"messages\":\"conversations\",\"chosen\":\"chosen\",\"rejected\":\"rejected\",\"system\":\"system\"},\"tags\":{\"role_tag\":\"from\",\"content_tag\":\"value\",\"user_tag\":\"user\",\"assistant_tag\":\"assistant\"}}"
+	test "$(jq -c .prefs info.json)" = "{\"file_name\":\"prefs.jsonl\",\"formatting\":\"sharegpt\",\"ranking\":true,\"columns\":{\"messages\":\"conversations\",\"chosen\":\"chosen\",\"rejected\":\"rejected\",\"system\":\"system\"},\"tags\":{\"role_tag\":\"from\",\"content_tag\":\"value\",\"user_tag\":\"user\",\"assistant_tag\":\"assistant\",\"system_tag\":\"system\",\"observation_tag\":\"observation\",\"function_tag\":\"function_call\"}}"
 '
 
 # ---- restarts and bounds ---------------------------------------------------

@@ -112,7 +112,7 @@ ok 'logprobs survive ds-judge, then ds-sharegpt; a logprobs that is not an objec
 
 ok '--dataset-info prints the LLaMA-Factory entry for each format' '
 	ds-sharegpt --dataset-info distill > a.json &&
-	test "$(jq -c .distill a.json)" = "{\"file_name\":\"distill.jsonl\",\"formatting\":\"sharegpt\",\"columns\":{\"messages\":\"conversations\",\"system\":\"system\"},\"tags\":{\"role_tag\":\"from\",\"content_tag\":\"value\",\"user_tag\":\"user\",\"assistant_tag\":\"assistant\"}}" &&
+	test "$(jq -c .distill a.json)" = "{\"file_name\":\"distill.jsonl\",\"formatting\":\"sharegpt\",\"columns\":{\"messages\":\"conversations\",\"system\":\"system\"},\"tags\":{\"role_tag\":\"from\",\"content_tag\":\"value\",\"user_tag\":\"user\",\"assistant_tag\":\"assistant\",\"system_tag\":\"system\",\"observation_tag\":\"observation\",\"function_tag\":\"function_call\"}}" &&
 	ds-sharegpt --dataset-info d -f messages -o data/m.jsonl > b.json &&
 	test "$(jq -r ".d.file_name, .d.columns.messages, .d.tags.system_tag" b.json | tr "\n" " ")" = "m.jsonl messages system " &&
 	ds-sharegpt --dataset-info d -f alpaca --file-name x.json > c.json &&
