@@ -11,6 +11,7 @@
 #include "ds-infer.h"
 
 #include <arpa/inet.h>
+#include <sys/resource.h>
 #include <errno.h>
 #include <math.h>
 #include <microhttpd.h>
@@ -64,6 +65,7 @@ struct server {
 	size_t max_body;
 	unsigned long next;
 	int verbose;      /* a line a finished choice on stderr */
+	double request_timeout; /* s: a request's headers and body, whole (a slow sender is cut off) */
 	char *auth;       /* "Bearer KEY" every request but /health must send, or NULL */
 };
 
@@ -309,6 +311,7 @@ struct conn {
 	jbuf body;
 	size_t received;
 	int too_big;
+	double start; /* when the request began: its headers and body must come by --request-timeout */
 };
 
 static enum MHD_Result reply(struct MHD_Connection *c, unsigned status, const char *type, const char *body,
@@ -751,6 +754,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	int chat = !strcmp(url, "/v1/chat/completions") || !strcmp(url, "/chat/completions");
 	if (!*state) {
 		struct conn *k = xcalloc(1, sizeof *k);
+		k->start = now_s();
 		*state = k;
 		if (post) {
 			const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
@@ -759,6 +763,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		if (!k->too_big) return MHD_YES;
 	}
 	struct conn *k = *state;
+	/* a body trickled in (a byte a second keeps an idle timeout at bay):
+	 * the connection is closed once the request has taken too long */
+	if (*upload_n && now_s() - k->start > sv->request_timeout) return MHD_NO;
 	if (strcmp(url, "/health") && !authorized(sv, c)) {
 		if (*upload_n) { /* the body is read and dropped: the answer goes after it */
 			*upload_n = 0;
@@ -812,7 +819,8 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **state, enum
 
 int run_serve(const struct opts *o, struct infer *in)
 {
-	struct server sv = {.in = in, .max_body = o->max_body, .verbose = !o->quiet};
+	struct server sv = {.in = in, .max_body = o->max_body, .verbose = !o->quiet,
+			    .request_timeout = (double)o->request_timeout};
 	char *key = NULL;
 	if (chatapi_key(o->api_key_file, &key) < 0) cli_die(EXIT_USAGE, "%s: cannot read the API key file", o->api_key_file);
 	if (o->api_key_file && !key) cli_die(EXIT_USAGE, "%s: the API key file is empty", o->api_key_file);
@@ -825,6 +833,15 @@ int run_serve(const struct opts *o, struct infer *in)
 	pthread_mutex_init(&sv.mu, NULL);
 	pthread_cond_init(&sv.work, NULL);
 	engine_init(&sv.eng, in, o->batch);
+	/* a descriptor a connection: the soft limit (often 1024) raised as far
+	 * as --max-connections needs and the hard limit allows */
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+	    rl.rlim_cur < (rlim_t)o->max_connections + 64) {
+		rlim_t want = (rlim_t)o->max_connections + 64;
+		rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ? want : rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
 	struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)o->port)};
 	if (inet_pton(AF_INET, o->host, &addr.sin_addr) != 1)
 		cli_die(EXIT_USAGE, "--host %s: not an IPv4 address", o->host);
@@ -840,8 +857,8 @@ int run_serve(const struct opts *o, struct infer *in)
 	struct MHD_Daemon *d = MHD_start_daemon(
 		MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD, (uint16_t)o->port, NULL, NULL,
 		on_request, &sv, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr, MHD_OPTION_NOTIFY_COMPLETED,
-		on_completed, NULL, MHD_OPTION_CONNECTION_LIMIT, (unsigned)256, MHD_OPTION_CONNECTION_TIMEOUT,
-		(unsigned)600, MHD_OPTION_END);
+		on_completed, NULL, MHD_OPTION_CONNECTION_LIMIT, (unsigned)o->max_connections,
+		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)o->idle_timeout, MHD_OPTION_END);
 	if (!d) cli_die(EXIT_RUNTIME, "cannot listen on %s:%d: %m", o->host, o->port);
 	const union MHD_DaemonInfo *di = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
 	int port = di ? di->port : o->port;

@@ -48,7 +48,8 @@ static const char usage[] =
 	"                [--logprobs K] [--skip-bad] [-q] [-o OUT] [--stop STR]... [sampling]\n"
 	"                [-t N] [FILE...]\n"
 	"       ds-infer serve -m DIR [--host ADDR] [--port P] [--port-file FILE]\n"
-	"                [--max-body BYTES] [--api-key-file F] [-b B] [sampling] [-t N]\n"
+	"                [--max-body BYTES] [--api-key-file F] [--max-connections N]\n"
+	"                [--idle-timeout S] [--request-timeout S] [-b B] [sampling] [-t N]\n"
 	"       ds-infer logits -m DIR --ids ID,ID,... -o OUT.safetensors [-t N]\n"
 	"every form: [--fp32] [--chat-template NAME] [--no-thinking] [--preserve-thinking]\n"
 	"sampling: [--greedy] [--temperature T] [--top-k K] [--top-p P] [--min-p P]\n"
@@ -88,6 +89,10 @@ static const char help[] =
 	"      --api-key-file F     serve: every request but /health needs\n"
 	"                           'Authorization: Bearer KEY', KEY read from F (else\n"
 	"                           from DS_API_KEY; neither: no key asked)\n"
+	"      --max-connections N  serve: connections open at once (default 2048)\n"
+	"      --idle-timeout S     serve: a connection idle S seconds is closed (default 5)\n"
+	"      --request-timeout S  serve: a request's headers and body must arrive\n"
+	"                           within S seconds (default 30)\n"
 	"      --greedy             always the most likely token (temperature 0)\n"
 	"      --temperature T      sampling temperature; 0 is greedy\n"
 	"      --top-k K            only the K most likely tokens (0: off)\n"
@@ -808,16 +813,18 @@ int main(int argc, char **argv)
 {
 	cli_init("ds-infer");
 	struct opts o = {.samples = 1, .batch = 8, .host = "127.0.0.1", .port = 8000, .max_body = 1 << 20,
+			 .max_connections = 2048, .idle_timeout = 5, .request_timeout = 30,
 			 .gen = {.sp = SAMPLE_GREEDY}};
 	enum { O_CHAT = 256, O_BATCH, O_SYSTEM, O_TEMPLATE, O_IDS, O_SKIPBAD, O_HOST, O_PORT, O_PORTFILE, O_MAXBODY,
 	       O_GREEDY, O_TEMP, O_TOPK, O_TOPP, O_MINP, O_REP, O_MAXTOK, O_SEED, O_CTX, O_NAME, O_FP32,
-	       O_CHATTPL, O_STOP, O_NOTHINK, O_PRESERVE, O_LOGPROBS, O_KEYFILE, O_KEYARG };
+	       O_CHATTPL, O_STOP, O_NOTHINK, O_PRESERVE, O_LOGPROBS, O_KEYFILE, O_KEYARG, O_MAXCONN, O_IDLE, O_REQTIME };
 	static const struct option longopts[] = {
 		{"model", 1, 0, 'm'}, {"chat", 0, 0, O_CHAT}, {"batch", 0, 0, O_BATCH}, {"system", 1, 0, O_SYSTEM},
 		{"samples", 1, 0, 'n'}, {"batch-size", 1, 0, 'b'}, {"template", 1, 0, O_TEMPLATE},
 		{"ids", 0, 0, O_IDS}, {"logprobs", 1, 0, O_LOGPROBS}, {"output", 1, 0, 'o'}, {"skip-bad", 0, 0, O_SKIPBAD}, {"quiet", 0, 0, 'q'},
 		{"host", 1, 0, O_HOST}, {"port", 1, 0, O_PORT}, {"port-file", 1, 0, O_PORTFILE},
 		{"api-key-file", 1, 0, O_KEYFILE}, {"api-key", 1, 0, O_KEYARG},
+		{"max-connections", 1, 0, O_MAXCONN}, {"idle-timeout", 1, 0, O_IDLE}, {"request-timeout", 1, 0, O_REQTIME},
 		{"max-body", 1, 0, O_MAXBODY}, {"greedy", 0, 0, O_GREEDY}, {"temperature", 1, 0, O_TEMP},
 		{"top-k", 1, 0, O_TOPK}, {"top-p", 1, 0, O_TOPP}, {"min-p", 1, 0, O_MINP},
 		{"repetition-penalty", 1, 0, O_REP}, {"max-tokens", 1, 0, O_MAXTOK}, {"seed", 1, 0, O_SEED},
@@ -855,6 +862,9 @@ int main(int argc, char **argv)
 		case 'q': o.quiet = 1; break;
 		case O_HOST: o.host = optarg, serving_opt = 1; break;
 		case O_KEYFILE: o.api_key_file = optarg, serving_opt = 1; break;
+		case O_MAXCONN: o.max_connections = parse_long(optarg, "--max-connections", 1, 65536), serving_opt = 1; break;
+		case O_IDLE: o.idle_timeout = parse_long(optarg, "--idle-timeout", 1, 86400), serving_opt = 1; break;
+		case O_REQTIME: o.request_timeout = parse_long(optarg, "--request-timeout", 1, 86400), serving_opt = 1; break;
 		case O_KEYARG:
 			cli_usage_error(usage, "--api-key: a key on the command line is seen by every user (ps): give it in a "
 					       "file (--api-key-file F) or in DS_API_KEY");
@@ -898,7 +908,8 @@ int main(int argc, char **argv)
 	}
 	if (!o.model_dir) cli_usage_error(usage, "-m DIR is required");
 	if (serving_opt && o.mode != MODE_SERVE)
-		cli_usage_error(usage, "--host, --port, --port-file, --max-body and --api-key-file are for serve");
+		cli_usage_error(usage, "--host, --port, --port-file, --max-body, --api-key-file, --max-connections, "
+				       "--idle-timeout and --request-timeout are for serve");
 	if (o.stop.n && o.mode == MODE_SERVE) cli_usage_error(usage, "--stop is not for serve: a request gives its own 'stop'");
 	if (o.mode == MODE_AUTO) o.mode = batch_opt || optind < argc || !isatty(0) ? MODE_BATCH : MODE_CHAT;
 	if (batch_opt && o.mode != MODE_BATCH) cli_usage_error(usage, "-n, -o, --template, --ids, --logprobs and --skip-bad are for batch mode");

@@ -30,6 +30,7 @@ struct opts {
 	const char *model_dir, *model_name, *system, *template_file, *output, *host, *port_file;
 	const char *chat_template; /* --chat-template, or NULL: from the tokenizer */
 	const char *api_key_file;  /* serve: --api-key-file (else DS_API_KEY): the key clients must send */
+	long max_connections, idle_timeout, request_timeout; /* serve: connections at once, s idle, s a request takes */
 	int samples, batch, ids, skip_bad, quiet, threads, port, fp32;
 	int logprobs; /* --logprobs K: 1..SAMPLE_MAX_TOP alternatives a token, 0: none */
 	int no_thinking, preserve_thinking; /* reasoning templates, as ds-tokenize's */

@@ -450,6 +450,52 @@ except AuthenticationError as e:
 	serve -m "$S" --host 0.0.0.0 && stop && grep -q "serving beyond this machine without a key" serve.log
 '
 
+ok 'serve under hostile load: with 1,000 idle connections open a request is answered at once; idle ones closed after --idle-timeout; a body trickled a byte at a time cut off by --request-timeout' '
+	serve -m "$S" --idle-timeout 2 --request-timeout 2 &&
+	"$PY" - "$(cat port)" <<-EOF &&
+	import json, resource, socket, sys, time, urllib.request
+	soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+	resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 4096), hard))
+	port = int(sys.argv[1])
+	idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(1000)]
+	t = time.time()
+	body = json.dumps({"model": "script", "messages": [{"role": "user", "content": "6*7?"}], "max_tokens": 20})
+	req = urllib.request.Request(f"http://127.0.0.1:{port}/v1/chat/completions", data=body.encode(),
+	                             headers={"Content-Type": "application/json"})
+	reply = json.load(urllib.request.urlopen(req, timeout=20))
+	took = time.time() - t
+	assert "42" in reply["choices"][0]["message"]["content"], reply
+	assert took < 3, f"answered in {took:.1f} s beside 1000 idle connections"
+	time.sleep(3.5)
+	closed = 0
+	for s in idle:
+	    s.settimeout(1)
+	    try:
+	        closed += s.recv(1) == b""
+	    except (socket.timeout, ConnectionResetError):
+	        pass
+	    s.close()
+	assert closed == 1000, f"{closed} of 1000 idle connections closed after the idle timeout"
+	s = socket.create_connection(("127.0.0.1", port))
+	s.sendall(b"POST /v1/chat/completions HTTP/1.1\\r\\nHost: x\\r\\nContent-Type: application/json\\r\\n"
+	          b"Content-Length: 200\\r\\n\\r\\n")
+	t, cut = time.time(), None
+	s.settimeout(0.3)
+	while time.time() - t < 10 and cut is None:
+	    try:
+	        s.sendall(b" ")
+	        if s.recv(1) == b"":
+	            cut = time.time() - t
+	    except socket.timeout:
+	        pass
+	    except (BrokenPipeError, ConnectionResetError):
+	        cut = time.time() - t
+	assert cut is not None and cut < 5, f"a trickled body still open after {time.time() - t:.1f} s"
+	print(f"answered in {took:.2f} s beside 1000 idle connections; a trickled body cut after {cut:.1f} s")
+	EOF
+	stop
+'
+
 ok 'serve: a max_tokens beyond what the context has left is a 400 with the numbers, in vLLM'"'"'s words' '
 	serve -m "$S" &&
 	req() { curl -s -o r.json -w "%{http_code}" -H "Content-Type: application/json" -d "{\"model\":\"script\",
