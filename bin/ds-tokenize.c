@@ -382,6 +382,13 @@ struct encoder {
 static const char *soft_reply(struct encoder *e, const soft_seq *sq, const uint32_t *ids, size_t from, size_t slot_n,
 			      struct tokens *out, size_t n, size_t doc)
 {
+	/* out's rows are all of one width: a record of another K is refused
+	 * here, before its rows would be laid out with the others' */
+	if (out->soft_rows && out->soft_k != sq->k) {
+		snprintf(e->why, sizeof e->why, "logprobs with %d alternatives a token, where the records before had %d: "
+			 "a shard holds one number", sq->k, out->soft_k);
+		return e->why;
+	}
 	long o = soft_align(sq, e->ce.tok, ids + from, slot_n, e->why, sizeof e->why);
 	if (o < 0) return e->why;
 	size_t base = out->n - n, k = (size_t)sq->k;

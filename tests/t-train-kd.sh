@@ -120,7 +120,13 @@ ok 'bad soft labels are refused, naming the line and what differs' '
 	grep -q "\"k\" is not a whole number" err &&
 	{ head -3 $S/soft.jsonl; $PY $O/soft_records.py --tokenizer $S/tok/tokenizer.json --k 2 < $S/conv.jsonl | tail -1; } > mixed.jsonl &&
 	expect_exit 1 ds-tokenize -t $S/tok/tokenizer.json --soft-labels mixed.jsonl -o x.shard 2> err &&
-	grep -q "mixed.jsonl:4: logprobs with 2 alternatives" err'
+	grep -q "mixed.jsonl:4: logprobs with 2 alternatives" err &&
+	{ $PY $O/soft_records.py --tokenizer $S/tok/tokenizer.json --k 2 --expect want2.jsonl < $S/conv.jsonl | head -1;
+	  sed -n "2,4p" $S/soft.jsonl; } > wider.jsonl && head -1 want2.jsonl > want1.jsonl &&
+	expect_exit 1 ds-tokenize -t $S/tok/tokenizer.json --soft-labels wider.jsonl -o x.shard 2> err &&
+	grep -q "wider.jsonl:2: logprobs with 4 alternatives a token, where the records before had 2" err &&
+	ds-tokenize -q -t $S/tok/tokenizer.json --soft-labels --skip-bad wider.jsonl -o x.shard &&
+	same_soft x.shard want1.jsonl'
 ok 'the header announces the extension (flag 64, which older readers refuse); a flipped soft-label byte is an error' '
 	ds-tokenize -q -t $S/tok/tokenizer.json --cutoff-len 256 --soft-labels $S/soft.jsonl -o s.shard &&
 	zstd -q -d -c s.shard > raw && test "$(od -A n -t u1 -j 56 -N 1 raw | tr -d " ")" -ge 64 &&
