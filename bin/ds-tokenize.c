@@ -679,9 +679,9 @@ struct sink {
 };
 
 /* --soft-labels: the "logprobs" of rec's replies (the messages c was read
- * from: a leading system message is not a turn) into w->soft_of, one per
- * reply of c, NULL where a reply has none; *k their alternatives (0: no
- * reply has any). Returns NULL or why they are bad. */
+ * from, turn 0 at c->first) into w->soft_of, one per reply of c, NULL where
+ * a reply has none; *k their alternatives (0: no reply has any). Returns
+ * NULL or why they are bad. */
 static const char *record_soft(struct worker *w, jv rec, const chat_conv *c, int *k)
 {
 	int pairs = c->n / 2;
@@ -696,17 +696,12 @@ static const char *record_soft(struct worker *w, jv rec, const chat_conv *c, int
 		jv_free(msgs);
 		msgs = jv_object_get(jv_copy(rec), jv_string("messages"));
 	}
-	int n = jv_array_length(jv_copy(msgs)), first = 0;
-	jv m0 = jv_array_get(jv_copy(msgs), 0);
-	const char *r0 = jsonl_get_string(m0, "from");
-	if (!r0) r0 = jsonl_get_string(m0, "role");
-	first = r0 && !strcmp(r0, "system");
-	jv_free(m0);
+	int n = jv_array_length(jv_copy(msgs));
 	const char *bad = NULL;
 	*k = 0;
 	for (int p = 0; p < pairs; p++) {
 		w->soft_of[p] = NULL;
-		int i = first + 2 * p + 1;
+		int i = c->first + 2 * p + 1;
 		jv lp = i < n ? jv_object_get(jv_array_get(jv_copy(msgs), i), jv_string("logprobs")) : jv_invalid();
 		int kind = jv_get_kind(lp);
 		if (kind == JV_KIND_STRING) { /* ds-sharegpt writes the object as a JSON string */

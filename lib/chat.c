@@ -129,6 +129,7 @@ const char *chat_conv_parse(jv rec, chat_conv *c, int end, char *why, size_t why
 {
 	const char *err = NULL;
 	c->n = 0;
+	c->first = 0;
 	c->system.s = NULL;
 	c->system.n = 0;
 	jv list = jv_object_get(jv_copy(rec), jv_string("conversations"));
@@ -166,6 +167,7 @@ const char *chat_conv_parse(jv rec, chat_conv *c, int end, char *why, size_t why
 			err = why;
 		} else if (!strcmp(r, "system") && i == 0) {
 			c->system = t; /* a leading system message, as LLaMA-Factory's system_tag */
+			c->first = 1;
 		} else if (strcmp(r, want) != 0) {
 			snprintf(why, why_n, "%s[%d]: roles out of order: expected %s, got %s", lk, i,
 				 want, r);

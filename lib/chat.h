@@ -54,6 +54,7 @@ typedef struct chat_conv {
 	chat_turn system; /* s == NULL: none given (the template's default applies) */
 	chat_turn *turns; /* (n) owned array; the texts are borrowed */
 	int n, cap;
+	int first;        /* chat_conv_parse: the list's index of turn 0 (1 after a leading system message) */
 } chat_conv;
 
 typedef struct chat_template {
