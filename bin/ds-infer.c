@@ -26,6 +26,7 @@
 #include "../lib/safetensors.h"
 #include "../lib/sample.h"
 #include "../lib/tokenizer.h"
+#include "../lib/soft.h"
 #include "../lib/utf8.h"
 #include "ds-infer.h"
 
@@ -352,29 +353,12 @@ static jv ids_json(const uint32_t *ids, int n)
 	return a;
 }
 
-/* A log-probability as teacher.logprobs holds it: 6 significant digits
- * (printf %.6g, then strtod, so that it prints short); -9999 for -inf. */
-static jv lp_number(double lp)
-{
-	if (!(lp > -INFINITY)) return jv_number(-9999);
-	char num[32];
-	snprintf(num, sizeof num, "%.6g", lp);
-	return jv_number(strtod(num, NULL));
-}
-
-/* A token as teacher.logprobs holds it: its bytes as a string when they
- * are valid UTF-8, else an array of the byte values. */
+/* A token as teacher.logprobs holds it (soft.h). */
 static jv tok_json(const struct infer *in, uint32_t id)
 {
 	size_t n;
 	char *b = token_bytes(in, id, &n);
-	jv t;
-	if (utf8_check(b, n) == n) {
-		t = jv_string_sized(b, (int)n);
-	} else {
-		t = jv_array_sized((int)n);
-		for (size_t i = 0; i < n; i++) t = jv_array_append(t, jv_number((unsigned char)b[i]));
-	}
+	jv t = soft_token_json(b, n);
 	free(b);
 	return t;
 }
@@ -388,12 +372,12 @@ static jv logprobs_json(const struct infer *in, const struct infer_seq *s)
 	jv toks = jv_array_sized(s->n_lp), lps = jv_array_sized(s->n_lp), tops = jv_array_sized(s->n_lp);
 	for (int i = 0; i < s->n_lp; i++) {
 		toks = jv_array_append(toks, tok_json(in, s->ids[s->n_prompt + i]));
-		lps = jv_array_append(lps, lp_number(s->lp[i]));
+		lps = jv_array_append(lps, soft_logprob_json(s->lp[i]));
 		jv t = jv_array_sized(2 * k);
 		for (int j = 0; j < k; j++) {
 			const sample_logprob *a = &s->lp_top[(size_t)i * (size_t)k + (size_t)j];
 			t = jv_array_append(t, tok_json(in, a->id));
-			t = jv_array_append(t, lp_number(a->logprob));
+			t = jv_array_append(t, soft_logprob_json(a->logprob));
 		}
 		tops = jv_array_append(tops, t);
 	}

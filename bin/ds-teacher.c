@@ -25,7 +25,7 @@
 #include "../lib/mathans.h"
 #include "../lib/progress.h"
 #include "../lib/resume.h"
-#include "../lib/utf8.h"
+#include "../lib/soft.h"
 
 #include <curl/curl.h>
 #include <getopt.h>
@@ -677,19 +677,10 @@ static int lp_entry(jv e, jv *tok, jv *lp, jbuf *raw, jbuf *scratch, char *why, 
 		jv ts = jv_object_get(jv_copy(e), jv_string("token"));
 		jbuf_put(scratch, t, (size_t)jv_string_length_bytes(ts));
 	}
-	if (utf8_check(scratch->p ? scratch->p : "", scratch->n) == scratch->n) {
-		*tok = jv_string_sized(scratch->p ? scratch->p : "", (int)scratch->n);
-	} else {
-		*tok = jv_array_sized((int)scratch->n);
-		for (size_t i = 0; i < scratch->n; i++)
-			*tok = jv_array_append(*tok, jv_number((unsigned char)scratch->p[i]));
-	}
+	*tok = soft_token_json(scratch->p ? scratch->p : "", scratch->n);
 	/* vLLM sends max(logprob, -9999) for -inf; so does the contract. */
 	double d = jv_number_value(l);
-	if (!(d > -9999)) d = -9999;
-	char num[32];
-	snprintf(num, sizeof num, "%.6g", d);
-	*lp = jv_number(strtod(num, NULL));
+	*lp = soft_logprob_json(d > -9999 ? d : -9999);
 	if (raw) jbuf_put(raw, scratch->p ? scratch->p : "", scratch->n);
 	rc = 0;
 out:

@@ -1,6 +1,7 @@
 /* soft.c — a teacher's logprobs object on the student's tokens (soft.h). */
 #include "soft.h"
 #include "check.h"
+#include "utf8.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -209,4 +210,20 @@ void soft_seq_free(soft_seq *s)
 	free(s->top_lp);
 	free(s->text);
 	*s = (soft_seq){0};
+}
+
+jv soft_token_json(const char *b, size_t n)
+{
+	if (utf8_check(b, n) == n) return jv_string_sized(b, (int)n);
+	jv t = jv_array_sized((int)n);
+	for (size_t i = 0; i < n; i++) t = jv_array_append(t, jv_number((unsigned char)b[i]));
+	return t;
+}
+
+jv soft_logprob_json(double lp)
+{
+	if (!(lp > -INFINITY)) return jv_number(-9999);
+	char num[32];
+	snprintf(num, sizeof num, "%.6g", lp);
+	return jv_number(strtod(num, NULL));
 }

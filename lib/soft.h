@@ -43,4 +43,12 @@ long soft_align(const soft_seq *s, const tokenizer *t, const uint32_t *ids, size
 
 void soft_seq_free(soft_seq *s);
 
+/* The object's pieces as its writers (ds-infer --logprobs, ds-teacher
+ * --logprobs) make them. A token of bytes b[0..n): a JSON string when they
+ * are valid UTF-8, else an array of the byte values. A log-probability:
+ * rounded to 6 significant digits (printf %.6g, then strtod, so it prints
+ * short), -inf as -9999. Both owned. */
+jv soft_token_json(const char *b, size_t n);
+jv soft_logprob_json(double lp);
+
 #endif
