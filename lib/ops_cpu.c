@@ -19,7 +19,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-
 #define QB 64      /* attention query block (rows) */
 /* Loops over fewer elements than this run on one thread: waking the team
  * costs more than it saves, and tiny models are all such loops. */
@@ -598,8 +597,9 @@ static double cpu_lmhead_ce(void *ctx, tensor tdh, tensor tdW, tensor th, tensor
 			float sum = 0;
 #pragma omp simd reduction(+ : sum)
 			for (int j = 0; j < V; j++) sum += (z[j] = expf(z[j] - mx));
-			part += mx + logf(sum) - zt;
-			ce += mx + logf(sum) - zt;
+			double row_ce = mx + logf(sum) - zt;
+			part += row_ce;
+			ce += row_ce;
 			if (!grad) continue;
 			float k = scale / sum;
 #pragma omp simd
