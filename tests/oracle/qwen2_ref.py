@@ -654,6 +654,20 @@ def manual_forward(model, ids):
 
 # ---------------------------------------------------------------- main
 
+def add_train_args(p):
+    """train's options (kd_ref.py's train takes them too)."""
+    p.add_argument("--model", required=True)
+    p.add_argument("--batch", required=True)
+    p.add_argument("-o", "--output", required=True)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--weight-decay", type=float, default=0.1)
+    p.add_argument("--max-grad-norm", type=float, default=1.0)
+    p.add_argument("--adam-eps", type=float, default=1e-8)
+    p.add_argument("--scheduler", choices=["cosine", "linear", "constant"], default="cosine")
+    p.add_argument("--warmup-ratio", type=float, default=0.1)
+    p.add_argument("--total-steps", type=int, default=None)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -672,17 +686,7 @@ def main(argv=None):
     p.add_argument("--model", required=True)
     p.add_argument("--ids", required=True, help="comma-separated token ids")
     p.add_argument("-o", "--output", required=True)
-    p = sub.add_parser("train", help="reference training steps")
-    p.add_argument("--model", required=True)
-    p.add_argument("--batch", required=True)
-    p.add_argument("-o", "--output", required=True)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--weight-decay", type=float, default=0.1)
-    p.add_argument("--max-grad-norm", type=float, default=1.0)
-    p.add_argument("--adam-eps", type=float, default=1e-8)
-    p.add_argument("--scheduler", choices=["cosine", "linear", "constant"], default="cosine")
-    p.add_argument("--warmup-ratio", type=float, default=0.1)
-    p.add_argument("--total-steps", type=int, default=None)
+    add_train_args(sub.add_parser("train", help="reference training steps"))
     sub.add_parser("selftest", help="check this oracle against transformers and by hand")
     a = ap.parse_args(argv)
     sys.path.insert(0, HERE)
