@@ -345,12 +345,11 @@ static int sample_valid(const shard_header *h, const shard_sample *s)
 }
 
 /* Why the soft labels of a sample are not valid for it (a static), or NULL.
- * ids (T) and mask (T) are the sample's, doc_len (D) its documents. */
-static const char *soft_invalid(const shard_header *h, uint32_t T, uint32_t D, const uint32_t *ids,
-				const uint8_t *mask, const uint32_t *doc_len, uint32_t K, uint32_t P,
-				const uint32_t *pos, const uint32_t *id, const float *lp)
+ * mask (T) is the sample's, doc_len (D) its documents. */
+static const char *soft_invalid(const shard_header *h, uint32_t T, uint32_t D, const uint8_t *mask,
+				const uint32_t *doc_len, uint32_t K, uint32_t P, const uint32_t *pos, const uint32_t *id,
+				const float *lp)
 {
-	(void)ids;
 	if (!(h->flags & SHARD_SOFT)) return "soft labels in a stream whose header has no soft-label flag";
 	if (K == 0 || K > SHARD_SOFT_MAX_K) return "soft labels with a count of alternatives out of range";
 	if (P == 0 || P > T) return "soft labels with a count of positions out of range";
@@ -400,7 +399,7 @@ int shard_writer_add(shard_writer *w, const shard_sample *s)
 {
 	if (w->failed) return -1;
 	if (!sample_valid(&w->h, s) ||
-	    (s->soft_n && soft_invalid(&w->h, s->n_tokens, s->n_docs, s->ids, s->mask, s->doc_len, s->soft_k,
+	    (s->soft_n && soft_invalid(&w->h, s->n_tokens, s->n_docs, s->mask, s->doc_len, s->soft_k,
 				       s->soft_n, s->soft_pos, s->soft_id, s->soft_lp))) {
 		errno = EINVAL;
 		return -1;
@@ -689,7 +688,7 @@ int shard_reader_next(shard_reader *r, shard_sample *s)
 				    i, r->ids[i], r->h.vocab_size);
 		if (r->mask[i] > 1) return fail(r, "sample %ld: corrupt loss mask", n);
 	}
-	const char *bad = r->soft_n ? soft_invalid(&r->h, T, D, r->ids, r->mask, r->doc_len, r->soft_k, r->soft_n,
+	const char *bad = r->soft_n ? soft_invalid(&r->h, T, D, r->mask, r->doc_len, r->soft_k, r->soft_n,
 						   r->soft_pos, r->soft_id, r->soft_lp)
 				    : NULL;
 	if (bad) return fail(r, "sample %ld: %s", n, bad);
