@@ -34,6 +34,20 @@ static __device__ float block_reduce(float v, int is_max)
 	return r;
 }
 
+/* One row's cross-entropy, its maximum mx and its target's logit zt
+ * taken: *loss (thread 0) = lse - zt, and with grad the row in place
+ * becomes scale * (softmax - onehot(t)). */
+static __device__ void ce_row(float *row, int t, float zt, float mx, int V, float scale, int grad, float *loss)
+{
+	float sum = 0;
+	for (int j = threadIdx.x; j < V; j += CE_THREADS) sum += expf(row[j] - mx);
+	sum = block_reduce(sum, 0);
+	if (threadIdx.x == 0) *loss = mx + logf(sum) - zt;
+	if (!grad) return;
+	float k = scale / sum;
+	for (int j = threadIdx.x; j < V; j += CE_THREADS) row[j] = expf(row[j] - mx) * k - (j == t ? scale : 0.0f);
+}
+
 /* z (R, V) in place; loss (R) = lse - z[tgt]. */
 static __global__ void ce_kernel(float *z, float *loss, const int *tgt, int V, float scale)
 {
@@ -43,12 +57,7 @@ static __global__ void ce_kernel(float *z, float *loss, const int *tgt, int V, f
 	float mx = -INFINITY;
 	for (int j = threadIdx.x; j < V; j += CE_THREADS) mx = fmaxf(mx, row[j]);
 	mx = block_reduce(mx, 1);
-	float sum = 0;
-	for (int j = threadIdx.x; j < V; j += CE_THREADS) sum += expf(row[j] - mx);
-	sum = block_reduce(sum, 0);
-	if (threadIdx.x == 0) loss[blockIdx.x] = mx + logf(sum) - zt;
-	float k = scale / sum;
-	for (int j = threadIdx.x; j < V; j += CE_THREADS) row[j] = expf(row[j] - mx) * k - (j == t ? scale : 0.0f);
+	ce_row(row, t, zt, mx, V, scale, 1, &loss[blockIdx.x]);
 }
 
 extern "C" int kern_ce(float *logits, float *loss, const int *tgt, int R, int V, float scale, cudaStream_t s)
@@ -75,13 +84,8 @@ static __global__ void ce_kd_kernel(float *z, float *loss, float *ce, float *kd,
 	for (int j = threadIdx.x; j < V; j += CE_THREADS) mx = fmaxf(mx, row[j]);
 	mx = block_reduce(mx, 1);
 	if (sr < 0) { /* no soft labels: ce_kernel's arithmetic */
-		float sum = 0;
-		for (int j = threadIdx.x; j < V; j += CE_THREADS) sum += expf(row[j] - mx);
-		sum = block_reduce(sum, 0);
-		if (threadIdx.x == 0) loss[blockIdx.x] = ce[blockIdx.x] = mx + logf(sum) - zt, kd[blockIdx.x] = 0;
-		if (!grad) return;
-		float f = scale / sum;
-		for (int j = threadIdx.x; j < V; j += CE_THREADS) row[j] = expf(row[j] - mx) * f - (j == t ? scale : 0.0f);
+		ce_row(row, t, zt, mx, V, scale, grad, &loss[blockIdx.x]);
+		if (threadIdx.x == 0) ce[blockIdx.x] = loss[blockIdx.x], kd[blockIdx.x] = 0;
 		return;
 	}
 	/* the rest's sums without the top K's terms */
